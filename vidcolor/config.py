@@ -1,0 +1,195 @@
+"""Configuration: frozen dataclasses, filled from defaults, then a YAML file,
+then command-line overrides. Unknown keys and wrongly typed values are errors
+that name the file and the key, so a typo never silently falls back to a
+default.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "TransferConfig", "load_config"]
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """How the colour video is encoded.
+
+    ``crf`` and ``preset`` apply to encoders that have them (x264, x265,
+    VP9, AV1); ``None`` takes the codec's archival default. ``pix_fmt`` None
+    keeps the input's chroma subsampling and bit depth where the encoder and
+    frame size allow it.
+    """
+
+    codec: str = "libx264"
+    crf: int | None = None
+    preset: str | None = None
+    pix_fmt: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Where and in what chunks the work runs."""
+
+    device: str = "auto"
+    batch_size: int = 8
+    queue_size: int = 32
+    threads: int = 0  # torch intra-op threads; 0 = leave PyTorch's default
+
+
+@dataclass(frozen=True)
+class TransferConfig:
+    """Luminance-conditioned colour transfer (Welsh et al. 2002 with
+    Reinhard et al. 2001 luminance remapping).
+
+    Each target pixel takes the mean chroma of reference pixels with similar
+    luminance and texture (local standard deviation of L over ``window``),
+    read from a smoothed (L, texture) table; thinly populated table cells are
+    pulled towards the reference's global mean chroma by ``prior``.
+    """
+
+    l_bins: int = 32
+    texture_bins: int = 8
+    texture_max: float = 16.0  # local std of L (0..100 scale) mapped to the last bin
+    window: int = 5
+    smooth: float = 1.0  # Gaussian sigma over table cells
+    prior: float = 0.25  # strength of the global-mean prior, in units of the mean cell count
+    remap_luminance: bool = True
+    max_side: int = 512  # reference statistics are taken at most at this size
+
+
+@dataclass(frozen=True)
+class Config:
+    colorizer: str = "transfer"
+    encode: EncodeConfig = field(default_factory=EncodeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        last: ConfigError | None = None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _check_type(value, a, where, source)
+            except ConfigError as e:
+                last = e
+        assert last is not None
+        raise last
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}", source)
+        return {str(k): str(v) for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}", source)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}", source)
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where} must be a number, got {value!r}", source)
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}", source)
+        return value
+    raise TypeError(f"unsupported config type {tp!r} at {where}")
+
+
+def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}", source)
+    base = base if base is not None else cls()
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    changes: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        if key not in names:
+            raise ConfigError(f"unknown key '{where}' (valid: {', '.join(prefix + n for n in names)})", source)
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            changes[key] = _build(tp, value, f"{where}.", source, getattr(base, key))
+        else:
+            changes[key] = _check_type(value, tp, where, source)
+    return dataclasses.replace(base, **changes)
+
+
+def _validate(cfg: Config, source: str | None) -> Config:
+    def bad(msg: str) -> ConfigError:
+        return ConfigError(msg, source)
+
+    if cfg.runtime.device not in ("auto", "cpu", "cuda") and not cfg.runtime.device.startswith("cuda:"):
+        raise bad(f"runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
+    if not 1 <= cfg.runtime.batch_size <= 1024:
+        raise bad(f"runtime.batch_size must be between 1 and 1024, got {cfg.runtime.batch_size}")
+    if not 2 <= cfg.runtime.queue_size <= 4096:
+        raise bad(f"runtime.queue_size must be between 2 and 4096, got {cfg.runtime.queue_size}")
+    if cfg.runtime.threads < 0:
+        raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
+    if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
+        raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
+    t = cfg.transfer
+    if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
+        raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")
+    if t.window < 1 or t.window % 2 == 0:
+        raise bad(f"transfer.window must be a positive odd number, got {t.window}")
+    if t.texture_max <= 0 or t.smooth < 0 or t.prior < 0 or t.max_side < 16:
+        raise bad("transfer.texture_max must be > 0, smooth and prior >= 0, max_side >= 16")
+    return cfg
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Defaults, then the YAML file at ``path``, then ``overrides``.
+
+    ``overrides`` maps dotted keys (``"encode.crf"``) to values; ``None``
+    values are ignored, so unset command-line options keep the file's value.
+    """
+    cfg = Config()
+    source = None
+    if path is not None:
+        source = os.fspath(path)
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError("config file not found", source)
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError(f"not valid YAML ({first})", source) from None
+        if data is not None:
+            cfg = _build(Config, data, "", source, cfg)
+    if overrides:
+        nested: dict[str, Any] = {}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            node = nested
+            *parents, leaf = key.split(".")
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+        cfg = _build(Config, nested, "", "command line", cfg)
+    return _validate(cfg, source)

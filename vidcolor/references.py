@@ -1,0 +1,210 @@
+"""Colour reference stills and which one each shot gets.
+
+A schedule answers "which still colours this frame": one still for the whole
+film, a folder of stills, or a CSV map (``start,reference``) written by an
+archivist. Rows of a map start at a frame index (``120``) or a timecode
+(``00:01:05.500``, measured from the first frame); a frame takes the row with
+the largest start not after it. An empty reference cell asks for automatic
+colour. Until shot detection lands, each map row starts a shot.
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .color import mean_chroma
+from .errors import InputError
+from .io.image import IMAGE_EXTENSIONS, read_image
+
+__all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "parse_start", "list_images"]
+
+log = logging.getLogger("vidcolor")
+
+_FRAME = re.compile(r"^\d+$")
+_TIMECODE = re.compile(r"^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$")
+GRAYSCALE_CHROMA = 2.0  # mean Lab chroma under which a still counts as black and white
+
+
+def parse_start(text: str) -> tuple[int | None, float | None]:
+    """'120' -> (120, None); '00:01:05.5' -> (None, 65.5)."""
+    t = text.strip()
+    if _FRAME.match(t):
+        return int(t), None
+    m = _TIMECODE.match(t)
+    if m:
+        h, mi, s = m.groups()
+        return None, int(h) * 3600 + int(mi) * 60 + float(s)
+    raise ValueError(f"start {text!r} is neither a frame index nor a timecode HH:MM:SS[.fff]")
+
+
+@dataclass(frozen=True)
+class MapRow:
+    """One row of a schedule; ``reference`` None means automatic colour."""
+
+    key: int
+    start_frame: int | None
+    start_time: float | None
+    reference: Path | None
+    source: str = ""
+
+    def seconds(self, rate: Fraction | None) -> float:
+        if self.start_time is not None:
+            return self.start_time
+        return float(self.start_frame / rate) if rate else float(self.start_frame)
+
+
+def list_images(folder: Path) -> list[Path]:
+    def natural(p: Path):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+    return sorted((p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS), key=natural)
+
+
+class ReferenceSchedule:
+    """Maps frames (index, seconds from the first frame) to schedule rows."""
+
+    def __init__(self, rows: list[MapRow], origin: str = ""):
+        if not rows:
+            raise InputError("no reference rows", origin or None)
+        self.rows = rows
+        self.origin = origin
+        self._rate: Fraction | None = None
+        self._order = list(rows)
+
+    # -- constructors ----------------------------------------------------------------
+    @classmethod
+    def automatic(cls) -> "ReferenceSchedule":
+        return cls([MapRow(0, 0, None, None, "automatic")])
+
+    @classmethod
+    def single(cls, path: str | os.PathLike) -> "ReferenceSchedule":
+        p = Path(path)
+        if p.is_dir():
+            return cls.folder(p)
+        if not p.exists():
+            raise InputError("reference not found", p)
+        return cls([MapRow(0, 0, None, p, os.fspath(p))], os.fspath(p))
+
+    @classmethod
+    def folder(cls, path: str | os.PathLike) -> "ReferenceSchedule":
+        p = Path(path)
+        images = list_images(p)
+        if not images:
+            raise InputError(f"reference folder has no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...)", p)
+        log.info("%s: using %s for every shot (per-shot choice from a folder needs shot detection)", p, images[0].name)
+        return cls([MapRow(0, 0, None, images[0], os.fspath(images[0]))], os.fspath(p))
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike) -> "ReferenceSchedule":
+        p = Path(path)
+        if not p.is_file():
+            raise InputError("reference map not found" if not p.exists() else "reference map is not a file", p)
+        try:
+            text = p.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError:
+            raise InputError("reference map is not UTF-8 text", p) from None
+        except OSError as e:
+            raise InputError(f"reference map cannot be read ({e.strerror})", p) from None
+        rows: list[MapRow] = []
+        seen: dict[tuple, int] = {}
+        reader = csv.reader(text.splitlines())
+        header = None
+        for line_no, cells in enumerate(reader, start=1):
+            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+                continue
+            cells = [c.strip() for c in cells]
+            if header is None:
+                header = [c.lower() for c in cells]
+                if header != ["start", "reference"]:
+                    raise InputError(f"line {line_no}: the header must be 'start,reference', got {','.join(cells)!r}", p)
+                continue
+            if len(cells) != 2:
+                raise InputError(f"line {line_no}: expected 2 cells (start,reference), got {len(cells)}", p)
+            try:
+                frame, seconds = parse_start(cells[0])
+            except ValueError as e:
+                raise InputError(f"line {line_no}: {e}", p) from None
+            key = ("f", frame) if frame is not None else ("t", seconds)
+            if key in seen:
+                raise InputError(f"line {line_no}: start {cells[0]} repeats line {seen[key]}", p)
+            seen[key] = line_no
+            ref = None
+            if cells[1]:
+                ref = Path(cells[1]).expanduser()
+                if not ref.is_absolute():
+                    ref = p.parent / ref
+                if not ref.is_file():
+                    raise InputError(f"line {line_no}: reference {cells[1]} not found", p)
+            rows.append(MapRow(len(rows), frame, seconds, ref, f"{p.name}:{line_no}"))
+        if header is None:
+            raise InputError("reference map is empty (expected a 'start,reference' header and rows)", p)
+        if not rows:
+            raise InputError("reference map has a header but no rows", p)
+        return cls(rows, os.fspath(p))
+
+    # -- use -------------------------------------------------------------------------
+    def bind(self, rate: Fraction | None) -> None:
+        """Order rows by their start in seconds, using the video's frame rate
+        to place frame-index rows among timecode rows."""
+        self._rate = rate
+        self._order = sorted(self.rows, key=lambda r: (r.seconds(rate), r.key))
+
+    def lookup(self, index: int, seconds: float) -> MapRow | None:
+        """The row for a frame (None when no row starts at or before it)."""
+        eps = 0.5 / float(self._rate) if self._rate else 1e-3
+        best = None
+        for row in self._order:
+            if row.start_frame is not None:
+                ok = index >= row.start_frame
+            else:
+                ok = seconds + eps >= row.start_time
+            if ok:
+                best = row
+        return best
+
+    @property
+    def references(self) -> list[Path]:
+        return [r.reference for r in self.rows if r.reference is not None]
+
+    @property
+    def needs_automatic(self) -> bool:
+        return any(r.reference is None for r in self.rows)
+
+
+class ReferenceStore:
+    """Reference stills loaded once, as (1, 3, H, W) RGB in [0, 1] on ``device``,
+    at most ``max_side`` pixels on their long side."""
+
+    def __init__(self, device: torch.device, max_side: int = 1024):
+        self.device = device
+        self.max_side = max_side
+        self._cache: dict[Path, torch.Tensor] = {}
+
+    def get(self, path: Path) -> torch.Tensor:
+        path = Path(path)
+        if path not in self._cache:
+            self._cache[path] = self._load(path)
+        return self._cache[path]
+
+    def _load(self, path: Path) -> torch.Tensor:
+        img = read_image(path)
+        h, w = img.shape[:2]
+        if min(h, w) < 8:
+            raise InputError(f"reference is too small ({w}x{h})", path)
+        scale = self.max_side / max(h, w)
+        if scale < 1:
+            img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        peak = 65535.0 if img.dtype == np.uint16 else 255.0
+        t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1)[None].float() / peak
+        if mean_chroma(t) < GRAYSCALE_CHROMA:
+            log.warning("%s: the reference looks black and white itself; the result will have little colour", path)
+        return t

@@ -1,0 +1,140 @@
+"""Command line: ``vidcolor INPUT [--reference IMAGE|DIR | --reference-map MAP.csv] [-o OUTPUT]``.
+
+The only module that prints or exits. Library errors become one line on
+stderr and a non-zero exit; ``VIDCOLOR_DEBUG=1`` shows the traceback.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import click
+
+from . import __version__
+
+log = logging.getLogger("vidcolor")
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+
+def _debug() -> bool:
+    return os.environ.get("VIDCOLOR_DEBUG", "") not in ("", "0")
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        return f"vidcolor: {level}{record.getMessage()}"
+
+
+def _setup_logging(quiet: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def _run(fn, *args, **kwargs):
+    """Call into the library; turn its errors into one line and an exit code."""
+    from .errors import VidcolorError
+
+    try:
+        return fn(*args, **kwargs)
+    except KeyboardInterrupt:
+        if _debug():
+            raise
+        click.echo("vidcolor: interrupted; no output was written", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except VidcolorError as e:
+        if _debug():
+            raise
+        click.echo(f"vidcolor: error: {e}", err=True)
+        sys.exit(EXIT_ERROR)
+    except MemoryError:
+        if _debug():
+            raise
+        click.echo("vidcolor: error: out of memory (try a smaller --batch-size)", err=True)
+        sys.exit(EXIT_ERROR)
+    except Exception as e:  # a bug: still one line, the traceback on request
+        if _debug():
+            raise
+        click.echo(f"vidcolor: internal error: {type(e).__name__}: {e} (set VIDCOLOR_DEBUG=1 for the traceback)", err=True)
+        sys.exit(EXIT_ERROR)
+
+
+class _DefaultGroup(click.Group):
+    """``vidcolor INPUT ...`` runs ``colorize``; ``vidcolor NAME ...`` a subcommand."""
+
+    default_command = "colorize"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        elif not args:
+            args = ["--help"]
+        return super().parse_args(ctx, args)
+
+
+@click.group(cls=_DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="vidcolor")
+def main() -> None:
+    """Colourise black-and-white film.
+
+    \b
+      vidcolor film.mp4 --reference still.jpg            one colour still for the film
+      vidcolor film.mp4 --reference stills/              a folder of stills
+      vidcolor film.mp4 --reference-map map.csv          a still per shot (start,reference)
+      vidcolor photo.jpg --reference r.jpg -o out.png    a still photograph
+    """
+
+
+@main.command("colorize", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Output file [default: INPUT_color.EXT beside the input].")
+@click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
+@click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference': a still per shot.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (see configs/).")
+@click.option("--colorizer", help="Colorizer by name [default: transfer].")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
+@click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
+@click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
+@click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264].")
+@click.option("--preset", help="Encoder speed preset [default: medium].")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
+def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, device, batch_size, codec, crf,
+                 preset, overwrite, quiet):
+    """Colourise INPUT (a video or a still image)."""
+    _setup_logging(quiet)
+    from .config import load_config
+    from .pipeline import colorize
+
+    cfg = _run(load_config, config_path, {
+        "colorizer": colorizer, "runtime.device": device, "runtime.batch_size": batch_size,
+        "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
+    })
+    bar = None
+
+    def on_open(reader) -> None:
+        nonlocal bar
+        if quiet or not sys.stderr.isatty():
+            return
+        from tqdm import tqdm
+
+        info = reader.info
+        total = info.frames or (int(info.duration * info.rate) if info.duration and info.rate else None)
+        bar = tqdm(total=total, unit="frame", desc=os.path.basename(input), dynamic_ncols=True, leave=True)
+
+    try:
+        report = _run(colorize, input, output, reference=reference, reference_map=reference_map, config=cfg,
+                      overwrite=overwrite, progress=lambda n: bar.update(n) if bar is not None else None,
+                      on_open=on_open)
+    finally:
+        if bar is not None:
+            bar.close()
+    if not quiet:
+        click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
+                   f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)

@@ -1,0 +1,313 @@
+"""The one module that wires the stages together:
+
+    decode ──► references per shot ──► colorize (batched) ──► encode
+    (thread)                            (device)               (thread, other streams copied)
+
+Luminance is never altered: each output frame's luma plane is the input's,
+and the colorizer's a/b reach the file as Cb/Cr at the output's chroma
+resolution.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import YCbCrSpec, lab_to_chroma_codes, lab_to_rgb, luma_lut, rgb_to_lab
+from .config import Config
+from .errors import ConfigError, InputError, ModelError, OutputError
+from .io.decode import LumaFrame, VideoReader
+from .io.encode import VideoWriter
+from .io.image import is_image_path, read_image, write_image
+from .models import Colorizer, get_colorizer
+from .references import ReferenceSchedule, ReferenceStore
+
+__all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "default_output", "resolve_device"]
+
+log = logging.getLogger("vidcolor")
+
+Progress = Callable[[int], None]
+IMAGE_WORKING_SIDE = 1024
+
+
+@dataclass
+class RunReport:
+    input: str
+    output: str
+    frames: int = 0
+    shots: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    colorizer: str = ""
+    device: str = ""
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name} was asked for, but PyTorch sees no CUDA GPU (use --device cpu or auto)")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device '{name}' (valid: auto, cpu, cuda)")
+    return torch.device(name)
+
+
+def default_output(input: str | os.PathLike) -> Path:
+    p = Path(input)
+    return p.with_name(f"{p.stem}_color{p.suffix}")
+
+
+def _schedule(reference, reference_map) -> ReferenceSchedule:
+    if reference is not None and reference_map is not None:
+        raise ConfigError("give either a reference (still or folder) or a reference map, not both")
+    if reference_map is not None:
+        return ReferenceSchedule.from_csv(reference_map)
+    if reference is not None:
+        return ReferenceSchedule.single(reference)
+    return ReferenceSchedule.automatic()
+
+
+def _colorizer(cfg: Config, schedule: ReferenceSchedule, device: torch.device) -> Colorizer:
+    if schedule.needs_automatic:
+        what = "some rows of the reference map have no reference" if schedule.references else "no reference was given"
+        raise ModelError(
+            f"automatic colorization is not available yet ({what}); "
+            "give a colour still with --reference IMAGE|DIR or fill every row of --reference-map"
+        )
+    kwargs = {"config": getattr(cfg, cfg.colorizer)} if hasattr(cfg, cfg.colorizer) else {}
+    return get_colorizer(cfg.colorizer, device=device, **kwargs)
+
+
+def _prepare_output(input: Path, output: str | os.PathLike | None, overwrite: bool) -> tuple[Path, Path]:
+    out = Path(output) if output is not None else default_output(input)
+    if out.is_dir():
+        raise OutputError("is a folder; give a file name for the output", out)
+    if out.exists():
+        if input.exists() and out.resolve() == input.resolve():
+            raise OutputError("is the input file; choose another output name", out)
+        if not overwrite:
+            raise OutputError("already exists (pass --overwrite to replace it)", out)
+    parent = out.parent if str(out.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError("the output folder does not exist", parent)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError("the output folder is not writable", parent)
+    tmp = parent / f".{out.stem}.vidcolor-tmp-{os.getpid()}{out.suffix}"
+    return out, tmp
+
+
+def _check_input(input: Path) -> None:
+    if not input.exists():
+        raise InputError("file not found", input)
+    if input.is_dir():
+        raise InputError("is a folder; give a video or image file", input)
+
+
+def _finish(tmp: Path, out: Path) -> None:
+    try:
+        os.replace(tmp, out)
+    except OSError as e:
+        raise OutputError(f"cannot move the finished output into place ({e.strerror})", out) from None
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        log.warning("%s: could not remove the partial output (%s)", tmp, e.strerror)
+
+
+class _FrameColorist:
+    """Turns batches of luma planes into chroma planes on the device."""
+
+    def __init__(self, colorizer: Colorizer, device: torch.device, in_spec: YCbCrSpec, out_spec: YCbCrSpec,
+                 chroma_size: tuple[int, int], size: tuple[int, int]):
+        self.colorizer = colorizer
+        self.device = device
+        self.lut = luma_lut(in_spec, device)
+        self.in_spec, self.out_spec = in_spec, out_spec
+        self.chroma_size = chroma_size
+        h, w = size
+        self.pool = (round(h / chroma_size[0]), round(w / chroma_size[1]))
+
+    def _luma_to_l(self, luma: np.ndarray) -> torch.Tensor:
+        """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution."""
+        hc, wc = self.chroma_size
+        if self.device.type == "cpu":
+            if self.pool != (1, 1):  # OpenCV's area resize is ~10x faster than torch's pooling here
+                luma = np.stack([cv2.resize(f, (wc, hc), interpolation=cv2.INTER_AREA) for f in luma])
+            codes = torch.from_numpy(luma.astype(np.int64))
+        else:
+            y = torch.from_numpy(luma if luma.dtype == np.uint8 else luma.astype(np.int32)).to(self.device, non_blocking=True)
+            y = y.unsqueeze(1).float()
+            if self.pool != (1, 1):
+                y = F.avg_pool2d(y, self.pool, ceil_mode=True)
+            codes = y.round().long().squeeze(1)
+        return self.lut[codes].unsqueeze(1)
+
+    @torch.inference_mode()
+    def __call__(self, luma: np.ndarray) -> np.ndarray:
+        L = self._luma_to_l(luma)
+        ab = self.colorizer.colorize(L)
+        if ab.shape[-2:] != L.shape[-2:]:
+            ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return lab_to_chroma_codes(torch.cat((L, ab.to(L.dtype)), dim=1), self.out_spec)
+
+
+def _luma_for_output(luma: np.ndarray, in_bits: int, out_bits: int) -> np.ndarray:
+    if in_bits == out_bits:
+        return luma
+    shift = out_bits - in_bits
+    x = luma.astype(np.int64)
+    x = x << shift if shift > 0 else (x + (1 << (-shift - 1))) >> -shift
+    return x.astype(np.uint8 if out_bits == 8 else np.uint16)
+
+
+def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                   reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
+                   config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
+                   on_open: Callable[["VideoReader"], None] | None = None) -> RunReport:
+    """Colourise a video file; every stream but the video is copied as is.
+
+    The output is written beside its target under a temporary name and
+    renamed when complete; on any error it is removed and the target (if
+    any) is left as it was.
+    """
+    cfg = config or Config()
+    t0 = time.monotonic()
+    input = Path(input)
+    _check_input(input)
+    schedule = _schedule(reference, reference_map)
+    device = resolve_device(cfg.runtime.device)
+    if cfg.runtime.threads:
+        torch.set_num_threads(cfg.runtime.threads)
+    colorizer = _colorizer(cfg, schedule, device)
+    store = ReferenceStore(device)
+    for path in schedule.references:  # every still is checked before any work starts
+        store.get(path)
+    out, tmp = _prepare_output(input, output, overwrite)
+    if is_image_path(out):
+        raise OutputError("is an image name, but the input is a video; give a video file name", out)
+    report = RunReport(str(input), str(out), colorizer=cfg.colorizer, device=str(device))
+
+    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+        info = reader.info
+        schedule.bind(info.rate)
+        if on_open is not None:
+            on_open(reader)
+        writer = VideoWriter(tmp, info, cfg.encode, reader.passthrough, target=out)
+        try:
+            out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
+            colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
+            batch: list[LumaFrame] = []
+            row_key = None
+            origin: float | None = None
+
+            def flush() -> None:
+                if not batch:
+                    return
+                luma = np.stack([f.luma for f in batch])
+                chroma = colorist(luma)
+                writer.write(_luma_for_output(luma, info.bits, writer.bits), chroma, [f.pts for f in batch])
+                if progress is not None:
+                    progress(len(batch))
+                report.frames += len(batch)
+                batch.clear()
+
+            for item in reader.items():
+                if not isinstance(item, LumaFrame):
+                    writer.copy(item)
+                    continue
+                if origin is None:
+                    origin = item.time
+                row = schedule.lookup(item.index, item.time - origin)
+                if row is None:
+                    raise InputError(
+                        f"no row covers frame {item.index} ({item.time - origin:.3f} s); "
+                        "the first row should start at 0", schedule.origin or None)
+                if row.key != row_key:
+                    flush()
+                    row_key = row.key
+                    colorizer.begin_shot(store.get(row.reference) if row.reference else None)
+                    report.shots.append({"index": len(report.shots), "first_frame": item.index,
+                                         "start_time": round(item.time - origin, 6),
+                                         "reference": os.fspath(row.reference) if row.reference else None,
+                                         "row": row.source})
+                batch.append(item)
+                if len(batch) >= cfg.runtime.batch_size:
+                    flush()
+            flush()
+            writer.close()
+        except BaseException:
+            writer.abort()
+            _remove(tmp)
+            raise
+    _finish(tmp, out)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
+                   reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
+                   config: Config | None = None, overwrite: bool = False) -> RunReport:
+    """Colourise a still photograph. Its Lab L is kept; a/b come from the colorizer."""
+    cfg = config or Config()
+    t0 = time.monotonic()
+    input = Path(input)
+    _check_input(input)
+    schedule = _schedule(reference, reference_map)
+    device = resolve_device(cfg.runtime.device)
+    colorizer = _colorizer(cfg, schedule, device)
+    row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
+    if row is None:
+        raise InputError("no row starts at 0 for a still image", schedule.origin or None)
+    store = ReferenceStore(device)
+    ref = store.get(row.reference) if row.reference else None
+    out, tmp = _prepare_output(input, output, overwrite)
+    if not is_image_path(out):
+        raise OutputError("the input is a still image; give an image file name for the output (.png, .jpg, .tif)", out)
+    img = read_image(input)
+    peak = 65535.0 if img.dtype == np.uint16 else 255.0
+    with torch.inference_mode():
+        rgb = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / peak
+        L = rgb_to_lab(rgb)[:, :1]
+        h, w = L.shape[-2:]
+        s = IMAGE_WORKING_SIDE / max(h, w)
+        Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
+        colorizer.begin_shot(ref)
+        ab = colorizer.colorize(Lw)
+        if ab.shape[-2:] != (h, w):
+            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
+        result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
+    result = (result * peak + 0.5).astype(img.dtype)
+    try:
+        write_image(tmp, result)
+        _finish(tmp, out)
+    finally:
+        _remove(tmp)
+    return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
+                     device=str(device), shots=[{"index": 0, "first_frame": 0, "start_time": 0.0,
+                                                 "reference": os.fspath(row.reference) if row.reference else None,
+                                                 "row": row.source}])
+
+
+def colorize(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:
+    """Colourise a video or a still image, by the input's file name."""
+    if is_image_path(input):
+        kwargs.pop("progress", None)
+        kwargs.pop("on_open", None)
+        return colorize_image(input, output, **kwargs)
+    return colorize_video(input, output, **kwargs)

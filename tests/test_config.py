@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from vidcolor import ConfigError, load_config
+from vidcolor.config import Config
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def test_defaults():
+    cfg = load_config()
+    assert cfg == Config()
+    assert cfg.encode.codec == "libx264" and cfg.runtime.device == "auto"
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    load_config(path)
+
+
+def test_default_yaml_spells_out_the_defaults():
+    assert load_config(CONFIGS / "default.yaml") == Config()
+
+
+def test_file_then_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("encode:\n  crf: 20\n  preset: slow\nruntime:\n  batch_size: 4\n")
+    cfg = load_config(p, {"encode.crf": 12, "runtime.batch_size": None})
+    assert cfg.encode.crf == 12  # the command line wins
+    assert cfg.encode.preset == "slow"
+    assert cfg.runtime.batch_size == 4  # unset options keep the file's value
+
+
+@pytest.mark.parametrize("text, match", [
+    ("encode:\n  crff: 3\n", r"unknown key 'encode.crff' \(valid: encode.codec"),
+    ("colourizer: x\n", "unknown key 'colourizer'"),
+    ("encode:\n  crf: high\n", "encode.crf must be an integer"),
+    ("runtime:\n  batch_size: 0\n", "batch_size must be between"),
+    ("runtime: 3\n", "runtime must be a mapping"),
+    ("encode: [1, 2\n", "not valid YAML"),
+    ("transfer:\n  window: 4\n", "window must be a positive odd"),
+    ("runtime:\n  device: tpu\n", "runtime.device must be"),
+])
+def test_bad_configs_name_file_and_key(tmp_path, text, match):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match) as e:
+        load_config(p)
+    assert str(p) in str(e.value)
+
+
+def test_missing_config_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_config_is_frozen():
+    cfg = load_config()
+    with pytest.raises(Exception):
+        cfg.encode.crf = 3

@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Callable
-
 import torch
 
-from ..errors import ModelError
+from ..registry import Registry
 
 __all__ = ["Colorizer", "register_colorizer", "get_colorizer", "list_colorizers"]
 
@@ -36,25 +34,10 @@ class Colorizer(ABC):
     def colorize(self, L: torch.Tensor) -> torch.Tensor: ...
 
 
-_REGISTRY: dict[str, Callable[..., Colorizer]] = {}
-
-
-def register_colorizer(name: str):
-    def deco(builder):
-        if name in _REGISTRY:
-            raise ValueError(f"a colorizer named '{name}' is already registered")
-        _REGISTRY[name] = builder
-        builder.name = name
-        return builder
-
-    return deco
-
-
-def list_colorizers() -> list[str]:
-    return sorted(_REGISTRY)
+_REGISTRY: Registry[Colorizer] = Registry("colorizer")
+register_colorizer = _REGISTRY.register
+list_colorizers = _REGISTRY.names
 
 
 def get_colorizer(name: str, *, device: torch.device, **kwargs) -> Colorizer:
-    if name not in _REGISTRY:
-        raise ModelError(f"unknown colorizer '{name}' (valid: {', '.join(list_colorizers())})")
-    return _REGISTRY[name](device=device, **kwargs)
+    return _REGISTRY.get(name, device=device, **kwargs)

@@ -52,6 +52,8 @@ class ShotDetector(ABC):
 
     ``thumb_size`` is the (width, height) of the thumbnails it wants: 8-bit
     full-range gray (0 = black, 255 = white), one (H, W) uint8 array a frame.
+    Builders take keyword arguments only, ``device`` among them (a detector
+    that has no use for one ignores it).
     """
 
     name: str = ""

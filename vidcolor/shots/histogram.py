@@ -1,0 +1,423 @@
+"""A fast classical shot detector for runs without a GPU.
+
+Per frame it keeps a soft-binned luminance histogram and an edge map of a
+64x36 thumbnail, and the thumbnail shrunk to 32x18. Three detections share
+them:
+
+- Hard cuts: the change score between consecutive frames (histogram
+  distance, change of the picture less its mean brightness, edge change
+  ratio; 0..100) must stand out from the scores of the frames around it, as
+  in PySceneDetect's AdaptiveDetector (score over the mean of ``window``
+  scores each side at least ``threshold``, and at least ``min_score``), and
+  the change must hold between the frames just before and just after, so a
+  flash of one or two frames is no cut.
+- Fades through black: a run of black frames, darkening before it and
+  brightening after it; the new shot starts after the darkest frame.
+- Dissolves: the frames ``h`` before and ``h`` after a centre frame are two
+  different pictures and the centre is their mix, with the dip in contrast a
+  mix has, once each picture is moved by its own camera motion (measured by
+  template matching on frames outside the window, only where a dissolve is
+  suspected); the picture must have been steady just outside the window.
+
+Features of a bounded window of frames are kept, so memory does not grow
+with the film; every transition is returned at most ``lookahead`` frames
+after its boundary.
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..errors import ConfigError
+from .base import ShotDetector, Transition, register_detector
+
+__all__ = ["HistogramDetector"]
+
+_SMALL = (32, 18)  # (w, h) of the picture compared pixel by pixel
+_KERNEL = np.ones((3, 3), np.uint8)
+_HALVES = (3, 5, 7, 10)  # half-widths of the windows tested for dissolves
+_REACH = (6, 4)  # largest camera shift measured between two frames, pixels of _SMALL
+_STEP = 4  # frames between two frames whose shift is measured
+_MAX_RAMP = 24  # longest fade-out or fade-in counted in a fade's span
+
+
+@dataclass(slots=True)
+class _Frame:
+    mean: float
+    sd: float
+    hist: np.ndarray  # (bins,) float32, sums to 1
+    grid: np.ndarray  # (18, 32) float32, 0..255
+    flat: np.ndarray  # grid less its mean: the picture whatever the exposure
+    edges: np.ndarray  # (36, 64) bool
+    grown: np.ndarray  # edges dilated by one pixel
+    n_edges: int
+    black: bool
+    score: float = 0.0  # change score from the previous frame, 0..100
+
+
+def _l1(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute difference."""
+    return cv2.norm(a, b, cv2.NORM_L1) / a.size
+
+
+def _shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    """How far the content of ``a`` has moved in ``b`` (dx, dy), to a fraction of a pixel."""
+    kx, ky = _REACH
+    r = cv2.matchTemplate(b, a[ky:-ky, kx:-kx], cv2.TM_SQDIFF)
+    x, y = cv2.minMaxLoc(r)[2]
+    dx, dy = float(x), float(y)
+    if 0 < x < r.shape[1] - 1:
+        den = r[y, x - 1] - 2 * r[y, x] + r[y, x + 1]
+        dx += 0.5 * (r[y, x - 1] - r[y, x + 1]) / den if den > 0 else 0.0
+    if 0 < y < r.shape[0] - 1:
+        den = r[y - 1, x] - 2 * r[y, x] + r[y + 1, x]
+        dy += 0.5 * (r[y - 1, x] - r[y + 1, x]) / den if den > 0 else 0.0
+    return dx - kx, dy - ky
+
+
+def _overlap(*shifts: tuple[float, float]) -> tuple[slice, slice] | None:
+    """The part of a _SMALL picture still in view after any of ``shifts``; None if too little is."""
+    kx = math.ceil(max(abs(s[0]) for s in shifts)) + 1
+    ky = math.ceil(max(abs(s[1]) for s in shifts)) + 1
+    if _SMALL[0] - 2 * kx < 10 or _SMALL[1] - 2 * ky < 6:
+        return None
+    return slice(ky, -ky), slice(kx, -kx)
+
+
+def _moved(img: np.ndarray, s: tuple[float, float]) -> np.ndarray:
+    """``img`` with its content moved by ``s`` = (dx, dy) pixels."""
+    if s == (0.0, 0.0):
+        return img
+    m = np.float32([[1, 0, s[0]], [0, 1, s[1]]])
+    return cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE)
+
+
+@register_detector("histogram")
+class HistogramDetector(ShotDetector):
+    """Adaptive-threshold cut detector on histograms and edges, with fade and dissolve detection.
+
+    ``threshold``: how many times the mean score of its neighbours a cut's
+    score must be; ``min_score``: the least score of a cut (0..100);
+    ``window``: neighbours each side; ``min_shot_len``: least frames between
+    two reported boundaries; ``bins``: histogram bins; ``black_level`` and
+    ``black_sd``: mean and standard deviation (0..255) up to which a frame
+    is black; ``dissolves``: look for dissolves at all; ``dissolve_min``:
+    least mean pixel change (0..255) across a dissolve. ``device`` is
+    accepted like every detector's and ignored: this one runs on the CPU.
+    """
+
+    thumb_size = (64, 36)
+    lookahead = 36  # a fade-in of up to _MAX_RAMP frames after the boundary, a dissolve's far side and its margin
+
+    def __init__(self, *, threshold: float = 3.0, min_score: float = 8.0, window: int = 2,
+                 min_shot_len: int = 8, bins: int = 32, black_level: float = 20.0, black_sd: float = 10.0,
+                 dissolves: bool = True, dissolve_min: float = 8.0, device=None):
+        del device  # classical and cheap: always on the CPU
+        if threshold <= 0 or min_score < 0 or not 1 <= window <= 8 or min_shot_len < 1 or not 2 <= bins <= 256:
+            raise ConfigError("histogram: need threshold > 0, min_score >= 0, 1 <= window <= 8, min_shot_len >= 1, "
+                             f"2 <= bins <= 256; got {threshold}, {min_score}, {window}, {min_shot_len}, {bins}")
+        self.threshold, self.min_score, self.window = float(threshold), float(min_score), int(window)
+        self.min_shot_len, self.bins = int(min_shot_len), int(bins)
+        self.black_level, self.black_sd = float(black_level), float(black_sd)
+        self.dissolves, self.dissolve_min = bool(dissolves), float(dissolve_min)
+        w, h = self.thumb_size
+        # soft binning: each gray level spread over neighbouring bins (Gaussian, one bin wide), so
+        # that film flicker does not flip a narrow histogram from one bin to the next
+        centres = (np.arange(self.bins) + 0.5) * (256 / self.bins)
+        soft = np.exp(-0.5 * ((np.arange(256)[:, None] + 0.5 - centres[None, :]) / (256 / self.bins)) ** 2)
+        self._soft = (soft / soft.sum(axis=1, keepdims=True) / (w * h)).astype(np.float32)
+        self._frames: deque[_Frame] = deque()
+        self._first = 0  # index of self._frames[0]
+        self._keep = 2 * self.lookahead + 2 * max(_HALVES) + 8
+        self._n = 0
+        self._content = False  # a frame that is not black has been seen
+        self._dark: dict | None = None  # the black run under way
+        self._rise: dict | None = None  # the fade-in under way
+        self._zones: list[list[float]] = []  # fade spans: no cut or dissolve inside
+        self._cand: dict[int, tuple[float, int]] = {}  # dissolve centre -> (change, half-width)
+        self._group: list[int] | None = None  # [first, last] centre of a run of dissolve centres
+        self._cuts: list[int] = []  # recent cut candidates
+        self._pending: list[Transition] = []
+        self._last = -(1 << 30)  # boundary last returned
+
+    # -- features --------------------------------------------------------------------------------
+
+    def _features(self, thumb: np.ndarray) -> _Frame:
+        w, h = self.thumb_size
+        if thumb.ndim != 2 or thumb.dtype != np.uint8:
+            raise ValueError(f"a thumbnail must be an (H, W) uint8 gray array, got {thumb.shape} {thumb.dtype}")
+        if thumb.shape != (h, w):
+            thumb = cv2.resize(thumb, (w, h), interpolation=cv2.INTER_AREA)
+        hist = cv2.calcHist([thumb], [0], None, [256], [0, 256]).ravel() @ self._soft
+        grid = cv2.resize(thumb, _SMALL, interpolation=cv2.INTER_AREA).astype(np.float32)
+        mean, sd = cv2.meanStdDev(grid)
+        mean, sd = float(mean[0, 0]), float(sd[0, 0])
+        blur = cv2.GaussianBlur(thumb, (3, 3), 0)
+        mag = cv2.add(cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 1, 0)),
+                      cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 0, 1)))
+        # edges: the strongest 15% of gradients, and none weaker than film grain makes
+        counts = np.bincount(mag.ravel(), minlength=256)
+        level = max(40, int(np.searchsorted(np.cumsum(counts), 0.85 * mag.size)))
+        edges = mag > level
+        grown = cv2.dilate(edges.view(np.uint8), _KERNEL).view(bool)
+        black = mean <= self.black_level and sd <= self.black_sd
+        return _Frame(mean, sd, hist, grid, grid - np.float32(mean), edges, grown, int(np.count_nonzero(edges)), black)
+
+    def _distance(self, a: _Frame, b: _Frame) -> float:
+        """Change score between two frames, 0..100."""
+        hd = 0.5 * cv2.norm(a.hist, b.hist, cv2.NORM_L1)
+        pd = min(1.0, _l1(a.flat, b.flat) / 48.0)  # brightness is the histogram's part: flicker is not a cut
+        ecr = 0.0
+        few = min(a.n_edges, b.n_edges)
+        if few:  # edge change ratio, trusted as far as both frames have edges
+            enter = np.count_nonzero(b.edges & ~a.grown) / b.n_edges
+            leave = np.count_nonzero(a.edges & ~b.grown) / a.n_edges
+            ecr = max(enter, leave) * min(1.0, few / (0.1 * a.edges.size))
+        return float(100.0 * (hd + pd + ecr) / 3.0)
+
+    def _at(self, i: int) -> _Frame:
+        return self._frames[i - self._first]
+
+    # -- streaming -------------------------------------------------------------------------------
+
+    def push(self, thumb: np.ndarray) -> list[Transition]:
+        f = self._features(np.asarray(thumb))
+        n = self._n
+        if n:
+            prev = self._frames[-1]
+            f.score = self._distance(prev, f)
+        self._frames.append(f)
+        if len(self._frames) > self._keep:
+            self._frames.popleft()
+            self._first += 1
+        self._n += 1
+        self._fade_step(n)
+        self._cut_step(n - max(self.window, 2), n)
+        if self.dissolves:
+            for h in _HALVES:
+                self._test_centre(n - 2 * h, h)
+            self._group_step(n - 2 * max(_HALVES), n)
+        return self._emit(n - self.lookahead)
+
+    def flush(self) -> list[Transition]:
+        last = self._n - 1
+        if last < 0:
+            return []
+        for c in range(max(1, last - max(self.window, 2) + 1), last + 1):
+            self._cut_step(c, last)
+        if self.dissolves:
+            for c in range(max(0, last - 2 * max(_HALVES) + 1), last + 1):
+                for h in _HALVES:
+                    if c + 2 * h > last:
+                        self._test_centre(c, h)
+                self._group_step(c, last)
+            self._close_group(last)
+        if self._rise is not None:
+            r, self._rise = self._rise, None
+            self._finish_fade(r, last if r["top"] == last else r["top"] - 1)
+        self._dark = None  # the film ends in black: no new shot
+        return self._emit(1 << 62)
+
+    def _emit(self, upto: int) -> list[Transition]:
+        if not any(t.boundary <= upto for t in self._pending):
+            return []
+        ready = sorted((t for t in self._pending if t.boundary <= upto), key=lambda t: t.boundary)
+        self._pending = [t for t in self._pending if t.boundary > upto]
+        out = []
+        for t in ready:
+            if t.kind != "fade" and self._in_zone(t.start, t.end):
+                continue
+            if t.boundary <= 0 or t.boundary - self._last < self.min_shot_len:
+                continue
+            out.append(t)
+            self._last = t.boundary
+        self._zones = [z for z in self._zones if z[1] >= upto - 2 * self.lookahead]
+        self._cuts = [c for c in self._cuts if c >= upto - 2 * self.lookahead]
+        return out
+
+    def _in_zone(self, lo: int, hi: int) -> bool:
+        return any(z[0] <= hi and lo <= z[1] for z in self._zones)
+
+    # -- hard cuts -------------------------------------------------------------------------------
+
+    def _cut_step(self, c: int, last: int) -> None:
+        """Is frame ``c`` the first of a new shot? Frames up to ``last`` are known."""
+        if c < 1 or c - 1 < self._first:
+            return
+        f = self._at(c)
+        s = f.score
+        if s < self.min_score or f.black or self._at(c - 1).black:
+            return
+        near = [self._at(j).score for j in range(max(1, c - self.window), min(last, c + self.window) + 1) if j != c]
+        base = sum(near) / len(near) if near else 0.0
+        if s < self.threshold * max(base, 0.5):
+            return
+        # the change must hold between the frames just before and just after: a flash of one or two
+        # frames, or a glitch, does not
+        for a, b in ((c - 2, c), (c - 3, c), (c - 1, c + 1), (c - 2, c + 1), (c - 1, c + 2)):
+            if a >= self._first and b <= last and self._distance(self._at(a), self._at(b)) < 0.5 * s:
+                return
+        self._cuts.append(c)
+        self._pending.append(Transition(c, c, c, "cut", round(float(s) / 100.0, 4)))
+
+    # -- fades through black ---------------------------------------------------------------------
+
+    @staticmethod
+    def _step(m: float) -> float:
+        """Least change of mean brightness that counts as darkening or brightening."""
+        return 0.4 + 0.015 * m
+
+    def _fade_step(self, n: int) -> None:
+        f = self._at(n)
+        r = self._rise
+        if r is not None:
+            prev = self._at(n - 1)
+            if not f.black and f.mean > prev.mean + self._step(prev.mean) and n - r["dark_end"] <= _MAX_RAMP:
+                r["top"] = n
+            else:
+                self._rise = None
+                self._finish_fade(r, r["top"] - 1)
+        d = self._dark
+        if f.black:
+            if d is None:
+                d = self._dark = {"lead": not self._content, "min": f.mean, "darkest": n, "done": False}
+                if not d["lead"]:  # the fade-out: the frames darkening into the black run
+                    j = n
+                    while j - 1 >= max(self._first, n - _MAX_RAMP) and \
+                            self._at(j - 1).mean > self._at(j).mean + self._step(self._at(j).mean):
+                        j -= 1
+                    d["fs"] = min(j + 1, n)
+                    d["pre"] = self._at(max(d["fs"] - 1, self._first))
+                    d["zone"] = [d["fs"], math.inf]
+                    self._zones.append(d["zone"])
+            elif f.mean <= d["min"] + max(1.0, 0.1 * d["min"]):
+                d["min"] = min(d["min"], f.mean)
+                d["darkest"] = n
+            if not d["lead"] and not d["done"] and d["darkest"] + 1 + self.lookahead <= n + 2:
+                # a long black run: report the fade before its boundary leaves the lookahead
+                b = d["darkest"] + 1
+                self._add_fade(d["fs"], max(n, b - 1), b, d["pre"], f)
+                d["zone"][1] = n
+                d["done"] = True
+        else:
+            self._content = True
+            if d is not None:
+                if d["lead"] or d["done"]:
+                    if "zone" in d:
+                        d["zone"][1] = n
+                else:
+                    self._rise = {"fs": d["fs"], "boundary": d["darkest"] + 1, "dark_end": n - 1, "top": n,
+                                  "pre": d["pre"], "zone": d["zone"]}
+                self._dark = None
+
+    def _finish_fade(self, r: dict, end: int) -> None:
+        end = max(end, r["boundary"] - 1, r["fs"])
+        r["zone"][1] = end + 1
+        self._add_fade(r["fs"], end, r["boundary"], r["pre"], self._at(min(end + 1, self._n - 1)))
+
+    def _add_fade(self, start: int, end: int, boundary: int, pre: _Frame, post: _Frame) -> None:
+        s = self._distance(pre, post)
+        if s >= self.min_score:  # else the same picture came back: a dip, not a new shot
+            self._pending.append(Transition(start, end, boundary, "fade", round(s / 100.0, 4)))
+
+    # -- dissolves -------------------------------------------------------------------------------
+
+    def _velocity(self, i: int, j: int) -> tuple[float, float]:
+        """The content's mean shift a frame from frame ``i`` to frame ``j``, measured in steps of at
+        most ``_STEP`` frames (so a fast pan stays within reach); none where unknown."""
+        i, j = max(i, self._first, 0), min(j, self._n - 1)
+        if j - i < 2:
+            return 0.0, 0.0
+        sx = sy = 0.0
+        a = i
+        while a < j:
+            b = min(a + _STEP, j)
+            if self._at(a).black or self._at(b).black:
+                return 0.0, 0.0
+            dx, dy = _shift(self._at(a).grid, self._at(b).grid)
+            sx, sy, a = sx + dx, sy + dy, b
+        return sx / (j - i), sy / (j - i)
+
+    def _test_centre(self, c: int, h: int) -> None:
+        if c - h < max(self._first, 0) or c + h > self._n - 1:
+            return
+        t = self._dissolve_test(c, h)
+        if t is not None and t > self._cand.get(c, (0.0, 0))[0]:
+            self._cand[c] = (t, h)
+
+    def _dissolve_test(self, c: int, h: int) -> float | None:
+        """Mean change across frames ``c - h``..``c + h`` if they look like a dissolve, else None."""
+        p, q, m = self._at(c - h), self._at(c + h), self._at(c)
+        if p.black or q.black or m.black or m.sd > 0.45 * (p.sd + q.sd):
+            return None  # a mix of two different pictures has less contrast than either
+        va, vb = self._velocity(c - 2 * h, c - h), self._velocity(c + h, c + 2 * h)
+        sa, sb = (va[0] * h, va[1] * h), (-vb[0] * h, -vb[1] * h)
+        crop = _overlap(sa, sb)
+        if crop is None:
+            return None
+        pa, qb, mm = _moved(p.grid, sa)[crop], _moved(q.grid, sb)[crop], m.grid[crop]
+        d = _l1(pa, qb)
+        if d < self.dissolve_min or _l1(mm, 0.5 * (pa + qb)) > 0.3 * d:
+            return None
+        zp, zq = pa - pa.mean(), qb - qb.mean()
+        if float((zp * zq).sum()) > 0.8 * math.sqrt(float((zp * zp).sum() * (zq * zq).sum())) + 1e-6:
+            return None  # the same picture, brighter or darker: lighting, not a dissolve
+        before = _moved(self._at(max(c - 2 * h, self._first)).grid, sa)[crop]
+        after = _moved(self._at(min(c + 2 * h, self._n - 1)).grid, sb)[crop]
+        if d < 2.5 * max(_l1(before, p.grid[crop]), _l1(after, q.grid[crop])):
+            return None
+        return d
+
+    def _group_step(self, c: int, n: int) -> None:
+        """Centre ``c`` has been tested at every half-width: grow, start or close the run of dissolve centres."""
+        g = self._group
+        if c in self._cand:
+            if g is not None and c - g[1] <= 2:
+                g[1] = c
+            else:
+                self._close_group(n)
+                self._group = [c, c]
+        elif g is not None and c - g[1] > 2:
+            self._close_group(n)
+        g = self._group
+        if g is not None and (g[0] + g[1]) // 2 + self.lookahead <= n + 2:
+            self._close_group(n)
+
+    def _close_group(self, n: int) -> None:
+        """The run of dissolve centres is complete: place the dissolve by how much of each picture every frame holds."""
+        g, self._group = self._group, None
+        if g is None:
+            return
+        members = [(c, self._cand[c][1]) for c in range(g[0], g[1] + 1) if c in self._cand]
+        for c in [c for c in self._cand if c <= g[1]]:
+            del self._cand[c]
+        lo = max(min(c - h for c, h in members), self._first)
+        hi = min(max(c + h for c, h in members), self._n - 1)
+        span = max(3, min((hi - lo) // 2, 10))
+        va, vb = self._velocity(lo - span, lo), self._velocity(hi, hi + span)
+        share = []
+        for i in range(lo, hi + 1):
+            sa, sb = (va[0] * (i - lo), va[1] * (i - lo)), (-vb[0] * (hi - i), -vb[1] * (hi - i))
+            crop = _overlap(sa, sb) or (slice(6, -6), slice(10, -10))
+            pa, qb = _moved(self._at(lo).grid, sa)[crop], _moved(self._at(hi).grid, sb)[crop]
+            axis = qb - pa
+            share.append(float(((self._at(i).grid[crop] - pa) * axis).sum()) / max(float((axis * axis).sum()), 1e-6))
+        over = [i for i, a in enumerate(share) if a >= 0.5]
+        if not over:
+            return
+        b = lo + over[0]
+        start = b
+        while start - 1 > lo and share[start - 1 - lo] > 0.08:
+            start -= 1
+        end = b
+        while end + 1 < hi and share[end + 1 - lo] < 0.92:
+            end += 1
+        if any(start <= c <= end + 1 for c in self._cuts) or self._in_zone(start, end):
+            return
+        self._pending.append(Transition(start, max(end, b), b, "dissolve",
+                                        round(_l1(self._at(lo).grid, self._at(hi).grid) / 255.0, 4)))

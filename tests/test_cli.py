@@ -215,3 +215,78 @@ def test_reference_and_map_together_are_refused(clip, still, tmp_path):
 def test_python_dash_m(tmp_path):
     p = subprocess.run([sys.executable, "-m", "vidcolor", "--version"], capture_output=True, text=True)
     assert p.returncode == 0 and "vidcolor" in p.stdout
+
+
+def test_fresh_process_runs_the_default_detector(tmp_path, cut_clip):
+    # in-process tests import the detector modules themselves; a user's first run does not
+    p = subprocess.run([sys.executable, "-m", "vidcolor", "shots", str(cut_clip), "--format", "csv", "-q"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines() == ["start,reference", "0,", "30,", "55,", "95,"]
+
+
+@pytest.fixture
+def cut_clip(tmp_path):
+    """Four shots, hard cuts at 30, 55, 95."""
+    from synth_shots import cuts, write_video
+
+    frames, _ = cuts()
+    return write_video(tmp_path / "cuts.mp4", frames)
+
+
+@pytest.mark.parametrize("detector", ["histogram", "transnet"])
+def test_shots_command(cut_clip, detector):
+    import csv
+    import io
+    import json
+
+    r = run("shots", cut_clip, "--detector", detector, "--format", "json")
+    assert r.exit_code == 0, r.output
+    shots = json.loads(r.stdout)
+    assert [s["first_frame"] for s in shots] == [0, 30, 55, 95]
+    assert [s["frames"] for s in shots] == [30, 25, 40, 30]
+    assert shots[1]["timecode"] == "00:00:01.250" and shots[1]["transition"] == "cut"
+    r = run("shots", cut_clip, "--detector", detector, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(r.stdout)))
+    assert rows == [["start", "reference"], ["0", ""], ["30", ""], ["55", ""], ["95", ""]]
+    r = run("shots", cut_clip, "--detector", detector)
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].split()[:3] == ["index", "first", "frame"] and len(lines) == 5
+    assert "00:00:02.292" in lines[3]
+
+
+def test_detected_shots_each_get_their_reference_from_a_map_template(cut_clip, tmp_path, still):
+    """The CSV of `vidcolor shots`, filled in, drives a colour run: one entry per detected shot."""
+    import json
+
+    stills = [make_still(tmp_path / f"s{k}.png", shot=k) for k in range(4)]
+    r = run("shots", cut_clip, "--detector", "histogram", "--format", "csv")
+    lines = r.stdout.strip().splitlines()
+    filled = [lines[0]] + [f"{line}{stills[k].name}" for k, line in enumerate(lines[1:])]
+    (tmp_path / "map.csv").write_text("\n".join(filled) + "\n")
+    rep = tmp_path / "report.json"
+    r = run(cut_clip, "-m", tmp_path / "map.csv", "-o", tmp_path / "out.mp4", "--detector", "histogram",
+            "--report", rep, "--explain", "-q")
+    assert r.exit_code == 0, r.output
+    report = json.loads(rep.read_text())
+    assert [(s["first_frame"], s["frames"], s["reference"].split("/")[-1]) for s in report["shots"]] == [
+        (0, 30, "s0.png"), (30, 25, "s1.png"), (55, 40, "s2.png"), (95, 30, "s3.png")]
+    assert report["frames"] == 125 and {"decode (waiting)", "shots", "colorize"} <= set(report["stages"])
+    assert "s2.png" in r.stdout  # --explain
+
+
+def test_map_rows_split_shots_the_detector_missed(clip, tmp_path):
+    """A map row starting mid-shot starts a shot there, whatever the detector says."""
+    import json
+
+    a, b = make_still(tmp_path / "a.png"), make_still(tmp_path / "b.png", shot=2)
+    (tmp_path / "m.csv").write_text("start,reference\n0,a.png\n10,b.png\n")
+    r = run(clip, "-m", tmp_path / "m.csv", "-o", tmp_path / "o.mp4", "--report", tmp_path / "r.json", "-q")
+    assert r.exit_code == 0, r.output
+    shots = json.loads((tmp_path / "r.json").read_text())["shots"]
+    assert [(s["first_frame"], s["reference"].split("/")[-1]) for s in shots] == [(0, "a.png"), (10, "b.png")]
+
+
+def test_unknown_detector(clip, still, tmp_path):
+    r = run(clip, "-r", still, "--detector", "psychic", "-o", tmp_path / "o.mp4")
+    assert r.exit_code == 1 and "unknown shot detector 'psychic'" in r.stderr and "histogram" in r.stderr

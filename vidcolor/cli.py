@@ -98,6 +98,10 @@ def main() -> None:
 @click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference': a still per shot.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (see configs/).")
 @click.option("--colorizer", help="Colorizer by name [default: transfer].")
+@click.option("--detector", help="Shot detector: transnet (default), histogram, or off.")
+@click.option("--report", "report_path", type=click.Path(path_type=str),
+              help="Write a JSON report: shots, their references and scores, time per stage.")
+@click.option("--explain", is_flag=True, help="Print which still each shot got, and its score.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
@@ -105,15 +109,15 @@ def main() -> None:
 @click.option("--preset", help="Encoder speed preset [default: medium].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
-def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, device, batch_size, codec, crf,
-                 preset, overwrite, quiet):
+def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
+                 device, batch_size, codec, crf, preset, overwrite, quiet):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
     from .pipeline import colorize
 
     cfg = _run(load_config, config_path, {
-        "colorizer": colorizer, "runtime.device": device, "runtime.batch_size": batch_size,
+        "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
     bar = None
@@ -135,6 +139,86 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     finally:
         if bar is not None:
             bar.close()
+    if report_path:
+        _run(_write_json, report_path, report.to_dict())
+    if explain:
+        _print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score"])
     if not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
+
+
+def _write_json(path: str, data) -> None:
+    import json
+
+    from .errors import OutputError
+
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, default=str)
+            fh.write("\n")
+    except OSError as e:
+        raise OutputError(f"cannot write the report ({e.strerror})", path) from None
+
+
+def timecode(seconds: float) -> str:
+    ms = int(round(seconds * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def _print_shots(rows: list[dict], keys: list[str]) -> None:
+    """A plain aligned table on stdout."""
+    def cell(row, k):
+        v = row.get(k)
+        if k == "start_time" and v is not None:
+            return timecode(v)
+        if k == "reference" and v:
+            return os.path.basename(v)
+        return "" if v is None else str(v)
+
+    head = {"first_frame": "first frame", "start_time": "timecode", "frames": "length"}
+    table = [[head.get(k, k) for k in keys]] + [[cell(r, k) for k in keys] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+@main.command("shots", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
+              help="csv is a --reference-map template: fill in the reference column.")
+@click.option("--detector", help="Shot detector: transnet (default) or histogram.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the detector runs.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def shots_cmd(input, fmt, detector, config_path, device, quiet):
+    """List the shots of INPUT: index, first frame, timecode, length."""
+    _setup_logging(quiet)
+    from .config import load_config
+    from .pipeline import detect_shots
+
+    cfg = _run(load_config, config_path, {"shots.detector": detector, "runtime.device": device})
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(unit="frame", desc=os.path.basename(input), dynamic_ncols=True, leave=False)
+    try:
+        shots, _ = _run(detect_shots, input, config=cfg, progress=bar.update if bar is not None else None)
+    finally:
+        if bar is not None:
+            bar.close()
+    rows = [s.to_dict() for s in shots]
+    for r in rows:
+        t = r.pop("transition")
+        r["transition"] = t["kind"] if t else ""
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([{**r, "timecode": timecode(r["start_time"])} for r in rows], indent=1))
+    elif fmt == "csv":
+        click.echo("start,reference")
+        for r in rows:
+            click.echo(f"{r['first_frame']},")
+    else:
+        _print_shots(rows, ["index", "first_frame", "start_time", "frames", "transition"])

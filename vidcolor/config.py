@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "TransferConfig", "load_config"]
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -69,10 +69,28 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class ShotsConfig:
+    """Shot detection: a registered detector (``transnet``, ``histogram``) or ``off``."""
+
+    detector: str = "transnet"
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """Choosing a still per shot from a folder (Deep Exemplar-based Colorization, section 4)."""
+
+    threshold: float = 0.5  # a best score under this is "no good match"
+    frames: int = 3  # frames of the shot's start the choice looks at
+    top_k: int = 5  # candidates of the global ranking that the local ranking re-orders
+
+
+@dataclass(frozen=True)
 class Config:
     colorizer: str = "transfer"
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    shots: ShotsConfig = field(default_factory=ShotsConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -151,6 +169,9 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
+    r = cfg.retrieval
+    if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
+        raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")
     t = cfg.transfer
     if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
         raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")

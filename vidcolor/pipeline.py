@@ -9,6 +9,8 @@ resolution.
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -24,18 +26,21 @@ import torch.nn.functional as F
 from .color import YCbCrSpec, lab_to_chroma_codes, lab_to_rgb, luma_lut, rgb_to_lab
 from .config import Config
 from .errors import ConfigError, InputError, ModelError, OutputError
-from .io.decode import LumaFrame, VideoReader
+from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
 from .io.image import is_image_path, read_image, write_image
 from .models import Colorizer, get_colorizer
 from .references import ReferenceSchedule, ReferenceStore
+from .shots import ShotDetector, get_detector, list_detectors
+from .shots.split import Shot, ShotSplitter
 
-__all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "default_output", "resolve_device"]
+__all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "detect_shots", "default_output", "resolve_device"]
 
 log = logging.getLogger("vidcolor")
 
 Progress = Callable[[int], None]
 IMAGE_WORKING_SIDE = 1024
+SHOT_CONTEXT = 24  # frames of a shot's start that choosing its still may look at
 
 
 @dataclass
@@ -47,10 +52,15 @@ class RunReport:
     seconds: float = 0.0
     colorizer: str = ""
     device: str = ""
+    transitions: list[dict] = field(default_factory=list)
+    stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
 
     @property
     def fps(self) -> float:
         return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {**dataclasses.asdict(self), "fps": round(self.fps, 3), "seconds": round(self.seconds, 3)}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -142,6 +152,7 @@ class _FrameColorist:
         self.chroma_size = chroma_size
         h, w = size
         self.pool = (round(h / chroma_size[0]), round(w / chroma_size[1]))
+        self.neutral = False  # True: this shot stays black and white (a/b = 0)
 
     def _luma_to_l(self, luma: np.ndarray) -> torch.Tensor:
         """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution."""
@@ -161,7 +172,10 @@ class _FrameColorist:
     @torch.inference_mode()
     def __call__(self, luma: np.ndarray) -> np.ndarray:
         L = self._luma_to_l(luma)
-        ab = self.colorizer.colorize(L)
+        if self.neutral:
+            ab = torch.zeros((L.shape[0], 2, *L.shape[-2:]), dtype=L.dtype, device=L.device)
+        else:
+            ab = self.colorizer.colorize(L)
         if ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
         return lab_to_chroma_codes(torch.cat((L, ab.to(L.dtype)), dim=1), self.out_spec)
@@ -176,18 +190,56 @@ def _luma_for_output(luma: np.ndarray, in_bits: int, out_bits: int) -> np.ndarra
     return x.astype(np.uint8 if out_bits == 8 else np.uint16)
 
 
+class _Timers:
+    """Seconds spent per stage, for the report."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str):
+        t = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - t
+
+
+def _detector(cfg: Config, device: torch.device) -> ShotDetector | None:
+    name = cfg.shots.detector
+    if name == "off":
+        return None
+    if name not in list_detectors():
+        raise ConfigError(f"unknown shot detector '{name}' (valid: {', '.join(list_detectors())}, off)")
+    return get_detector(name, device=device)
+
+
+def _shot_l(frames: Sequence[LumaFrame], count: int, lut: torch.Tensor, side: int = 256) -> torch.Tensor:
+    """L of up to ``count`` frames spread over ``frames``, short side ``side``: (N, 1, h, w)."""
+    pick = [frames[round(i)] for i in np.linspace(0, len(frames) - 1, min(count, len(frames)))]
+    h, w = pick[0].luma.shape
+    s = min(1.0, side / min(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = np.stack([cv2.resize(f.luma, size, interpolation=cv2.INTER_AREA) for f in pick]).astype(np.int64)
+    return lut.cpu()[torch.from_numpy(small)].unsqueeze(1)
+
+
 def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
                    reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
                    config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
                    on_open: Callable[["VideoReader"], None] | None = None) -> RunReport:
     """Colourise a video file; every stream but the video is copied as is.
 
+    The film is split into shots (detected, and wherever a reference-map row
+    starts); each shot gets its reference still (the map's row, the one
+    still, or the best match from a folder) and the colorizer starts afresh.
     The output is written beside its target under a temporary name and
     renamed when complete; on any error it is removed and the target (if
     any) is left as it was.
     """
     cfg = config or Config()
     t0 = time.monotonic()
+    timers = _Timers()
     input = Path(input)
     _check_input(input)
     schedule = _schedule(reference, reference_map)
@@ -196,8 +248,15 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
         torch.set_num_threads(cfg.runtime.threads)
     colorizer = _colorizer(cfg, schedule, device)
     store = ReferenceStore(device)
-    for path in schedule.references:  # every still is checked before any work starts
-        store.get(path)
+    with timers("references"):
+        for path in schedule.references:  # every still is checked before any work starts
+            store.get(path)
+        index = None
+        if schedule.folder_images:
+            from .retrieval import ReferenceIndex
+
+            index = ReferenceIndex.from_folder(Path(schedule.origin), store, device, top_k=cfg.retrieval.top_k)
+    detector = _detector(cfg, device)
     out, tmp = _prepare_output(input, output, overwrite)
     if is_image_path(out):
         raise OutputError("is an image name, but the input is a video; give a video file name", out)
@@ -213,51 +272,129 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
             batch: list[LumaFrame] = []
-            row_key = None
-            origin: float | None = None
+            entries: list = []  # (Shot, report entry): lengths are known at the end
+            origin: list[float] = []
+            last_row: list = [None]
+
+            def row_for(index: int, seconds: float):
+                row = schedule.lookup(index, seconds)
+                if row is None:
+                    raise InputError(f"no row covers frame {index} ({seconds:.3f} s); the first row should start at 0",
+                                     schedule.origin or None)
+                return row
+
+            def map_row_starts(frame: LumaFrame) -> bool:
+                origin.append(frame.time) if not origin else None
+                key = row_for(frame.index, frame.time - origin[0]).key
+                changed, last_row[0] = key != last_row[0], key
+                return changed
+
+            splitter = ShotSplitter(detector, info.ycbcr, forced=map_row_starts if len(schedule.rows) > 1 else None,
+                                    context=SHOT_CONTEXT if index is not None else 0)
 
             def flush() -> None:
                 if not batch:
                     return
                 luma = np.stack([f.luma for f in batch])
-                chroma = colorist(luma)
-                writer.write(_luma_for_output(luma, info.bits, writer.bits), chroma, [f.pts for f in batch])
+                with timers("colorize"):
+                    chroma = colorist(luma)
+                with timers("encode (waiting)"):
+                    writer.write(_luma_for_output(luma, info.bits, writer.bits), chroma, [f.pts for f in batch])
                 if progress is not None:
                     progress(len(batch))
                 report.frames += len(batch)
                 batch.clear()
 
-            for item in reader.items():
+            def begin(shot) -> None:
+                flush()
+                entry = shot.to_dict()
+                with timers("references"):
+                    if index is not None:
+                        matches = index.rank(_shot_l(shot.ahead, cfg.retrieval.frames, colorist.lut))
+                        best = matches[0]
+                        path, entry["score"] = best.path, round(float(best.score), 4)
+                        entry["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
+                                               for m in matches[:3]]
+                        if best.score < cfg.retrieval.threshold:
+                            # a poor reference paints wrong colours; with no automatic colorizer yet,
+                            # the shot is left in black and white and the archivist told
+                            entry["unmatched"] = True
+                            path = None
+                            log.warning("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
+                                        "left in black and white (no automatic colorizer yet): add a still or use "
+                                        "--reference-map", shot.index, shot.first_frame, schedule.origin,
+                                        best.path.name, best.score, cfg.retrieval.threshold)
+                    else:
+                        row = row_for(shot.first_frame, shot.start_time)
+                        path = row.reference
+                        entry["row"] = row.source
+                    entry["reference"] = os.fspath(path) if path else None
+                    colorist.neutral = path is None
+                    if path is not None:
+                        colorizer.begin_shot(store.get(path))
+                shot.ahead = []
+                report.shots.append(entry)
+                entries.append((shot, entry))
+
+            def take(released) -> None:
+                for frame, shot in released:
+                    if shot is not None:
+                        begin(shot)
+                    batch.append(frame)
+                    if len(batch) >= cfg.runtime.batch_size:
+                        flush()
+
+            items = reader.items()
+            while True:
+                with timers("decode (waiting)"):
+                    item = next(items, None)
+                if item is None:
+                    break
                 if not isinstance(item, LumaFrame):
                     writer.copy(item)
                     continue
-                if origin is None:
-                    origin = item.time
-                row = schedule.lookup(item.index, item.time - origin)
-                if row is None:
-                    raise InputError(
-                        f"no row covers frame {item.index} ({item.time - origin:.3f} s); "
-                        "the first row should start at 0", schedule.origin or None)
-                if row.key != row_key:
-                    flush()
-                    row_key = row.key
-                    colorizer.begin_shot(store.get(row.reference) if row.reference else None)
-                    report.shots.append({"index": len(report.shots), "first_frame": item.index,
-                                         "start_time": round(item.time - origin, 6),
-                                         "reference": os.fspath(row.reference) if row.reference else None,
-                                         "row": row.source})
-                batch.append(item)
-                if len(batch) >= cfg.runtime.batch_size:
-                    flush()
+                with timers("shots"):
+                    released = splitter.feed(item)
+                take(released)
+            with timers("shots"):
+                released = splitter.finish()
+            take(released)
             flush()
-            writer.close()
+            with timers("encode (waiting)"):
+                writer.close()
+            report.transitions = [dataclasses.asdict(t) for t in splitter.transitions]
+            for shot, entry in entries:
+                entry["frames"] = shot.frames
         except BaseException:
             writer.abort()
             _remove(tmp)
             raise
     _finish(tmp, out)
     report.seconds = time.monotonic() - t0
+    report.stages = {k: round(v, 3) for k, v in timers.seconds.items()}
     return report
+
+
+def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
+                 progress: Progress | None = None) -> tuple[list[Shot], "VideoInfo"]:
+    """Decode a video and return its shots (the detector of ``config.shots``)."""
+    cfg = config or Config()
+    input = Path(input)
+    _check_input(input)
+    if cfg.shots.detector == "off":
+        raise ConfigError("shot detection is off; choose a detector (transnet, histogram)")
+    detector = _detector(cfg, resolve_device(cfg.runtime.device))
+    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+        splitter = ShotSplitter(detector, reader.info.ycbcr)
+        for item in reader.items():
+            if isinstance(item, LumaFrame):
+                for _ in splitter.feed(item):
+                    pass
+                if progress is not None:
+                    progress(1)
+        for _ in splitter.finish():
+            pass
+        return splitter.shots, reader.info
 
 
 def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = None, *,

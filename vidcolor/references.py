@@ -5,7 +5,7 @@ film, a folder of stills, or a CSV map (``start,reference``) written by an
 archivist. Rows of a map start at a frame index (``120``) or a timecode
 (``00:01:05.500``, measured from the first frame); a frame takes the row with
 the largest start not after it. An empty reference cell asks for automatic
-colour. Until shot detection lands, each map row starts a shot.
+colour. Each map row also starts a shot, whatever the shot detector says.
 """
 from __future__ import annotations
 
@@ -77,6 +77,7 @@ class ReferenceSchedule:
             raise InputError("no reference rows", origin or None)
         self.rows = rows
         self.origin = origin
+        self.folder_images: list[Path] = []  # set for a folder: every shot picks its still among them
         self._rate: Fraction | None = None
         self._order = list(rows)
 
@@ -100,8 +101,9 @@ class ReferenceSchedule:
         images = list_images(p)
         if not images:
             raise InputError(f"reference folder has no images ({', '.join(IMAGE_EXTENSIONS[:5])}, ...)", p)
-        log.info("%s: using %s for every shot (per-shot choice from a folder needs shot detection)", p, images[0].name)
-        return cls([MapRow(0, 0, None, images[0], os.fspath(images[0]))], os.fspath(p))
+        schedule = cls([MapRow(0, 0, None, images[0], os.fspath(images[0]))], os.fspath(p))
+        schedule.folder_images = images
+        return schedule
 
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> "ReferenceSchedule":
@@ -173,7 +175,7 @@ class ReferenceSchedule:
 
     @property
     def references(self) -> list[Path]:
-        return [r.reference for r in self.rows if r.reference is not None]
+        return self.folder_images or [r.reference for r in self.rows if r.reference is not None]
 
     @property
     def needs_automatic(self) -> bool:

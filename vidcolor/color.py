@@ -20,6 +20,8 @@ __all__ = [
     "lab_to_rgb",
     "rgb_to_lab",
     "rgb_to_cbcr",
+    "rgb_to_luma",
+    "ycbcr_to_rgb",
     "quantize_chroma",
     "mean_chroma",
     "lab_to_chroma_codes",
@@ -124,6 +126,27 @@ def rgb_to_cbcr(rgb: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:
     cb = (b - y) / (2 * (1 - kb))
     cr = (r - y) / (2 * (1 - kr))
     return torch.stack((cb, cr), dim=-3)
+
+
+def rgb_to_luma(rgb: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:
+    """(N, 3, H, W) R'G'B' in [0, 1] -> (N, 1, H, W) luma Y' in [0, 1] (the gray a
+    black-and-white video of this picture would hold)."""
+    kr, kb = spec.kr_kb
+    r, g, b = rgb.unbind(-3)
+    return (kr * r + (1 - kr - kb) * g + kb * b).unsqueeze(-3)
+
+
+def ycbcr_to_rgb(y: torch.Tensor, cbcr: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:
+    """Y' (N, 1, H, W) in [0, 1] and Cb/Cr (N, 2, H, W) in [-0.5, 0.5] -> R'G'B'
+    in [0, 1] (clipped); the inverse of :func:`rgb_to_luma` and :func:`rgb_to_cbcr`."""
+    kr, kb = spec.kr_kb
+    kg = 1 - kr - kb
+    cb, cr = cbcr.unbind(-3)
+    y = y.squeeze(-3)
+    r = y + 2 * (1 - kr) * cr
+    b = y + 2 * (1 - kb) * cb
+    g = (y - kr * r - kb * b) / kg
+    return torch.stack((r, g, b), dim=-3).clamp(0, 1)
 
 
 def quantize_chroma(cbcr: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import YCbCrSpec, lab_to_chroma_codes, lab_to_rgb, luma_lut, rgb_to_lab
+from .color import (BT601, YCbCrSpec, gray_to_l, lab_to_chroma_codes, lab_to_rgb, luma_lut, quantize_chroma, rgb_to_lab, rgb_to_luma,
+                    ycbcr_to_rgb)
 from .config import Config
 from .errors import ConfigError, InputError, ModelError, OutputError
 from .io.decode import LumaFrame, VideoInfo, VideoReader
@@ -154,30 +155,37 @@ class _FrameColorist:
         self.pool = (round(h / chroma_size[0]), round(w / chroma_size[1]))
         self.neutral = False  # True: this shot stays black and white (a/b = 0)
 
-    def _luma_to_l(self, luma: np.ndarray) -> torch.Tensor:
-        """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution."""
+    def _luma_to_l(self, luma: np.ndarray, full: bool = False) -> torch.Tensor:
+        """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution (``full``: at the luma's)."""
         hc, wc = self.chroma_size
         if self.device.type == "cpu":
-            if self.pool != (1, 1):  # OpenCV's area resize is ~10x faster than torch's pooling here
+            if self.pool != (1, 1) and not full:  # OpenCV's area resize is ~10x faster than torch's pooling here
                 luma = np.stack([cv2.resize(f, (wc, hc), interpolation=cv2.INTER_AREA) for f in luma])
             codes = torch.from_numpy(luma.astype(np.int64))
         else:
             y = torch.from_numpy(luma if luma.dtype == np.uint8 else luma.astype(np.int32)).to(self.device, non_blocking=True)
             y = y.unsqueeze(1).float()
-            if self.pool != (1, 1):
+            if self.pool != (1, 1) and not full:
                 y = F.avg_pool2d(y, self.pool, ceil_mode=True)
             codes = y.round().long().squeeze(1)
         return self.lut[codes].unsqueeze(1)
 
     @torch.inference_mode()
     def __call__(self, luma: np.ndarray) -> np.ndarray:
-        L = self._luma_to_l(luma)
         if self.neutral:
-            ab = torch.zeros((L.shape[0], 2, *L.shape[-2:]), dtype=L.dtype, device=L.device)
-        else:
-            ab = self.colorizer.colorize(L)
-        if ab.shape[-2:] != L.shape[-2:]:
+            return np.full((len(luma), 2, *self.chroma_size), self.out_spec.chroma_scale()[0],
+                           np.uint8 if self.out_spec.bits == 8 else np.uint16)
+        full = self.colorizer.full_luma and self.pool != (1, 1)
+        L = self._luma_to_l(luma, full=full)
+        ab = self.colorizer.colorize(L)
+        if full:
+            ab = F.adaptive_avg_pool2d(ab, self.chroma_size)
+        elif ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        if self.colorizer.chroma == "cbcr":
+            return quantize_chroma(ab.float(), self.out_spec).cpu().numpy()
+        if full:
+            L = self._luma_to_l(luma)
         return lab_to_chroma_codes(torch.cat((L, ab.to(L.dtype)), dim=1), self.out_spec)
 
 
@@ -270,6 +278,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
         writer = VideoWriter(tmp, info, cfg.encode, reader.passthrough, target=out)
         try:
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
+            colorizer.set_ycbcr(out_spec)
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
@@ -420,15 +429,21 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     peak = 65535.0 if img.dtype == np.uint16 else 255.0
     with torch.inference_mode():
         rgb = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / peak
-        L = rgb_to_lab(rgb)[:, :1]
+        spec = YCbCrSpec(BT601, True, 8)  # a photograph's gray is its JPEG luma
+        y = rgb_to_luma(rgb, spec)
+        L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
         h, w = L.shape[-2:]
         s = IMAGE_WORKING_SIDE / max(h, w)
         Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
+        colorizer.set_ycbcr(spec)
         colorizer.begin_shot(ref)
         ab = colorizer.colorize(Lw)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
+        if colorizer.chroma == "cbcr":
+            result = ycbcr_to_rgb(y, ab, spec)[0].permute(1, 2, 0).cpu().numpy()
+        else:
+            result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
     result = (result * peak + 0.5).astype(img.dtype)
     try:
         write_image(tmp, result)

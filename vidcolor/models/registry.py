@@ -4,6 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 import torch
 
+from ..color import BT709, YCbCrSpec
 from ..registry import Registry
 
 __all__ = ["Colorizer", "register_colorizer", "get_colorizer", "list_colorizers"]
@@ -17,15 +18,32 @@ class Colorizer(ABC):
     then ``colorize(L)`` with batches of that shot's frames: L is
     (N, 1, H, W) in [0, 100] at the size the pipeline chose; the result is
     (N, 2, H, W) a/b in about [-128, 127] at the same size.
+
+    A colorizer whose ``chroma`` is ``"cbcr"`` returns Cb/Cr instead, in
+    [-0.5, 0.5], for the video's own Y'CbCr matrix (given by the pipeline
+    through :meth:`set_ycbcr` before the first shot): the colour of a pixel
+    whose luma Y' stays the input's, which is exactly how a black-and-white
+    video and its colour original relate. (Lab a/b put on a luma-derived L
+    are off for saturated colours, where Y' and Lab L disagree.)
     """
 
     #: name in the registry
     name: str = ""
     #: True when the colorizer cannot work without a reference still
     needs_reference: bool = True
+    #: what colorize() returns: "lab" (a/b) or "cbcr" (Cb/Cr of ``self.ycbcr``)
+    chroma: str = "lab"
+    #: True: colorize() gets L at the luma's full size (and may answer at that size), not
+    #: at the chroma planes' size; the pipeline brings the answer to the chroma size
+    full_luma: bool = False
 
     def __init__(self, device: torch.device):
         self.device = device
+        self.ycbcr = YCbCrSpec(BT709, True, 8)
+
+    def set_ycbcr(self, spec: YCbCrSpec) -> None:
+        """The Y'CbCr matrix the output uses (only its Kr/Kb matter here)."""
+        self.ycbcr = spec
 
     @abstractmethod
     def begin_shot(self, reference: torch.Tensor | None) -> None: ...

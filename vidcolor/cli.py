@@ -222,3 +222,31 @@ def shots_cmd(input, fmt, detector, config_path, device, quiet):
             click.echo(f"{r['first_frame']},")
     else:
         _print_shots(rows, ["index", "first_frame", "start_time", "frames", "transition"])
+
+
+@main.group("train", context_settings={"help_option_names": ["-h", "--help"]})
+def train_group() -> None:
+    """Train a model shipped with vidcolor (long: run it in the background)."""
+
+
+@train_group.command("exemplar", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
+              help="Training YAML, e.g. configs/train-exemplar.yaml.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
+@click.option("-q", "--quiet", is_flag=True)
+def train_exemplar_cmd(config_path, device, fresh, quiet):
+    """Train the exemplar colorizer's fusion network; writes OUT/exemplar_fusion.safetensors."""
+    _setup_logging(quiet)
+    from .pipeline import resolve_device
+    from .train.exemplar import load_train_config, train_exemplar
+
+    cfg = _run(load_train_config, config_path)
+    dev = _run(resolve_device, device)
+
+    def progress(step: int, loss: float) -> None:
+        if not quiet and (step % 50 == 0 or step == cfg.steps):
+            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
+
+    path = _run(train_exemplar, cfg, device=dev, resume=not fresh, progress=progress)
+    click.echo(f"vidcolor: wrote {path}", err=True)

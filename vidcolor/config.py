@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "load_config"]
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "ExemplarConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -69,6 +69,37 @@ class TransferConfig:
 
 
 @dataclass(frozen=True)
+class ExemplarConfig:
+    """Exemplar colorization (He et al. 2018, adapted): optical flow where the
+    still is a view of the frame, feature attention elsewhere, fused.
+
+    ``work_size``: short side at which the network works; ``flow_preset``:
+    OpenCV DIS preset (ultrafast, fast, medium); ``fb_sigma`` (pixels) and
+    ``l_sigma`` (L units): how fast flow confidence falls with the
+    forward-backward error and the luminance mismatch; ``temperature``: of
+    the attention softmax over cosine similarities; ``gate_low``/``gate_high``:
+    a shot whose match score with the still (as retrieval scores it) is under
+    ``gate_low`` gets no colour, over ``gate_high`` full colour;
+    ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
+    size; ``saturation``: 1.0 = as predicted; ``weights``: null for the
+    packaged fusion weights, ``rule`` for the untrained blend, or a file.
+    """
+
+    work_size: int = 256
+    flow: bool = True
+    flow_preset: str = "medium"
+    fb_sigma: float = 1.0
+    l_sigma: float = 6.0
+    temperature: float = 0.02
+    gate_low: float = 0.3
+    gate_high: float = 0.45
+    guide_radius: int = 2
+    guide_eps: float = 1e-3
+    saturation: float = 1.0
+    weights: str | None = None
+
+
+@dataclass(frozen=True)
 class ShotsConfig:
     """Shot detection: a registered detector (``transnet``, ``histogram``) or ``off``."""
 
@@ -92,6 +123,7 @@ class Config:
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
+    exemplar: ExemplarConfig = field(default_factory=ExemplarConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

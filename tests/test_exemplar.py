@@ -1,0 +1,202 @@
+"""The exemplar colorizer: alignment, fusion, guided upsampling, weights, training (CPU, synthetic)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from vidcolor.color import BT709, YCbCrSpec, gray_to_l, rgb_to_cbcr, rgb_to_lab, rgb_to_luma
+from vidcolor.config import ExemplarConfig
+from vidcolor.errors import ModelError
+from vidcolor.models import get_colorizer
+from vidcolor.models.exemplar import ExemplarColorizer, flow_align, guided_upsample
+from vidcolor.models.fusion import FusionNet, RuleFusion, load_fusion, save_fusion
+
+
+def textured(h=128, w=160, seed=0) -> np.ndarray:
+    """A gray-green textured background (uint8 RGB) that optical flow and features can lock on to."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 1, (h, w)).astype(np.float32), (0, 0), 2.0)
+    noise = (noise - noise.min()) / (noise.max() - noise.min())
+    base = np.stack([90 + 60 * noise, 130 + 60 * noise, 80 + 60 * noise], axis=-1)
+    return base.clip(0, 255).astype(np.uint8)
+
+
+def red_square_scene(dx=0, dy=0, seed=0) -> np.ndarray:
+    img = textured(seed=seed)
+    cv2.rectangle(img, (50 + dx, 40 + dy), (100 + dx, 90 + dy), (200, 30, 30), -1)
+    cv2.rectangle(img, (60 + dx, 50 + dy), (66 + dx, 56 + dy), (240, 120, 120), -1)  # a mark inside, for flow
+    return img
+
+
+def to_t(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float() / 255
+
+
+def colorizer(**kw) -> ExemplarColorizer:
+    return get_colorizer("exemplar", device=torch.device("cpu"), config=ExemplarConfig(**kw))
+
+
+def cbcr(rgb: np.ndarray) -> torch.Tensor:
+    """(2, H, W) Cb/Cr in [-0.5, 0.5] (BT.709, as the colorizer's default matrix)."""
+    return rgb_to_cbcr(to_t(rgb), YCbCrSpec(BT709, True, 8))[0]
+
+
+def L_of(rgb: np.ndarray) -> torch.Tensor:
+    """(1, 1, H, W) L of the picture's luma: what a black-and-white film of it gives the colorizer."""
+    return gray_to_l(rgb_to_luma(to_t(rgb), YCbCrSpec(BT709, True, 8)))
+
+
+def test_shapes_ranges_and_determinism():
+    ref = to_t(red_square_scene())
+    L = L_of(red_square_scene(dx=4, dy=2)).repeat(3, 1, 1, 1)
+    outs = []
+    for _ in range(2):
+        c = colorizer()
+        c.begin_shot(ref)
+        outs.append(c.colorize(L))
+    ab = outs[0]
+    assert ab.shape == (3, 2, 128, 160) and ab.dtype == torch.float32
+    assert torch.isfinite(ab).all() and ab.abs().max() <= 0.5
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_colour_lands_on_the_square_not_the_background():
+    """A red square in the reference colours the (moved) square in the frame, and only it."""
+    ref = red_square_scene()
+    frame = red_square_scene(dx=10, dy=6, seed=0)
+    c = colorizer()
+    c.begin_shot(to_t(ref))
+    got = c.colorize(L_of(frame))[0]
+    true = cbcr(frame)
+    inside = got[:, 52:90, 66:104].mean(dim=(1, 2))
+    outside = got[:, 100:, :].mean(dim=(1, 2))
+    assert inside[1] > 0.2  # red: Cr strongly positive
+    assert (outside - true[:, 100:, :].mean(dim=(1, 2))).abs().max() < 0.03  # the background stays green-gray
+    assert (got - true).abs().mean() < 0.02
+
+
+def test_reference_is_prepared_once_per_shot(monkeypatch):
+    c = colorizer()
+    calls = []
+    real = c.matcher.features
+    monkeypatch.setattr(c.matcher, "features", lambda L: calls.append(L.shape[0]) or real(L))
+    L = L_of(red_square_scene(dx=3))
+    c.begin_shot(to_t(red_square_scene()))
+    for _ in range(3):
+        c.colorize(L)
+    assert calls == [1, 1, 1, 1]  # the reference once, then one frame per batch
+    c.begin_shot(to_t(red_square_scene(seed=1)))
+    c.colorize(L)
+    assert calls == [1, 1, 1, 1, 1, 1]
+
+
+def test_unrelated_reference_gives_no_colour():
+    """A still unlike the shot must not paint it: the shot gate turns colour off."""
+    y, x = np.mgrid[0:128, 0:160]
+    rings = (128 + 100 * np.sin(np.hypot(x - 80, y - 64) / 2.5)).astype(np.uint8)
+    shot = np.repeat(rings[..., None], 3, axis=2)
+    c = colorizer()
+    c.begin_shot(to_t(red_square_scene()))
+    ab = c.colorize(L_of(shot))
+    assert c.score < c.cfg.gate_low and c.gate == 0.0
+    assert ab.abs().max() == 0
+
+
+def test_flow_align_confident_where_the_view_holds():
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ref = red_square_scene()
+    lab = rgb_to_lab(to_t(ref))[0]
+    ref_l8 = (lab[0].numpy() * 2.55).round().astype(np.uint8)
+    ref_ab = np.ascontiguousarray(lab[1:].permute(1, 2, 0).numpy())
+    moved = rgb_to_lab(to_t(red_square_scene(dx=5, dy=3)))[0]
+    tgt_l8 = (moved[0].numpy() * 2.55).round().astype(np.uint8)
+    ab, conf, _ = flow_align(tgt_l8, ref_l8, ref_ab, dis)
+    err = np.abs(ab - moved[1:].permute(1, 2, 0).numpy()).mean(-1)
+    assert np.median(conf) > 0.5
+    assert err[conf > 0.5].mean() < 4
+    mirrored = np.ascontiguousarray(ref_l8[:, ::-1])  # another view: flow cannot hold everywhere
+    _, conf_m, _ = flow_align(mirrored, ref_l8, ref_ab, dis)
+    assert conf_m.mean() < conf.mean()
+
+
+def test_guided_upsample_follows_the_guide_edges():
+    H, W = 64, 64
+    L_hi = torch.full((1, 1, H, W), 30.0)
+    L_hi[..., :, 33:] = 70.0  # an edge between columns 32 and 33
+    ab_hi = torch.where(L_hi > 50, 40.0, -40.0).repeat(1, 2, 1, 1)
+    L_lo = torch.nn.functional.interpolate(L_hi, size=(16, 16), mode="area")
+    ab_lo = torch.nn.functional.interpolate(ab_hi, size=(16, 16), mode="area")
+    up = guided_upsample(ab_lo, L_lo, L_hi, radius=1, eps=1e-4)
+    bil = torch.nn.functional.interpolate(ab_lo, size=(H, W), mode="bilinear", align_corners=False)
+    assert (up - ab_hi).abs().mean() < 0.5 * (bil - ab_hi).abs().mean()
+    same = guided_upsample(ab_hi, L_hi, L_hi, radius=1, eps=1e-4)
+    assert (same - ab_hi).abs().mean() < 2
+
+
+def test_saturation_scales_chroma():
+    ref, L = to_t(red_square_scene()), L_of(red_square_scene(dx=2))
+    c1, c2 = colorizer(), colorizer(saturation=0.5)
+    for c in (c1, c2):
+        c.begin_shot(ref)
+    assert torch.allclose(c2.colorize(L), 0.5 * c1.colorize(L), atol=1e-4)
+
+
+def test_weights_round_trip_without_pickle(tmp_path):
+    net = FusionNet(width=8, depth=2)
+    with torch.no_grad():
+        net.out.weight.normal_()
+    path = tmp_path / "w.safetensors"
+    save_fusion(net, path, {"steps": 7})
+    assert path.read_bytes()[:8] != b"\x80\x04\x95"[:8]  # not a pickle
+    loaded = load_fusion(str(path), torch.device("cpu"))
+    assert loaded.meta == {"steps": 7} and loaded.config == net.config
+    for k, v in net.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not weights")
+    with pytest.raises(ModelError, match="cannot load exemplar weights"):
+        load_fusion(str(bad), torch.device("cpu"))
+    with pytest.raises(ModelError, match="not found"):
+        load_fusion(str(tmp_path / "missing.safetensors"), torch.device("cpu"))
+    assert isinstance(load_fusion("rule", torch.device("cpu")), RuleFusion)
+
+
+def test_untrained_net_is_the_rule():
+    x = {"L": torch.rand(2, 1, 20, 28) * 100, "ab_flow": torch.randn(2, 2, 20, 28) * 30,
+         "conf_flow": torch.rand(2, 1, 20, 28), "ab_att": torch.randn(2, 2, 20, 28) * 30,
+         "sim": torch.rand(2, 1, 20, 28)}
+    assert torch.allclose(FusionNet(width=8, depth=3)(**x), RuleFusion()(**x), atol=1e-5)
+
+
+def test_tiny_training_run_lowers_its_loss(tmp_path):
+    from vidcolor.train.exemplar import TrainExemplarConfig, train_exemplar
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(4):
+        img = red_square_scene(dx=8 * i, seed=i)
+        img[:, :, i % 3] //= 2
+        cv2.imwrite(str(photos / f"p{i}.png"), cv2.cvtColor(cv2.resize(img, (320, 256)), cv2.COLOR_RGB2BGR))
+    cfg = TrainExemplarConfig(data=[str(photos)], out=str(tmp_path / "run"), size=64, pool=24, steps=120, batch=8,
+                              lr=3e-3, width=8, depth=2, checkpoint_every=20, seed=1,
+                              kinds={"keyframe": 0.5, "view": 0.5})
+    weights = train_exemplar(cfg)
+    rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
+    assert len(rows) == 120
+    net = load_fusion(str(weights), torch.device("cpu"))
+    assert net.meta["steps"] == 120
+    # on the whole pool, the trained net's a/b error is below the untrained rule's it started as
+    pool = torch.load(tmp_path / "run" / "pool.pt", weights_only=True)
+    x = {k: pool[k].float() for k in ("L", "ab_flow", "conf_flow", "ab_att", "sim")}
+    with torch.no_grad():
+        err_net = torch.nn.functional.smooth_l1_loss(net(**x), pool["ab"].float(), beta=2.0).item()
+        err_rule = torch.nn.functional.smooth_l1_loss(RuleFusion()(**x), pool["ab"].float(), beta=2.0).item()
+    assert err_net < 0.9 * err_rule, (err_net, err_rule)
+    # resume: a finished run does no more steps, a longer one continues from the checkpoint
+    longer = TrainExemplarConfig(**{**cfg.__dict__, "steps": 130})
+    train_exemplar(longer)
+    rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, 131))
+

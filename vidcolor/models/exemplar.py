@@ -1,0 +1,300 @@
+"""``exemplar``: colour from a reference still where it matches the frame.
+
+After He et al., "Deep Exemplar-based Colorization" (SIGGRAPH 2018), adapted
+to a CPU budget. Per shot, the reference is brought to the working size and
+described once (Lab, luminance features). Per frame, at the working size:
+
+1. Geometric alignment: dense optical flow (OpenCV DIS) from the frame's
+   luminance to the reference's and back. Where the two agree (forward-
+   backward check) and the luminances under the flow match, the reference's
+   a/b are carried over pixel for pixel: the most precise correspondence
+   there is when the still is a coloured keyframe of the shot.
+2. Semantic alignment: both luminances through the frozen EfficientNet-Lite0
+   (stride-8 and stride-16 maps, centred and unit length), cosine
+   similarity between every frame cell and every reference cell, softmax
+   attention with temperature ``temperature``: the warped reference a/b and,
+   per cell, the best similarity (the confidence).
+3. Fusion: the fusion network (:mod:`vidcolor.models.fusion`) takes L, both
+   warped a/b and both confidences and predicts a/b; without trained weights
+   a fixed rule blends the two by their confidences.
+4. Shot gate: on the shot's first frames the reference is scored as
+   :mod:`vidcolor.retrieval` scores a still for a shot; a reference unlike
+   the shot (one still given for a whole film) fades to no colour rather
+   than painting wrong colours.
+5. Full size: where the flow holds, the reference's chroma is carried at
+   full size by the flow brought up from the working size; elsewhere the
+   fused chroma is brought up by a fast guided filter guided by the
+   full-size L, so colour edges follow the film's edges.
+
+Colour is carried as the video's own Cb/Cr (``chroma = "cbcr"``), scaled by
+255 inside (about -128..127, like a/b): a black-and-white film is the luma Y'
+of its colour original, so the reference's Cb/Cr on the frame's own Y' is
+its colour exactly, where Lab a/b on an L derived from Y' are not.
+"""
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
+from ..config import ExemplarConfig
+from ..errors import ModelError
+from ..ops import box_filter
+from .registry import Colorizer, register_colorizer
+
+__all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher"]
+
+log = logging.getLogger("vidcolor")
+
+_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def work_shape(h: int, w: int, short: int) -> tuple[int, int]:
+    """(h, w) scaled so the short side is ``short`` (never enlarged)."""
+    s = min(1.0, short / min(h, w))
+    return max(8, round(h * s)), max(8, round(w * s))
+
+
+def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, radius: int = 2,
+                    eps: float = 1e-3) -> torch.Tensor:
+    """a/b at low size -> a/b at ``L_hi``'s size, following ``L_hi``'s edges.
+
+    Fast guided filter (He et al. 2010/2015): the local linear model
+    ab = A * L + B is fitted at the low size over (2 * radius + 1)^2 windows
+    and applied to the full-size L. ``ab``, ``L_lo``: (N, C, h, w), (N, 1, h, w);
+    ``L_hi``: (N, 1, H, W), L in [0, 100]. ``eps`` is on L / 100 squared.
+    """
+    if ab.shape[-2:] != L_lo.shape[-2:]:
+        raise ValueError(f"ab and L_lo must share a size, got {tuple(ab.shape)} and {tuple(L_lo.shape)}")
+    size = 2 * radius + 1
+    I = L_lo / 100.0
+    mean_I = box_filter(I, size)
+    var_I = box_filter(I * I, size) - mean_I * mean_I
+    mean_p = box_filter(ab, size)
+    cov = box_filter(I * ab, size) - mean_I * mean_p
+    A = cov / (var_I + eps)
+    B = mean_p - A * mean_I
+    A, B = box_filter(A, size), box_filter(B, size)
+    if L_hi.shape[-2:] == L_lo.shape[-2:]:
+        return A * (L_hi / 100.0) + B
+    A = F.interpolate(A, size=L_hi.shape[-2:], mode="bilinear", align_corners=False)
+    B = F.interpolate(B, size=L_hi.shape[-2:], mode="bilinear", align_corners=False)
+    return A * (L_hi / 100.0) + B
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.stack((x, y), axis=-1)
+
+
+def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
+               l_sigma: float = 6.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference a/b carried to the target by optical flow, and its confidence.
+
+    ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
+    ``ref_ab``: (h, w, 2) float32. Returns (h, w, 2) a/b and (h, w) confidence
+    in [0, 1]: high where the forward-backward check holds (error in pixels,
+    ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``)
+    and the flow stays inside the reference; and the (h, w, 2) flow itself.
+    """
+    h, w = tgt.shape
+    fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
+    bwd = dis.calc(ref, tgt, None)
+    grid = _grid(h, w)
+    pos = grid + fwd
+    mx, my = pos[..., 0], pos[..., 1]
+    ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    back = cv2.remap(bwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fb = np.sqrt(((fwd + back) ** 2).sum(-1))
+    ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    dl = np.abs(ref_l - tgt.astype(np.float32)) / 2.55
+    inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
+    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * np.exp(-0.5 * (dl / l_sigma) ** 2) * inside
+    return ab, conf.astype(np.float32), fwd
+
+
+class FeatureMatcher:
+    """Dense semantic correspondence on luminance features of the frozen backbone.
+
+    Features: the stride-8 map and the stride-16 map brought to stride 8,
+    each centred per image and scaled to unit length per cell, concatenated
+    and scaled to unit length again. ``attend`` returns, per target cell, the
+    softmax(similarity / temperature)-weighted reference a/b and the best
+    similarity.
+    """
+
+    def __init__(self, device: torch.device, temperature: float = 0.02):
+        from .backbone import get_backbone, luminance_input
+
+        self.net = get_backbone(device)
+        self._input = luminance_input
+        self.temperature = temperature
+
+    @torch.inference_mode()
+    def features(self, L: torch.Tensor) -> torch.Tensor:
+        """(N, 1, h, w) L -> (N, C, ceil(h/8), ceil(w/8)) unit-length features."""
+        maps = self.net.features(self._input(L), upto=16).maps
+        f8, f16 = maps[2], maps[3]
+        f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+        parts = []
+        for f in (f8, f16):
+            f = f - f.mean(dim=(2, 3), keepdim=True)
+            parts.append(F.normalize(f, dim=1))
+        return F.normalize(torch.cat(parts, dim=1), dim=1)
+
+    @torch.inference_mode()
+    def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``q``: (N, C, hq, wq) frame features; ``k``: (1, C, hk, wk) reference
+        features; ``ab``: (1, 2, hk, wk) reference a/b at the features' size.
+        Returns (N, 2, hq, wq) a/b and (N, 1, hq, wq) best similarity."""
+        n, c, hq, wq = q.shape
+        qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
+        kf = k.flatten(2)[0]  # (C, Q)
+        sim = qf @ kf  # (N, P, Q)
+        best = sim.amax(dim=2)
+        attn = torch.softmax(sim / self.temperature, dim=2)
+        out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
+        return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)
+
+
+@register_colorizer("exemplar")
+class ExemplarColorizer(Colorizer):
+    """Exemplar-based colorization: flow where the still is a view of the frame,
+    semantic attention where it is not, fused; see the module docstring."""
+
+    needs_reference = True
+    chroma = "cbcr"
+    full_luma = True  # flow and features see the frame's own detail, even on a small film
+
+    def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None):
+        super().__init__(device)
+        self.cfg = config or ExemplarConfig()
+        if self.cfg.flow_preset not in _DIS_PRESETS:
+            raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
+                             f"(valid: {', '.join(_DIS_PRESETS)})")
+        self.matcher = FeatureMatcher(device, self.cfg.temperature)
+        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.cfg.flow_preset])
+        from .fusion import load_fusion
+
+        self.fusion = load_fusion(self.cfg.weights, device)
+        self._ref_rgb: torch.Tensor | None = None
+        self._shape: tuple[int, int] | None = None  # working size the reference is prepared for
+        self.gate: float | None = None  # shot gate, set on the shot's first batch
+        self.score: float | None = None
+
+    # -- per shot ------------------------------------------------------------------------------
+    def begin_shot(self, reference: torch.Tensor | None) -> None:
+        if reference is None:
+            raise ModelError("the exemplar colorizer needs a reference still for every shot")
+        if reference.dim() != 4 or reference.shape[:2] != (1, 3):
+            raise ValueError(f"reference must have a shape of (1, 3, H, W). Got {tuple(reference.shape)}")
+        self._ref_rgb = reference.to(self.device, torch.float32)
+        self._shape = None
+        self.gate = self.score = None
+
+    def _reference_at(self, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reference resized to ``shape``: its L (of its luma, as the frames'
+        L is of theirs) and its Cb/Cr x 255."""
+        h, w = shape
+        ref = F.interpolate(self._ref_rgb, size=(h, w), mode="bilinear", align_corners=False,
+                            antialias=h < self._ref_rgb.shape[-2]).clamp(0, 1)
+        return gray_to_l(rgb_to_luma(ref, self.ycbcr)), rgb_to_cbcr(ref, self.ycbcr) * 255.0
+
+    def _prepare(self, shape: tuple[int, int]) -> None:
+        """The reference at the working size ``shape``: L, chroma, uint8 L, features."""
+        self._ref_L, self._ref_ab = self._reference_at(shape)
+        self._ref_l8 = (self._ref_L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+        self._ref_ab_np = np.ascontiguousarray(self._ref_ab[0].permute(1, 2, 0).cpu().numpy())
+        self._ref_feat = self.matcher.features(self._ref_L)
+        self._ref_ab_small = F.adaptive_avg_pool2d(self._ref_ab, self._ref_feat.shape[-2:])
+        self._full: tuple[tuple[int, int], np.ndarray] | None = None
+        self._shape = shape
+
+    def _reference_full(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W, 2) reference chroma at the output size, made once per shot."""
+        if self._full is None or self._full[0] != shape:
+            self._full = (shape, np.ascontiguousarray(self._reference_at(shape)[1][0].permute(1, 2, 0).cpu().numpy()))
+        return self._full[1]
+
+    def _shot_gate(self, Lw: torch.Tensor) -> None:
+        """Score the reference against the shot's first frames (as retrieval does) once."""
+        from ..retrieval import ReferenceIndex
+
+        index = ReferenceIndex([("reference", self._ref_rgb)], self.device)
+        pick = Lw[torch.linspace(0, Lw.shape[0] - 1, min(3, Lw.shape[0])).round().long()]
+        self.score = float(index.rank(pick)[0].score)
+        lo, hi = self.cfg.gate_low, self.cfg.gate_high
+        self.gate = float(np.clip((self.score - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
+        if self.gate < 1.0:
+            log.info("exemplar: the reference matches this shot poorly (score %.2f): colour x%.2f",
+                     self.score, self.gate)
+
+    # -- per batch -----------------------------------------------------------------------------
+    @torch.inference_mode()
+    def align(self, Lw: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Both alignments of (N, 1, h, w) L at the working size; the fusion's inputs."""
+        n, _, h, w = Lw.shape
+        if self._shape != (h, w):
+            self._prepare((h, w))
+        ab_f, conf_f, self._flows = [], [], []
+        if self.cfg.flow:
+            l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+            for i in range(n):
+                a, c, fl = flow_align(l8[i], self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
+                                      l_sigma=self.cfg.l_sigma)
+                ab_f.append(torch.from_numpy(a).permute(2, 0, 1))
+                conf_f.append(torch.from_numpy(c)[None])
+                self._flows.append(fl)
+            ab_flow = torch.stack(ab_f).to(self.device)
+            conf_flow = torch.stack(conf_f).to(self.device)
+        else:
+            ab_flow = Lw.new_zeros(n, 2, h, w)
+            conf_flow = Lw.new_zeros(n, 1, h, w)
+        q = self.matcher.features(Lw)
+        ab_att, sim = self.matcher.attend(q, self._ref_feat, self._ref_ab_small)
+        ab_att = F.interpolate(ab_att, size=(h, w), mode="bilinear", align_corners=False)
+        sim = F.interpolate(sim, size=(h, w), mode="bilinear", align_corners=False)
+        return {"L": Lw, "ab_flow": ab_flow, "conf_flow": conf_flow, "ab_att": ab_att, "sim": sim}
+
+    @torch.inference_mode()
+    def colorize(self, L: torch.Tensor) -> torch.Tensor:
+        if self._ref_rgb is None:
+            raise ModelError("colorize() called before begin_shot()")
+        if L.dim() != 4 or L.shape[1] != 1:
+            raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
+        L = L.to(self.device, torch.float32)
+        H, W = L.shape[-2:]
+        h, w = work_shape(H, W, self.cfg.work_size)
+        Lw = L if (h, w) == (H, W) else F.interpolate(L, size=(h, w), mode="area")
+        if self.gate is None:
+            self._shot_gate(Lw)
+        if self.gate == 0.0:
+            return L.new_zeros(L.shape[0], 2, H, W)
+        x = self.align(Lw)
+        ab = self.fusion(**x)
+        if self.cfg.flow and (H, W) != (h, w):
+            # where the flow holds, carry the reference's chroma at full size; the rest comes up guided
+            conf = x["conf_flow"]
+            ab = guided_upsample(ab - conf * x["ab_flow"], Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
+            ab = ab + F.interpolate(conf, size=(H, W), mode="bilinear", align_corners=False) * self._carry((H, W), (h, w))
+        else:
+            ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
+        return ab * (self.gate * self.cfg.saturation / 255.0)
+
+    def _carry(self, size: tuple[int, int], work: tuple[int, int]) -> torch.Tensor:
+        """(N, 2, H, W) the reference's full-size chroma moved by the last batch's flows, brought up to ``size``."""
+        H, W = size
+        h, w = work
+        ref = self._reference_full(size)
+        grid = _grid(H, W)
+        out = []
+        for fl in self._flows:
+            up = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([W / w, H / h])
+            pos = grid + up
+            out.append(cv2.remap(ref, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(self.device)

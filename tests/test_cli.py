@@ -194,7 +194,7 @@ def test_failure_mid_run_leaves_no_partial_output_and_keeps_old_output(tmp_path,
         return original(self, L)
 
     monkeypatch.setattr(transfer.TransferColorizer, "colorize", flaky)
-    r = run(clip, "-r", still, "-o", out, "--overwrite", "--batch-size", "4")
+    r = run(clip, "-r", still, "-o", out, "--overwrite", "--batch-size", "4", "--colorizer", "transfer")
     assert r.exit_code == 1 and "out of memory" in r.stderr
     assert out.read_bytes() == b"previous good output"
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out.mp4", "clip.mp4", "ref.png"])
@@ -217,10 +217,11 @@ def test_python_dash_m(tmp_path):
     assert p.returncode == 0 and "vidcolor" in p.stdout
 
 
-def test_fresh_process_runs_the_default_detector(tmp_path, cut_clip):
+@pytest.mark.parametrize("detector", ["auto", "transnet"])
+def test_fresh_process_runs_the_detectors(tmp_path, cut_clip, detector):
     # in-process tests import the detector modules themselves; a user's first run does not
-    p = subprocess.run([sys.executable, "-m", "vidcolor", "shots", str(cut_clip), "--format", "csv", "-q"],
-                       capture_output=True, text=True)
+    p = subprocess.run([sys.executable, "-m", "vidcolor", "shots", str(cut_clip), "--format", "csv", "-q",
+                        "--detector", detector], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.splitlines() == ["start,reference", "0,", "30,", "55,", "95,"]
 

@@ -14,9 +14,31 @@ def test_defaults():
     assert cfg.encode.codec == "libx264" and cfg.runtime.device == "auto"
 
 
-@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(p for p in CONFIGS.glob("*.yaml") if not p.name.startswith("train-")),
+                         ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     load_config(path)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("train-*.yaml")), ids=lambda p: p.name)
+def test_shipped_training_configs_load(path):
+    from vidcolor.train.exemplar import load_train_config
+
+    cfg = load_train_config(path)
+    assert cfg.steps > 0 and Path(cfg.out).is_absolute()
+
+
+def test_training_config_rejects_unknown_keys(tmp_path):
+    from vidcolor.train.exemplar import load_train_config
+
+    (tmp_path / "configs").mkdir()
+    bad = tmp_path / "configs" / "train-x.yaml"
+    bad.write_text("stepz: 10\n")
+    with pytest.raises(ConfigError, match="unknown key 'stepz'"):
+        load_train_config(bad)
+    bad.write_text("exemplar: {temprature: 0.1}\n")
+    with pytest.raises(ConfigError, match="exemplar.temprature"):
+        load_train_config(bad)
 
 
 def test_default_yaml_spells_out_the_defaults():

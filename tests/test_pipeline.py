@@ -8,7 +8,7 @@ import torch
 
 from synth import decode_luma, decode_pts, make_clip, make_still, packet_bytes
 from vidcolor import colorize_image, colorize_video, load_config
-from vidcolor.color import rgb_to_lab
+from vidcolor.color import BT601, YCbCrSpec, rgb_to_lab, rgb_to_luma
 from vidcolor.io.decode import VideoReader
 from vidcolor.io.image import read_image, write_image
 
@@ -140,15 +140,21 @@ def test_reference_map_gives_each_shot_its_own_colour(tmp_path):
     assert all(b > 10 for b in bluish[:12]) and all(b < -10 for b in bluish[12:])
 
 
-def test_still_image_keeps_its_luminance(tmp_path, still):
+@pytest.mark.parametrize("colorizer", ["transfer", "exemplar"])
+def test_still_image_keeps_its_luminance(tmp_path, still, colorizer):
+    """transfer keeps the photo's Lab L; exemplar, which answers in Cb/Cr, its luma Y' (BT.601, as JPEG)."""
     src = make_still(tmp_path / "photo.png", w=120, h=80, gray=True)
     out = tmp_path / "photo_color.png"
-    colorize_image(src, out, reference=still)
+    colorize_image(src, out, reference=still, config=load_config(overrides={"colorizer": colorizer}))
     a, b = read_image(src), read_image(out)
     assert a.shape == b.shape
-    to_lab = lambda x: rgb_to_lab(torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255)  # noqa: E731
-    la, lb = to_lab(a), to_lab(b)
-    assert (la[:, 0] - lb[:, 0]).abs().mean() < 0.5
+    to_t = lambda x: torch.from_numpy(x).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    la, lb = rgb_to_lab(to_t(a)), rgb_to_lab(to_t(b))
+    if colorizer == "transfer":
+        assert (la[:, 0] - lb[:, 0]).abs().mean() < 0.5
+    else:
+        spec = YCbCrSpec(BT601, True, 8)
+        assert (rgb_to_luma(to_t(a), spec) - rgb_to_luma(to_t(b), spec)).abs().max() * 255 < 1.5
     assert lb[:, 1:].abs().mean() > 5  # it has colour now
 
 

@@ -97,20 +97,23 @@ def main() -> None:
 @click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
 @click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference': a still per shot.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (see configs/).")
-@click.option("--colorizer", help="Colorizer by name [default: transfer].")
-@click.option("--detector", help="Shot detector: transnet (default), histogram, or off.")
+@click.option("--colorizer", help="Colorizer by name: exemplar (default) or transfer (fast).")
+@click.option("--detector", help="Shot detector: auto (default: transnet on a GPU, histogram on a CPU), transnet, "
+              "histogram, or off.")
 @click.option("--report", "report_path", type=click.Path(path_type=str),
               help="Write a JSON report: shots, their references and scores, time per stage.")
 @click.option("--explain", is_flag=True, help="Print which still each shot got, and its score.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
+@click.option("--saturation", type=click.FloatRange(0, 4), help="Colour strength of the exemplar colorizer "
+              "[default: 1.0, as predicted].")
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
 @click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264].")
 @click.option("--preset", help="Encoder speed preset [default: medium].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
-                 device, batch_size, codec, crf, preset, overwrite, quiet):
+                 device, batch_size, saturation, codec, crf, preset, overwrite, quiet):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
@@ -118,6 +121,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
 
     cfg = _run(load_config, config_path, {
         "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
+        "exemplar.saturation": saturation,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
     bar = None
@@ -187,7 +191,8 @@ def _print_shots(rows: list[dict], keys: list[str]) -> None:
 @click.argument("input", type=click.Path(path_type=str))
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True,
               help="csv is a --reference-map template: fill in the reference column.")
-@click.option("--detector", help="Shot detector: transnet (default) or histogram.")
+@click.option("--detector", help="Shot detector: auto (default: transnet on a GPU, histogram on a CPU), transnet "
+              "or histogram.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the detector runs.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -101,9 +101,12 @@ class ExemplarConfig:
 
 @dataclass(frozen=True)
 class ShotsConfig:
-    """Shot detection: a registered detector (``transnet``, ``histogram``) or ``off``."""
+    """Shot detection: a registered detector (``transnet``, ``histogram``), ``off``,
+    or ``auto``: TransNetV2 when the model runs on a GPU, the histogram detector
+    on a CPU, where TransNetV2 (about 150 frames/s on two cores) would cost
+    more than the rest of a ``transfer`` run."""
 
-    detector: str = "transnet"
+    detector: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,7 @@ class RetrievalConfig:
 
 @dataclass(frozen=True)
 class Config:
-    colorizer: str = "transfer"
+    colorizer: str = "exemplar"
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     shots: ShotsConfig = field(default_factory=ShotsConfig)
@@ -204,6 +207,11 @@ def _validate(cfg: Config, source: str | None) -> Config:
     r = cfg.retrieval
     if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
         raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")
+    e = cfg.exemplar
+    if e.work_size < 32 or e.saturation < 0 or e.temperature <= 0 or e.fb_sigma <= 0 or e.l_sigma <= 0:
+        raise bad("exemplar.work_size must be >= 32; saturation >= 0; temperature, fb_sigma, l_sigma > 0")
+    if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
+        raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
     t = cfg.transfer
     if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
         raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")

@@ -217,8 +217,10 @@ def _detector(cfg: Config, device: torch.device) -> ShotDetector | None:
     name = cfg.shots.detector
     if name == "off":
         return None
+    if name == "auto":
+        name = "transnet" if device.type == "cuda" else "histogram"
     if name not in list_detectors():
-        raise ConfigError(f"unknown shot detector '{name}' (valid: {', '.join(list_detectors())}, off)")
+        raise ConfigError(f"unknown shot detector '{name}' (valid: auto, {', '.join(list_detectors())}, off)")
     return get_detector(name, device=device)
 
 

@@ -62,12 +62,12 @@ class TrainExemplarConfig:
     size: int = 176  # square crops, pixels (a multiple of 8)
     pool: int = 2400  # examples aligned once and trained on
     kinds: dict[str, float] = field(default_factory=lambda: {"keyframe": 0.4, "view": 0.35, "other": 0.25})
-    steps: int = 3000
+    steps: int = 1500
     batch: int = 16
     lr: float = 1e-3
     width: int = 24
     depth: int = 3
-    perceptual: float = 1.0  # weight of the perceptual loss on `other` examples
+    perceptual: float = 0.05  # weight of the perceptual loss on `other` examples
     other_ab: float = 0.1  # weight of the a/b loss on `other` examples
     seed: int = 0
     checkpoint_every: int = 250

@@ -108,19 +108,19 @@ def main() -> None:
     for name in ("480p", "720p"):
         n = clips[name][2] * fps
         t_plain, _ = run([sys.executable, __file__, "--transcode", str(paths[name]), str(work / f"{name}_plain.mp4")])
-        t_vc, rss[name] = run([*vidcolor, str(paths[name]), "--reference", str(still), "-o",
+        t_vc, rss[name] = run([*vidcolor, str(paths[name]), "--reference", str(still), "--colorizer", "transfer", "-o",
                                str(work / f"{name}_color.mp4"), "--overwrite", "-q"])
         print(f"{name}: plain transcode {n / t_plain:6.1f} fps | vidcolor transfer {n / t_vc:6.1f} fps | "
               f"ratio {t_plain / t_vc:.2f} (>= 0.5 wanted)", flush=True)
     n = clips["480p"][2] * fps
     t_det = {}
     for det in ("off", "histogram", "transnet"):
-        t_det[det], _ = run([*vidcolor, str(paths["480p"]), "--reference", str(still), "-o",
+        t_det[det], _ = run([*vidcolor, str(paths["480p"]), "--reference", str(still), "--colorizer", "transfer", "-o",
                              str(work / f"480p_{det}.mp4"), "--overwrite", "-q", "--detector", det])
     for det in ("histogram", "transnet"):
         print(f"480p shot detection {det}: {n / t_det[det]:6.1f} fps against {n / t_det['off']:6.1f} fps with "
               f"--detector off: +{100 * (t_det[det] / t_det['off'] - 1):.1f}% run time (< 10% wanted)", flush=True)
-    _, rss["480p-long"] = run([*vidcolor, str(paths["480p-long"]), "--reference", str(still), "-o",
+    _, rss["480p-long"] = run([*vidcolor, str(paths["480p-long"]), "--reference", str(still), "--colorizer", "transfer", "-o",
                                str(work / "long_color.mp4"), "--overwrite", "-q"])
     r = rss["480p-long"] / rss["480p"]
     print(f"peak RSS 480p: {a.seconds} s film {rss['480p'] / 1024:.0f} MiB | {a.long_seconds} s film "

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import (BT601, YCbCrSpec, gray_to_l, lab_to_chroma_codes, lab_to_rgb, luma_lut, quantize_chroma, rgb_to_lab, rgb_to_luma,
-                    ycbcr_to_rgb)
+from .color import (BT601, YCbCrSpec, gray_to_l, lab_to_chroma_codes, lab_to_rgb, luma_lut, quantize_chroma,
+                    rgb_to_lab, rgb_to_luma, ycbcr_to_rgb)
 from .config import Config
 from .errors import ConfigError, InputError, ModelError, OutputError
 from .io.decode import LumaFrame, VideoInfo, VideoReader

@@ -38,6 +38,17 @@ def frames(n, h=12, w=16):
             for i in range(n)]
 
 
+def shots_with_ahead(sp, film):
+    """(first frame, indices of its frames ahead) of each shot, read as each is released
+    (as the pipeline does: every release is consumed before the next frame is fed)."""
+    def released():
+        for f in film:
+            yield from sp.feed(f)
+        yield from sp.finish()
+
+    return [(shot.first_frame, [a.index for a in shot.ahead]) for _, shot in released() if shot is not None]
+
+
 @pytest.mark.parametrize("lookahead", [0, 1, 7, 50])
 def test_frames_in_order_and_shots_at_boundaries(lookahead):
     cuts = [Transition(10, 10, 10, "cut"), Transition(20, 29, 25, "fade"), Transition(40, 40, 40, "cut")]
@@ -60,14 +71,7 @@ def test_frames_in_order_and_shots_at_boundaries(lookahead):
 def test_forced_boundaries_and_frames_ahead():
     det = ScriptedDetector([Transition(30, 30, 30, "cut")], lookahead=12)
     sp = ShotSplitter(det, YCbCrSpec(6, False, 8), forced=lambda f: f.index == 20, context=12)
-    released = []
-    for f in frames(40):
-        for frame, shot in sp.feed(f):
-            if shot is not None:
-                released.append((shot.first_frame, [a.index for a in shot.ahead]))
-    for frame, shot in sp.finish():
-        if shot is not None:
-            released.append((shot.first_frame, [a.index for a in shot.ahead]))
+    released = shots_with_ahead(sp, frames(40))
     assert [r[0] for r in released] == [0, 20, 30]
     # a shot sees up to `context` of its frames, and none of the next shot's
     assert released[0][1] == list(range(0, 13))
@@ -96,13 +100,6 @@ def test_every_shot_has_its_frames_ahead_when_one_call_releases_several():
     # arrive with its own frames ahead (only those of its own shot) for choosing its still
     cuts = [Transition(c, c, c, "cut") for c in (10, 20, 30)]
     sp = ShotSplitter(ScriptedDetector(cuts, lookahead=100), YCbCrSpec(6, False, 8), context=4)
-    seen = []
-    for f in frames(40):
-        for frame, shot in sp.feed(f):
-            if shot is not None:
-                seen.append((shot.first_frame, [a.index for a in shot.ahead]))
-    for frame, shot in sp.finish():
-        if shot is not None:
-            seen.append((shot.first_frame, [a.index for a in shot.ahead]))
+    seen = shots_with_ahead(sp, frames(40))
     assert seen == [(0, [0, 1, 2, 3, 4]), (10, [10, 11, 12, 13, 14]), (20, [20, 21, 22, 23, 24]),
                     (30, [30, 31, 32, 33, 34])]

@@ -78,7 +78,7 @@ class TrainExemplarConfig:
 def load_train_config(path: str | os.PathLike) -> TrainExemplarConfig:
     import yaml
 
-    from ..config import ExemplarConfig, _build  # noqa: PLC0415
+    from ..config import _build  # noqa: PLC0415
 
     p = Path(path)
     if not p.is_file():
@@ -246,8 +246,6 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
     else:
         colorizer = ExemplarColorizer(device=torch.device("cpu"), config=ecfg)
         colorizer.set_ycbcr(SPEC)
-        colorizer.gate = 1.0  # the shot gate judges whole shots, not training crops
-        colorizer._shot_gate = lambda Lw: None  # noqa: E731
         pool = build_pool(cfg, photos, colorizer, rng)
         torch.save(pool, pool_path)
     pool = {k: v.to(device) for k, v in pool.items()}

@@ -107,19 +107,30 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
 @click.option("--saturation", type=click.FloatRange(0, 4), help="Colour strength of the exemplar colorizer "
               "[default: 1.0, as predicted].")
+@click.option("--model", help="Colorizer by name, as --colorizer; with --weights: eccv16 or siggraph17 "
+              "(Zhang et al.'s released files), auto.")
+@click.option("--weights", type=click.Path(path_type=str), help="Weights file of the --model/--colorizer "
+              "(eccv16/siggraph17: the authors' .pth; auto: a .safetensors from 'vidcolor train auto').")
+@click.option("--temperature", type=click.FloatRange(0, 10, min_open=True), help="Annealed mean of the auto "
+              "colorizer (and eccv16): lower is more vivid [default: 0.38; eccv16 1.0].")
+@click.option("--palette", type=click.Path(path_type=str), help="A colour still: the auto colorizer's hues and "
+              "chroma are matched to its distribution (a period palette with no matching reference).")
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
 @click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264].")
 @click.option("--preset", help="Encoder speed preset [default: medium].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
+                 model, weights, temperature, palette,
                  device, batch_size, saturation, codec, crf, preset, overwrite, quiet):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
     from .pipeline import colorize
 
+    colorizer, model_overrides = _model_overrides(config_path, colorizer, model, weights, temperature, palette)
     cfg = _run(load_config, config_path, {
+        **model_overrides,
         "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
         "exemplar.saturation": saturation,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
@@ -150,6 +161,23 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     if not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
+
+
+def _model_overrides(config_path, colorizer, model, weights, temperature, palette) -> tuple[str | None, dict]:
+    """--model/--weights/--temperature/--palette as config overrides (--weights goes to the chosen colorizer)."""
+    from .config import load_config
+
+    if model and colorizer and model != colorizer:
+        raise click.BadParameter(f"--model {model} and --colorizer {colorizer} disagree; give one", param_hint="--model")
+    name = model or colorizer
+    if name is None and (weights is not None or temperature is not None):
+        name = _run(load_config, config_path).colorizer
+    out = {"auto.temperature": temperature, "auto.palette": palette}
+    if weights is not None:
+        out[f"{name}.weights"] = weights
+    if name == "eccv16":
+        out["eccv16.temperature"] = temperature
+    return name, out
 
 
 def _write_json(path: str, data) -> None:
@@ -254,4 +282,42 @@ def train_exemplar_cmd(config_path, device, fresh, quiet):
             click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
 
     path = _run(train_exemplar, cfg, device=dev, resume=not fresh, progress=progress)
+    click.echo(f"vidcolor: wrote {path}", err=True)
+
+
+@train_group.command("auto", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
+              help="Training YAML, e.g. configs/train-auto.yaml.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
+@click.option("--threads", type=click.IntRange(0, 256), help="PyTorch threads [default: the config's].")
+@click.option("--minutes", type=click.FloatRange(0), help="Stop after this much training time as well "
+              "[default: the config's]; the learning-rate schedule follows whichever limit comes first.")
+@click.option("--export", "export_only", type=click.Choice(["best", "last"]),
+              help="Only write OUT/auto.safetensors from the best (or last) checkpoint so far.")
+@click.option("-q", "--quiet", is_flag=True)
+def train_auto_cmd(config_path, device, fresh, threads, minutes, export_only, quiet):
+    """Train the auto colorizer's decoder; writes OUT/auto.safetensors."""
+    _setup_logging(quiet)
+    import dataclasses
+
+    from .pipeline import resolve_device
+    from .train.auto import export_auto, load_train_config, train_auto
+
+    cfg = _run(load_train_config, config_path)
+    if threads is not None:
+        cfg = dataclasses.replace(cfg, threads=threads)
+    if minutes is not None:
+        cfg = dataclasses.replace(cfg, minutes=minutes)
+    if export_only:
+        path = _run(export_auto, cfg, which=export_only)
+        click.echo(f"vidcolor: wrote {path}", err=True)
+        return
+    dev = _run(resolve_device, device)
+
+    def progress(step: int, loss: float) -> None:
+        if not quiet and (step % 50 == 0 or step == cfg.steps):
+            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
+
+    path = _run(train_auto, cfg, device=dev, resume=not fresh, progress=progress)
     click.echo(f"vidcolor: wrote {path}", err=True)

@@ -100,6 +100,41 @@ class ExemplarConfig:
 
 
 @dataclass(frozen=True)
+class AutoConfig:
+    """Automatic colorization, no reference (:mod:`vidcolor.models.auto`).
+
+    ``work_size``: short side the network works at; ``temperature``: of the
+    annealed mean over the ab bins (Zhang et al.: 0.38; 1 = the mean, towards
+    0 = the mode, more vivid); ``saturation``: 1.0 = as predicted;
+    ``guide_radius``/``guide_eps``: the guided filter bringing colour to full
+    size; ``weights``: null for the packaged weights, or a .safetensors file;
+    ``palette``: null, or a colour still whose hue and chroma distribution the
+    output is matched to (quantile matching).
+    """
+
+    work_size: int = 224
+    temperature: float = 0.38
+    saturation: float = 1.0
+    guide_radius: int = 2
+    guide_eps: float = 1e-3
+    weights: str | None = None
+    palette: str | None = None
+
+
+@dataclass(frozen=True)
+class ZhangConfig:
+    """Zhang et al.'s released networks (``eccv16``, ``siggraph17``), for users who
+    own the weight files: ``weights`` the .pth file (required); ``work_size``
+    the square size the network sees (a multiple of 8; 256 as released);
+    ``temperature`` (ECCV16 only) of the softmax over its 313 bins: 1 is what
+    the released code does."""
+
+    weights: str | None = None
+    work_size: int = 256
+    temperature: float = 1.0
+
+
+@dataclass(frozen=True)
 class ShotsConfig:
     """Shot detection: a registered detector (``transnet``, ``histogram``), ``off``,
     or ``auto``: TransNetV2 when the model runs on a GPU, the histogram detector
@@ -127,6 +162,9 @@ class Config:
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     exemplar: ExemplarConfig = field(default_factory=ExemplarConfig)
+    auto: AutoConfig = field(default_factory=AutoConfig)
+    eccv16: ZhangConfig = field(default_factory=ZhangConfig)
+    siggraph17: ZhangConfig = field(default_factory=ZhangConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -212,6 +250,15 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad("exemplar.work_size must be >= 32; saturation >= 0; temperature, fb_sigma, l_sigma > 0")
     if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
         raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
+    a = cfg.auto
+    if a.work_size < 32 or not 0 < a.temperature <= 10 or a.saturation < 0:
+        raise bad("auto.work_size must be >= 32, auto.temperature in (0, 10], auto.saturation >= 0")
+    if a.guide_radius < 1 or a.guide_eps <= 0:
+        raise bad("auto.guide_radius must be >= 1 and auto.guide_eps > 0")
+    for name in ("eccv16", "siggraph17"):
+        z = getattr(cfg, name)
+        if z.work_size < 32 or z.work_size % 8 or not 0 < z.temperature <= 10:
+            raise bad(f"{name}.work_size must be a multiple of 8 and >= 32, {name}.temperature in (0, 10]")
     t = cfg.transfer
     if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
         raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")

@@ -1,0 +1,340 @@
+"""Training the automatic colorizer's decoder (``vidcolor train auto``).
+
+Data: colour photos (and frames of colour clips) from the configured folders,
+minus a held-out set (:func:`split_photos`, chosen by a hash of the file
+name, so the benchmark never sees a training photo). Heavy augmentation, as
+the data are few: random crops from a third of the picture to all of it,
+flips, luminance jitter (gain, gamma, bias, the L of the luma instead of
+Lab's L, blur and grain) on the input only: the answer stays the photo's
+true a/b.
+
+The backbone is frozen, so its feature maps are computed once for a pool of
+augmented crops (``pool.pt``); a training step then costs the decoder alone
+(with random mirroring of the cached maps). Loss: class-rebalanced
+cross-entropy over the ab bins against soft-encoded targets (Zhang et al.:
+5 nearest bins, sigma 5; weights from the pool's Gaussian-smoothed ab prior,
+lambda 0.5). A validation pool of crops from the held-out photos picks the
+best checkpoint. ``minutes`` bounds the training time as well as ``steps``
+(the learning-rate schedule follows whichever runs out first), for a CPU
+shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
+``loss.csv`` logs the losses; the weights are exported as safetensors with
+the prior, the config, the data and the step count.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConfigError, InputError
+from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
+from .exemplar import _load, list_photos
+
+__all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
+           "build_pool", "rebalanced_loss"]
+
+log = logging.getLogger("vidcolor")
+KEYS = ("s4", "s8", "s16", "s32", "pooled", "L4")
+
+
+@dataclass(frozen=True)
+class TrainAutoConfig:
+    """What ``vidcolor train auto`` reads from its YAML file."""
+
+    data: list[str] = field(default_factory=lambda: ["../shared/data/photos"])
+    out: str = "runs/auto"
+    holdout: int = 12  # photos kept out of training (benchmark and checkpoint choice)
+    size: int = 176  # square training crops, pixels (a multiple of 16)
+    pool: int = 5000  # augmented crops whose backbone features are computed once
+    val_pool: int = 192  # crops of the held-out photos for the validation loss
+    steps: int = 4000
+    minutes: float = 0.0  # > 0: also stop after this much training time; the schedule follows whichever ends first
+    batch: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    width: int = 192
+    lam: float = 0.5  # class rebalancing (Zhang et al.)
+    sigma: float = 5.0  # prior smoothing and soft encoding, ab units
+    seed: int = 0
+    checkpoint_every: int = 200
+    threads: int = 0
+
+
+def load_train_config(path: str | os.PathLike) -> TrainAutoConfig:
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError("training config not found", p)
+    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ConfigError("a training config must be a mapping", p)
+    names = set(TrainAutoConfig.__dataclass_fields__)
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key '{unknown[0]}' (valid: {', '.join(sorted(names))})", p)
+    cfg = TrainAutoConfig(**data)
+    if cfg.size % 16 or cfg.size < 64:
+        raise ConfigError(f"size must be a multiple of 16 and at least 64, got {cfg.size}", p)
+    if not 0 <= cfg.lam <= 1 or cfg.sigma <= 0 or cfg.steps < 1 or cfg.batch < 1 or cfg.pool < 1 or cfg.minutes < 0:
+        raise ConfigError("need 0 <= lam <= 1, sigma > 0, steps, batch and pool >= 1, minutes >= 0", p)
+    base = p.resolve().parent.parent  # paths are relative to the repository (configs/..)
+    return TrainAutoConfig(**{**asdict(cfg), "data": [os.fspath((base / d).resolve()) if not os.path.isabs(d) else d
+                                                        for d in cfg.data],
+                              "out": os.fspath(base / cfg.out) if not os.path.isabs(cfg.out) else cfg.out})
+
+
+def split_photos(photos: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
+    """(training, held out): the ``holdout`` photos whose names hash lowest are
+    held out, the same whatever else is in the folder."""
+    key = lambda p: hashlib.sha1(p.name.encode()).hexdigest()  # noqa: E731
+    ranked = sorted(photos, key=key)
+    held = set(ranked[:holdout])
+    return [p for p in photos if p not in held], [p for p in photos if p in held]
+
+
+def _lab(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+
+
+def make_crop(img: np.ndarray, size: int, rng: random.Random, *, augment: bool = True
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """An augmented ``size`` x ``size`` crop of the uint8 RGB ``img``: its input L
+    (size, size) float32 in [0, 100], jittered, and its true Lab a/b (size, size, 2)."""
+    h, w = img.shape[:2]
+    short = min(h, w)
+    span = round(short * (rng.uniform(0.35, 1.0) if augment else 0.8))
+    x0, y0 = rng.randint(0, w - span), rng.randint(0, h - span)
+    view = img[y0:y0 + span, x0:x0 + span]
+    view = cv2.resize(view, (size, size), interpolation=cv2.INTER_AREA if span > size else cv2.INTER_LINEAR)
+    if augment and rng.random() < 0.5:
+        view = view[:, ::-1]
+    view = np.ascontiguousarray(view)
+    lab = _lab(view)
+    ab = lab[..., 1:]
+    if augment and rng.random() < 0.5:  # a film's gray is its luma, not Lab's L
+        luma = view.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) / 255.0
+        L = _lab(np.repeat(luma[..., None] * 255.0, 3, axis=-1))[..., 0]
+    else:
+        L = lab[..., 0].copy()
+    if augment:
+        y = L / 100.0
+        y = np.clip(y * rng.uniform(0.8, 1.2) + rng.uniform(-0.08, 0.08) + (0.5 - y.mean()) * rng.uniform(0, 0.2), 0, 1)
+        y = y ** rng.uniform(0.7, 1.4)
+        if rng.random() < 0.25:
+            y = cv2.GaussianBlur(y, (0, 0), rng.uniform(0.5, 1.5))
+        if rng.random() < 0.25:
+            g = np.random.default_rng(rng.randrange(1 << 30))
+            y = y + g.normal(0, rng.uniform(0.005, 0.03), y.shape).astype(np.float32)
+        L = np.clip(y, 0, 1).astype(np.float32) * 100.0
+    return L.astype(np.float32), np.ascontiguousarray(ab, dtype=np.float32)
+
+
+@torch.inference_mode()
+def build_pool(photos: list[Path], n: int, size: int, rng: random.Random, backbone, *, augment: bool = True,
+               chunk: int = 32) -> dict[str, torch.Tensor]:
+    """Backbone features (float16) of ``n`` augmented crops, their L at stride 4
+    and their true a/b at stride 4 (``ab``)."""
+    short = round(size / 0.35) if augment else round(size / 0.8)
+    images = {}
+    rows: dict[str, list] = {k: [] for k in (*KEYS, "ab")}
+    t0 = time.monotonic()
+    for start in range(0, n, chunk):
+        Ls, abs_ = [], []
+        for _ in range(min(chunk, n - start)):
+            i = rng.randrange(len(photos))
+            if i not in images:
+                images[i] = _load(photos[i], min(short, 640))
+            L, ab = make_crop(images[i], size, rng, augment=augment)
+            Ls.append(torch.from_numpy(L)[None])
+            abs_.append(torch.from_numpy(ab).permute(2, 0, 1))
+        L = torch.stack(Ls)
+        x = backbone_inputs(backbone, L)
+        for k in KEYS:
+            rows[k].append(x[k].half())
+        rows["ab"].append(F.adaptive_avg_pool2d(torch.stack(abs_), x["s4"].shape[-2:]).half())
+        if (start // chunk) % 20 == 19:
+            log.info("pool: %d/%d crops (%.0f s)", start + chunk, n, time.monotonic() - t0)
+    return {k: torch.cat(v) for k, v in rows.items()}
+
+
+def nearest_bin(ab: torch.Tensor, bins: torch.Tensor, chunk: int = 1 << 16) -> torch.Tensor:
+    """(N, 2, H, W) -> (N, H, W) index of the nearest bin (in chunks: memory stays small)."""
+    x = ab.permute(0, 2, 3, 1).reshape(-1, 2)
+    b = bins.to(x.device, torch.float32)
+    idx = torch.cat([torch.cdist(x[i:i + chunk].float(), b).argmin(dim=1) for i in range(0, len(x), chunk)])
+    return idx.view(ab.shape[0], *ab.shape[-2:])
+
+
+def rebalanced_loss(logits: torch.Tensor, ab: torch.Tensor, bins: torch.Tensor, weights: torch.Tensor,
+                    sigma: float = 5.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-rebalanced cross-entropy (Zhang et al. eq. 2): each pixel's CE against
+    its soft-encoded ab, weighted by the weight of its nearest bin; mean over
+    pixels. Returns (weighted, plain) losses."""
+    target = soft_encode(ab, bins, sigma=sigma)
+    ce = -(target * F.log_softmax(logits.float(), dim=1)).sum(dim=1)  # (N, H, W)
+    w = weights.to(ce)[target.argmax(dim=1)]
+    return (w * ce).mean(), ce.mean()
+
+
+def _batch(pool: dict[str, torch.Tensor], idx: torch.Tensor, flip: bool) -> dict[str, torch.Tensor]:
+    b = {k: v[idx].float() for k, v in pool.items()}
+    if flip:
+        b = {k: (v.flip(-1) if v.dim() == 4 else v) for k, v in b.items()}
+    return b
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _pools(cfg: TrainAutoConfig, out: Path, resume: bool):
+    from ..models.backbone import get_backbone
+
+    photos = list_photos(cfg.data)
+    train, held = split_photos(photos, cfg.holdout)
+    if len(train) < 2:
+        raise InputError(f"need at least two training images once {cfg.holdout} are held out", cfg.data[0])
+    (out / "holdout.txt").write_text("".join(f"{p}\n" for p in held), encoding="utf-8")
+    pool_path = out / "pool.pt"
+    if resume and pool_path.is_file():
+        pools = torch.load(pool_path, weights_only=True)
+        log.info("pool: %d crops from %s", len(pools["train"]["ab"]), pool_path)
+    else:
+        backbone = get_backbone("cpu")
+        rng = random.Random(cfg.seed)
+        pools = {"train": build_pool(train, cfg.pool, cfg.size, rng, backbone)}
+        pools["val"] = build_pool(held, cfg.val_pool, cfg.size, random.Random(cfg.seed + 1), backbone,
+                                  augment=False) if held and cfg.val_pool else {}
+        _save(pool_path, pools)
+    return pools, train, held
+
+
+def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resume: bool = True,
+               progress=None) -> Path:
+    """Train the decoder; returns the path of the exported safetensors (best checkpoint)."""
+    device = torch.device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    pools, train, held = _pools(cfg, out, resume)
+    bins = ab_bins()
+    pool = {k: v.to(device) for k, v in pools["train"].items()}
+    counts = torch.bincount(nearest_bin(pools["train"]["ab"], bins).flatten(), minlength=bins.shape[0])
+    prior = smooth_prior(counts, bins, cfg.sigma)
+    weights = rebalance_weights(prior, cfg.lam).to(device)
+    bins_d = bins.to(device)
+    net = AutoNet(width=cfg.width, bins=bins.shape[0]).to(device)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step, best, spent = 0, float("inf"), 0.0
+    ckpt = out / "last.pt"
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        step, best, spent = int(state["step"]), float(state["best"]), float(state.get("seconds", 0.0))
+        log.info("resumed from %s at step %d", ckpt, step)
+    logf = open(out / "loss.csv", "a", newline="")
+    writer = csv.writer(logf)
+    if step == 0:
+        writer.writerow(["step", "loss", "ce", "val_loss", "val_ce", "seconds"])
+    n = len(pool["ab"])
+    gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    t0 = time.monotonic() - spent
+
+    def progress_fraction() -> float:
+        f = step / cfg.steps
+        return max(f, (time.monotonic() - t0) / (cfg.minutes * 60)) if cfg.minutes > 0 else f
+
+    try:
+        while progress_fraction() < 1.0:
+            for g in opt.param_groups:
+                g["lr"] = learning_rate(cfg.lr, progress_fraction())
+            net.train()
+            idx = torch.randint(0, n, (cfg.batch,), generator=gen)
+            b = _batch(pool, idx.to(device), bool(torch.rand((), generator=gen) < 0.5))
+            logits = net(**{k: b[k] for k in KEYS})
+            loss, ce = rebalanced_loss(logits, b["ab"], bins_d, weights, cfg.sigma)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            last = progress_fraction() >= 1.0
+            row = [step, f"{loss.item():.4f}", f"{ce.item():.4f}", "", "", f"{time.monotonic() - t0:.1f}"]
+            if step % cfg.checkpoint_every == 0 or last:
+                val = validate(net, pools.get("val") or {}, bins_d, weights, cfg.sigma, device)
+                if val is not None:
+                    row[3:5] = [f"{val[0]:.4f}", f"{val[1]:.4f}"]
+                state = {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
+                         "prior": prior, "seconds": time.monotonic() - t0}
+                if val is None or val[0] < best:
+                    best = val[0] if val is not None else best
+                    state["best"] = best
+                    _save(out / "best.pt", {"net": net.state_dict(), "step": step, "val": best, "prior": prior})
+                _save(ckpt, state)
+            writer.writerow(row)
+            if step % cfg.checkpoint_every == 0:
+                logf.flush()
+            if progress is not None:
+                progress(step, loss.item())
+    finally:
+        logf.close()
+    return export_auto(cfg, photos=len(train), held=len(held))
+
+
+def learning_rate(peak: float, f: float) -> float:
+    """Warm up over the first 3 % of training, then cosine down to 2 % of ``peak``."""
+    if f < 0.03:
+        return peak * (0.1 + 0.9 * f / 0.03)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, (f - 0.03) / 0.97))))
+
+
+@torch.inference_mode()
+def validate(net: AutoNet, pool: dict[str, torch.Tensor], bins, weights, sigma, device) -> tuple[float, float] | None:
+    if not pool:
+        return None
+    net.eval()
+    tot = [0.0, 0.0]
+    n = len(pool["ab"])
+    for s in range(0, n, 32):
+        b = {k: v[s:s + 32].to(device).float() for k, v in pool.items()}
+        loss, ce = rebalanced_loss(net(**{k: b[k] for k in KEYS}), b["ab"], bins, weights, sigma)
+        tot[0] += loss.item() * len(b["ab"])
+        tot[1] += ce.item() * len(b["ab"])
+    return tot[0] / n, tot[1] / n
+
+
+def export_auto(cfg: TrainAutoConfig, *, photos: int | None = None, held: int | None = None,
+                which: str = "best") -> Path:
+    """Write ``OUT/auto.safetensors`` from the ``best`` (or ``last``) checkpoint."""
+    out = Path(cfg.out)
+    path = out / f"{which}.pt"
+    if not path.is_file():
+        raise InputError("no checkpoint to export yet", path)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = AutoNet(width=cfg.width, bins=ab_bins().shape[0])
+    net.load_state_dict(state["net"])
+    if photos is None:
+        tr, hd = split_photos(list_photos(cfg.data), cfg.holdout)
+        photos, held = len(tr), len(hd)
+    weights = out / "auto.safetensors"
+    save_auto(net.eval(), weights, state["prior"], {
+        "config": asdict(cfg), "steps": int(state["step"]), "val_loss": state.get("val"), "photos": photos,
+        "held_out": held, "data": [os.path.basename(d) for d in cfg.data],
+        "command": "vidcolor train auto --config configs/train-auto.yaml"})
+    return weights

@@ -154,6 +154,16 @@ class RetrievalConfig:
 
 
 @dataclass(frozen=True)
+class FarmConfig:
+    """The render farm (``--jobs N``, ``--ray``): a film is cut into segments of
+    about ``segment_seconds``, only at shot boundaries; a failed segment is
+    tried ``retries`` more times before the job stops."""
+
+    segment_seconds: float = 60.0
+    retries: int = 2
+
+
+@dataclass(frozen=True)
 class Config:
     colorizer: str = "exemplar"
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -165,9 +175,15 @@ class Config:
     auto: AutoConfig = field(default_factory=AutoConfig)
     eccv16: ZhangConfig = field(default_factory=ZhangConfig)
     siggraph17: ZhangConfig = field(default_factory=ZhangConfig)
+    farm: FarmConfig = field(default_factory=FarmConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
+        """The inverse of :meth:`to_dict` (keys left out keep their defaults), validated."""
+        return _validate(_build(cls, data, "", source), source)
 
 
 def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
@@ -259,6 +275,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
         z = getattr(cfg, name)
         if z.work_size < 32 or z.work_size % 8 or not 0 < z.temperature <= 10:
             raise bad(f"{name}.work_size must be a multiple of 8 and >= 32, {name}.temperature in (0, 10]")
+    if not (cfg.farm.segment_seconds > 0 and 0 <= cfg.farm.retries <= 100):
+        raise bad("farm.segment_seconds must be > 0 and farm.retries in 0..100")
     t = cfg.transfer
     if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
         raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")

@@ -35,7 +35,8 @@ from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
 from .shots.split import Shot, ShotSplitter
 
-__all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "detect_shots", "default_output", "resolve_device"]
+__all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "detect_shots", "default_output", "resolve_device",
+           "PlannedShot", "plan_shots"]
 
 log = logging.getLogger("vidcolor")
 
@@ -234,10 +235,183 @@ def _shot_l(frames: Sequence[LumaFrame], count: int, lut: torch.Tensor, side: in
     return lut.cpu()[torch.from_numpy(small)].unsqueeze(1)
 
 
+def _load_references(cfg: Config, schedule: ReferenceSchedule, store: ReferenceStore, device: torch.device,
+                     plan: Sequence["PlannedShot"] | None = None):
+    """Load every still before any work starts (a fixed plan: only its own); a folder's retrieval index."""
+    paths = schedule.references if plan is None else sorted({Path(s.reference) for s in plan if s.reference})
+    for path in paths:
+        store.get(path)
+    if not schedule.folder_images or plan is not None:
+        return None
+    from .retrieval import ReferenceIndex
+
+    return ReferenceIndex.from_folder(Path(schedule.origin), store, device, top_k=cfg.retrieval.top_k)
+
+
+class _References:
+    """Where shots start beyond the detector's cuts (reference-map rows), and
+    which still each shot gets: the map's row, the one still, or the best
+    match from a folder. A run and the farm's plan both choose here."""
+
+    def __init__(self, cfg: Config, schedule: ReferenceSchedule, index, lut: torch.Tensor):
+        self.cfg, self.schedule, self.index, self.lut = cfg, schedule, index, lut
+        self._origin: float | None = None
+        self._last_row = None
+
+    def row_for(self, index: int, seconds: float):
+        row = self.schedule.lookup(index, seconds)
+        if row is None:
+            raise InputError(f"no row covers frame {index} ({seconds:.3f} s); the first row should start at 0",
+                             self.schedule.origin or None)
+        return row
+
+    def _row_starts(self, frame: LumaFrame) -> bool:
+        if self._origin is None:
+            self._origin = frame.time
+        key = self.row_for(frame.index, frame.time - self._origin).key
+        changed, self._last_row = key != self._last_row, key
+        return changed
+
+    def splitter(self, detector: ShotDetector | None, spec: YCbCrSpec) -> ShotSplitter:
+        return ShotSplitter(detector, spec, forced=self._row_starts if len(self.schedule.rows) > 1 else None,
+                            context=SHOT_CONTEXT if self.index is not None else 0)
+
+    def choose(self, shot: Shot, entry: dict) -> Path | None:
+        """The still for ``shot`` (None: it stays black and white); what was chosen and why goes in ``entry``."""
+        cfg = self.cfg
+        if self.index is not None:
+            matches = self.index.rank(_shot_l(shot.ahead, cfg.retrieval.frames, self.lut))
+            best = matches[0]
+            path, entry["score"] = best.path, round(float(best.score), 4)
+            entry["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
+                                   for m in matches[:3]]
+            if best.score < cfg.retrieval.threshold:
+                # a poor reference paints wrong colours; with no automatic colorizer yet,
+                # the shot is left in black and white and the archivist told
+                entry["unmatched"] = True
+                path = None
+                log.warning("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
+                            "left in black and white (no automatic colorizer yet): add a still or use "
+                            "--reference-map", shot.index, shot.first_frame, self.schedule.origin,
+                            best.path.name, best.score, cfg.retrieval.threshold)
+        else:
+            row = self.row_for(shot.first_frame, shot.start_time)
+            path = row.reference
+            entry["row"] = row.source
+        entry["reference"] = os.fspath(path) if path else None
+        return path
+
+
+@dataclass(frozen=True)
+class PlannedShot:
+    """A shot of a fixed plan: its first frame (index, pts, seconds from the
+    film's first frame), its length, and its still (None: black and white);
+    ``entry`` is what a run reports about it (transition, score, map row)."""
+
+    index: int
+    first_frame: int
+    first_pts: int
+    start_time: float
+    frames: int
+    reference: str | None
+    entry: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PlannedShot":
+        return cls(**data)
+
+
+class _PlanSplitter:
+    """A ShotSplitter's interface over a fixed plan: shots start where the plan says; no lookahead."""
+
+    def __init__(self, plan: Sequence[PlannedShot]):
+        self._starts = {s.first_frame: s for s in plan}
+        self.shots: list[Shot] = []
+        self.transitions: list = []
+
+    def feed(self, frame: LumaFrame) -> list[tuple[LumaFrame, Shot | None]]:
+        planned = self._starts.get(frame.index)
+        shot = None
+        if planned is not None:
+            shot = Shot(planned.index, planned.first_frame, planned.start_time, None, [frame])
+            self.shots.append(shot)
+        elif not self.shots:
+            raise InputError(f"frame {frame.index} begins no shot of the plan", None)
+        self.shots[-1].frames += 1
+        return [(frame, shot)]
+
+    def finish(self) -> list:
+        return []
+
+
+class _PlanReferences:
+    """The plan's stills, shot by shot."""
+
+    def __init__(self, plan: Sequence[PlannedShot]):
+        self._by_index = {s.index: s for s in plan}
+
+    def splitter(self, detector, spec) -> _PlanSplitter:
+        return _PlanSplitter(list(self._by_index.values()))
+
+    def choose(self, shot: Shot, entry: dict) -> Path | None:
+        planned = self._by_index[shot.index]
+        entry.update({k: v for k, v in planned.entry.items() if k not in ("frames", "transition")})
+        entry["reference"] = planned.reference
+        return Path(planned.reference) if planned.reference else None
+
+
+def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None = None,
+               reference_map: str | os.PathLike | None = None, config: Config | None = None,
+               progress: Progress | None = None,
+               on_open: Callable[["VideoReader"], None] | None = None) -> tuple[list[PlannedShot], VideoInfo]:
+    """The shots :func:`colorize_video` would find in ``input`` and the still it
+    would give each, without colouring anything: a fixed plan for
+    ``colorize_video(plan=...)`` (the render farm cuts a film by it)."""
+    cfg = config or Config()
+    input = Path(input)
+    _check_input(input)
+    schedule = _schedule(reference, reference_map)
+    device = resolve_device(cfg.runtime.device)
+    _colorizer(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
+    index = _load_references(cfg, schedule, ReferenceStore(device), device)
+    detector = _detector(cfg, device)
+    started: list[tuple[Shot, int, dict, Path | None]] = []
+    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+        info = reader.info
+        schedule.bind(info.rate)
+        if on_open is not None:
+            on_open(reader)
+        refs = _References(cfg, schedule, index, luma_lut(info.ycbcr, device))
+        splitter = refs.splitter(detector, info.ycbcr)
+
+        def take(released) -> None:
+            for frame, shot in released:
+                if shot is not None:
+                    entry = shot.to_dict()
+                    path = refs.choose(shot, entry)
+                    shot.ahead = []
+                    started.append((shot, frame.pts, entry, path))
+                if progress is not None:
+                    progress(1)
+
+        for item in reader.items():
+            if isinstance(item, LumaFrame):
+                take(splitter.feed(item))
+        take(splitter.finish())
+    plan = [PlannedShot(s.index, s.first_frame, pts, s.start_time, s.frames, os.fspath(p) if p else None,
+                        {**entry, "frames": s.frames}) for s, pts, entry, p in started]
+    return plan, info
+
+
 def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
                    reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
                    config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
-                   on_open: Callable[["VideoReader"], None] | None = None) -> RunReport:
+                   on_open: Callable[["VideoReader"], None] | None = None,
+                   plan: Sequence[PlannedShot] | None = None, frames: tuple[int, int] | None = None,
+                   video_only: bool = False) -> RunReport:
     """Colourise a video file; every stream but the video is copied as is.
 
     The film is split into shots (detected, and wherever a reference-map row
@@ -246,6 +420,11 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     The output is written beside its target under a temporary name and
     renamed when complete; on any error it is removed and the target (if
     any) is left as it was.
+
+    ``plan`` (from :func:`plan_shots`) fixes the shots and their stills: no
+    detection, no retrieval. ``frames=(a, b)`` renders frames a..b-1 only
+    (``a`` must begin a planned shot; decoding seeks to it); ``video_only``
+    writes the video stream alone. Together: one segment of a render farm.
     """
     cfg = config or Config()
     t0 = time.monotonic()
@@ -258,50 +437,34 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
         torch.set_num_threads(cfg.runtime.threads)
     colorizer = _colorizer(cfg, schedule, device)
     store = ReferenceStore(device)
+    start = None
+    if frames is not None:
+        first = {s.first_frame: s for s in plan or ()}.get(frames[0])
+        if first is None:
+            raise ConfigError(f"frames {frames[0]}..{frames[1] - 1}: a range must begin a shot of a plan")
+        start = (first.first_frame, first.first_pts)
     with timers("references"):
-        for path in schedule.references:  # every still is checked before any work starts
-            store.get(path)
-        index = None
-        if schedule.folder_images:
-            from .retrieval import ReferenceIndex
-
-            index = ReferenceIndex.from_folder(Path(schedule.origin), store, device, top_k=cfg.retrieval.top_k)
-    detector = _detector(cfg, device)
+        index = _load_references(cfg, schedule, store, device, plan)
+    detector = _detector(cfg, device) if plan is None else None
     out, tmp = _prepare_output(input, output, overwrite)
     if is_image_path(out):
         raise OutputError("is an image name, but the input is a video; give a video file name", out)
     report = RunReport(str(input), str(out), colorizer=cfg.colorizer, device=str(device))
 
-    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, start=start) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        writer = VideoWriter(tmp, info, cfg.encode, reader.passthrough, target=out)
+        writer = VideoWriter(tmp, info, cfg.encode, () if video_only else reader.passthrough, target=out)
         try:
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
             colorizer.set_ycbcr(out_spec)
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
-            origin: list[float] = []
-            last_row: list = [None]
-
-            def row_for(index: int, seconds: float):
-                row = schedule.lookup(index, seconds)
-                if row is None:
-                    raise InputError(f"no row covers frame {index} ({seconds:.3f} s); the first row should start at 0",
-                                     schedule.origin or None)
-                return row
-
-            def map_row_starts(frame: LumaFrame) -> bool:
-                origin.append(frame.time) if not origin else None
-                key = row_for(frame.index, frame.time - origin[0]).key
-                changed, last_row[0] = key != last_row[0], key
-                return changed
-
-            splitter = ShotSplitter(detector, info.ycbcr, forced=map_row_starts if len(schedule.rows) > 1 else None,
-                                    context=SHOT_CONTEXT if index is not None else 0)
+            refs = _References(cfg, schedule, index, colorist.lut) if plan is None else _PlanReferences(plan)
+            splitter = refs.splitter(detector, info.ycbcr)
 
             def flush() -> None:
                 if not batch:
@@ -320,26 +483,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 flush()
                 entry = shot.to_dict()
                 with timers("references"):
-                    if index is not None:
-                        matches = index.rank(_shot_l(shot.ahead, cfg.retrieval.frames, colorist.lut))
-                        best = matches[0]
-                        path, entry["score"] = best.path, round(float(best.score), 4)
-                        entry["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
-                                               for m in matches[:3]]
-                        if best.score < cfg.retrieval.threshold:
-                            # a poor reference paints wrong colours; with no automatic colorizer yet,
-                            # the shot is left in black and white and the archivist told
-                            entry["unmatched"] = True
-                            path = None
-                            log.warning("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
-                                        "left in black and white (no automatic colorizer yet): add a still or use "
-                                        "--reference-map", shot.index, shot.first_frame, schedule.origin,
-                                        best.path.name, best.score, cfg.retrieval.threshold)
-                    else:
-                        row = row_for(shot.first_frame, shot.start_time)
-                        path = row.reference
-                        entry["row"] = row.source
-                    entry["reference"] = os.fspath(path) if path else None
+                    path = refs.choose(shot, entry)
                     colorist.neutral = path is None
                     if path is not None:
                         colorizer.begin_shot(store.get(path))
@@ -362,8 +506,11 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 if item is None:
                     break
                 if not isinstance(item, LumaFrame):
-                    writer.copy(item)
+                    if not video_only:
+                        writer.copy(item)
                     continue
+                if frames is not None and item.index >= frames[1]:
+                    break
                 with timers("shots"):
                     released = splitter.feed(item)
                 take(released)

@@ -165,11 +165,19 @@ class VideoReader:
     ``items()`` yields LumaFrame and pass-through av.Packet objects in file
     order from a background thread; at most ``queue_size`` are buffered.
     Close it (or use it as a context manager) to stop the thread.
+
+    ``start=(index, pts)`` begins at frame ``index`` (whose pts is ``pts``, as
+    a read from the start numbered it): the reader seeks to the keyframe
+    before it and drops the frames up to it, or, where the file cannot seek
+    exactly, decodes from the start and counts. Only video frames are yielded
+    then (a range of frames is a piece of the film, not the film).
     """
 
-    def __init__(self, path: str | os.PathLike, queue_size: int = 32):
+    def __init__(self, path: str | os.PathLike, queue_size: int = 32, start: tuple[int, int] | None = None):
         self.path = os.fspath(path)
         self.queue_size = queue_size
+        self._first_index = 0
+        self._video_only = False
         if not os.path.exists(self.path):
             raise InputError("file not found", self.path)
         if os.path.isdir(self.path):
@@ -196,6 +204,8 @@ class VideoReader:
             else:
                 raise InputError("has a video stream but no decodable frames", self.path)
             self.info = _describe(self.path, self.container, self.stream, self._pending[-1][0])
+            if start is not None:
+                self._start_at(*start)
         except BaseException:
             self.container.close()
             raise
@@ -203,10 +213,40 @@ class VideoReader:
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
 
+    def _start_at(self, index: int, pts: int) -> None:
+        self._video_only = True
+        self._first_index = index
+        self._pending = [(f, p) for f, p in self._pending if f is not None]
+        if index == 0:
+            return
+        try:
+            self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
+            frames = self._decode()
+            for frame, _ in frames:
+                if frame.pts is None or frame.pts > pts:
+                    break  # landed past it, or no timestamps to tell: count from the start instead
+                if frame.pts == pts:
+                    self._frames, self._pending = frames, [(frame, None)]
+                    return
+        except av.error.FFmpegError:
+            pass
+        log.info("%s: cannot seek to frame %d exactly; decoding from the start", self.path, index)
+        self.container.close()
+        self.container = av.open(self.path, metadata_errors="ignore")
+        self.stream = self.container.streams.video[0]
+        self.stream.thread_type = "AUTO"
+        self.passthrough = [s for s in self.container.streams if s is not self.stream]
+        frames = self._decode()
+        for n, (frame, _) in enumerate(frames):
+            if n == index:
+                self._frames, self._pending = frames, [(frame, None)]
+                return
+        raise InputError(f"has no frame {index}", self.path)
+
     # -- decoding (runs in the background thread) -------------------------------------
     def _decode(self) -> Iterator[tuple[av.VideoFrame | None, av.Packet | None]]:
         """(frame, None) for video frames, (None, packet) for other streams."""
-        streams = [self.stream, *self.passthrough]
+        streams = [self.stream] if self._video_only else [self.stream, *self.passthrough]
         n = 0
         try:
             for packet in self.container.demux(streams):
@@ -239,7 +279,7 @@ class VideoReader:
             q.put(_Failure(e))
 
     def _lumas(self) -> Iterator[Item]:
-        index = 0
+        index = self._first_index
         last_pts: int | None = None
         tb = self.info.time_base
         step = int(round(1 / (self.info.rate * tb))) if self.info.rate else 1

@@ -22,7 +22,7 @@ from ..config import EncodeConfig
 from ..errors import ConfigError, OutputError
 from .decode import VideoInfo, _plane_array
 
-__all__ = ["VideoWriter", "choose_pix_fmt", "encoder_options"]
+__all__ = ["VideoWriter", "choose_pix_fmt", "encoder_options", "container_options"]
 
 log = logging.getLogger("vidcolor")
 
@@ -38,6 +38,20 @@ _ARCHIVAL = {
 }
 _HAS_CRF = {"libx264", "libx265", "libsvtav1", "libaom-av1", "libvpx-vp9"}
 _HAS_PRESET = {"libx264", "libx265", "libsvtav1"}
+
+
+def container_options(path: str | os.PathLike, time_base: Fraction) -> dict[str, str]:
+    """Muxer options that keep every frame's pts exact. MP4/MOV: the edit list
+    that places a video not starting at 0 (a film cut from a broadcast, a
+    render-farm segment) is counted in the video track's own timescale (the
+    muxer's choice: the time base's denominator, doubled up to >= 10000),
+    not in the default 1/1000 s, which moved such frames by a few ticks."""
+    if os.path.splitext(os.fspath(path))[1].lower() not in (".mp4", ".m4v", ".mov"):
+        return {}
+    scale = time_base.denominator
+    while scale < 10000:
+        scale *= 2
+    return {"movie_timescale": str(scale)}
 
 
 def encoder_options(enc: EncodeConfig) -> dict[str, str]:
@@ -106,7 +120,7 @@ class VideoWriter:
         self.chroma_size = (self.format.components[1].height, self.format.components[1].width)
         options = encoder_options(enc)
         try:
-            self.container = av.open(self.path, "w")
+            self.container = av.open(self.path, "w", options=container_options(self.path, info.time_base))
         except (av.error.FFmpegError, OSError, ValueError) as e:
             raise OutputError(f"cannot create the output ({e})", self.target) from None
         try:

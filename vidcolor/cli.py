@@ -118,11 +118,16 @@ def main() -> None:
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
 @click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264].")
 @click.option("--preset", help="Encoder speed preset [default: medium].")
+@click.option("--jobs", type=click.IntRange(1, 1024), help="Render farm: cut the film at shot boundaries into "
+              "segments and render N at a time in local processes (resumable: run again to go on).")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help="Render farm on a Ray cluster: its address, auto "
+              "(the cluster this machine is in) or local (start one here). Needs pip install 'vidcolor[ray]'.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
                  model, weights, temperature, palette,
-                 device, batch_size, saturation, codec, crf, preset, overwrite, quiet):
+                 device, batch_size, saturation, codec, crf, preset, overwrite, quiet,
+                 jobs=None, ray_address=None):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
@@ -135,6 +140,9 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         "exemplar.saturation": saturation,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
+    if jobs is not None or ray_address is not None:
+        return _farm(input, output, reference, reference_map, cfg, jobs or 1, ray_address, overwrite, quiet,
+                     report_path)
     bar = None
 
     def on_open(reader) -> None:
@@ -321,3 +329,199 @@ def train_auto_cmd(config_path, device, fresh, threads, minutes, export_only, qu
 
     path = _run(train_auto, cfg, device=dev, resume=not fresh, progress=progress)
     click.echo(f"vidcolor: wrote {path}", err=True)
+
+
+# -- render farm ------------------------------------------------------------------------------
+
+def _farm_bars(quiet: bool, name: str):
+    """(on_plan, progress, plan_progress, close): one bar over the job's frames, filled as segments finish."""
+    bars: dict = {}
+    show = not quiet and sys.stderr.isatty()
+
+    def plan_progress(n: int) -> None:
+        if show:
+            if "plan" not in bars:
+                from tqdm import tqdm
+
+                bars["plan"] = tqdm(unit="frame", desc=f"{name}: shots", dynamic_ncols=True, leave=False)
+            bars["plan"].update(n)
+
+    def on_plan(manifest, done: int) -> None:
+        if "plan" in bars:
+            bars.pop("plan").close()
+        if show:
+            from tqdm import tqdm
+
+            bars["render"] = tqdm(total=manifest.frames, initial=done, unit="frame", dynamic_ncols=True,
+                                  desc=f"{name}: {len(manifest.segments)} segment(s)")
+
+    def progress(n: int) -> None:
+        if "render" in bars:
+            bars["render"].update(n)
+
+    def close() -> None:
+        for b in bars.values():
+            b.close()
+        bars.clear()
+
+    return on_plan, progress, plan_progress, close
+
+
+def _farm(input, output, reference, reference_map, cfg, jobs, ray, overwrite, quiet, report_path) -> None:
+    from .farm import run_job
+    from .io.image import is_image_path
+
+    if is_image_path(input):
+        raise click.BadParameter("a still image is not split into segments; drop --jobs/--ray", param_hint="--jobs")
+    on_plan, progress, plan_progress, close = _farm_bars(quiet, os.path.basename(input))
+    try:
+        report = _run(run_job, input, output, reference=reference, reference_map=reference_map, config=cfg, jobs=jobs,
+                      ray=ray, overwrite=overwrite, progress=progress, on_plan=on_plan, plan_progress=plan_progress)
+    finally:
+        close()
+    if report_path:
+        _run(_write_json, report_path, report.to_dict())
+    if not quiet:
+        resumed = f", {len(report.skipped)} from an earlier run" if report.skipped else ""
+        click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {report.segments} segment(s): "
+                   f"{len(report.rendered)} rendered{resumed}; {report.seconds:.1f} s)", err=True)
+
+
+@main.command("render-segment", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("manifest", type=click.Path(path_type=str))
+@click.argument("k", type=click.IntRange(0))
+@click.option("--threads", type=click.IntRange(1, 1024), help="PyTorch threads [default: the job's config].")
+@click.option("--force", is_flag=True, help="Render it even if it is already done.")
+@click.option("-q", "--quiet", is_flag=True)
+def render_segment_cmd(manifest, k, threads, force, quiet):
+    """Render segment K of a planned job, for any farm scheduler (Slurm array, Deadline, OpenCue).
+
+    MANIFEST is OUTPUT.vidcolor-job/manifest.json (from `vidcolor plan` or an
+    earlier `vidcolor INPUT --jobs N`). Prints the journal entry as JSON.
+    """
+    _setup_logging(quiet)
+    import json
+
+    from .farm import Manifest, read_journal, render_segment
+    from .farm.segment import segment_done
+
+    m = _run(Manifest.load, manifest)
+    if not force and 0 <= k < len(m.segments) and segment_done(m, k, read_journal(m.dir)):
+        if not quiet:
+            click.echo(f"vidcolor: segment {k} is already done ({m.segment_path(k)})", err=True)
+        return
+    entry = _run(render_segment, m, k, threads=threads)
+    click.echo(json.dumps(entry, sort_keys=True))
+
+
+@main.command("plan", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("input", type=click.Path(path_type=str))
+@click.option("-o", "--output", type=click.Path(path_type=str), help="Output file [default: INPUT_color.EXT].")
+@click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
+@click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference'.")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (farm.segment_seconds).")
+@click.option("--overwrite", is_flag=True, help="Discard another job in the job folder.")
+@click.option("-q", "--quiet", is_flag=True)
+def plan_cmd(input, output, reference, reference_map, config_path, overwrite, quiet):
+    """Plan a render-farm job (shots, segments) without rendering; prints the manifest's path.
+
+    \b
+      vidcolor plan film.mp4 -r still.jpg -o out.mp4
+      vidcolor render-segment out.mp4.vidcolor-job/manifest.json K    (K = 0 .. N-1, anywhere)
+      vidcolor assemble out.mp4.vidcolor-job/manifest.json
+    """
+    _setup_logging(quiet)
+    from .config import load_config
+    from .farm import plan_job
+    from .pipeline import default_output
+
+    cfg = _run(load_config, config_path)
+    out = output or default_output(input)
+    m, resumed = _run(plan_job, input, out, reference=reference, reference_map=reference_map, config=cfg,
+                      overwrite=overwrite)
+    click.echo(m.path)
+    if not quiet:
+        click.echo(f"vidcolor: {'found' if resumed else 'planned'} {len(m.segments)} segment(s), {len(m.shots)} "
+                   f"shot(s), {m.frames} frames", err=True)
+
+
+@main.command("assemble", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("manifest", type=click.Path(path_type=str))
+@click.option("--keep", is_flag=True, help="Keep the job folder afterwards.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@click.option("-q", "--quiet", is_flag=True)
+def assemble_cmd(manifest, keep, overwrite, quiet):
+    """Join the rendered segments of a job into its output (no re-encoding)."""
+    _setup_logging(quiet)
+    import shutil
+
+    from .errors import OutputError
+    from .farm import Manifest, assemble, read_journal
+    from .farm.segment import segment_done
+
+    m = _run(Manifest.load, manifest)
+    journal = read_journal(m.dir)
+    missing = [s.index for s in m.segments if not segment_done(m, s.index, journal)]
+    if missing:
+        shown = ", ".join(map(str, missing[:20])) + (" ..." if len(missing) > 20 else "")
+        _run(_raise, OutputError(f"{len(missing)} segment(s) not rendered (or corrupt): {shown}; "
+                                 "run vidcolor render-segment for them", m.dir))
+    out = _run(assemble, m, overwrite=overwrite)
+    if not keep:
+        shutil.rmtree(m.dir, ignore_errors=True)
+    if not quiet:
+        click.echo(f"vidcolor: wrote {out} ({m.frames} frames from {len(m.segments)} segment(s))", err=True)
+
+
+def _raise(e: BaseException):
+    raise e
+
+
+@main.command("batch", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("source", type=click.Path(path_type=str))
+@click.option("-o", "--outdir", required=True, type=click.Path(path_type=str), help="Folder for the outputs.")
+@click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
+@click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference' (all films).")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config.")
+@click.option("--colorizer", help="Colorizer by name.")
+@click.option("--jobs", type=click.IntRange(1, 1024), default=1, show_default=True, help="Local processes.")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help="Ray cluster: address, auto or local.")
+@click.option("--overwrite", is_flag=True, help="Render films whose output exists again.")
+@click.option("-q", "--quiet", is_flag=True)
+def batch_cmd(source, outdir, reference, reference_map, config_path, colorizer, jobs, ray_address, overwrite, quiet):
+    """Colourise many films: SOURCE is a folder of films or a text file listing them (one a line).
+
+    Each film is its own resumable job; films whose output exists are
+    skipped, so running the same command again finishes a batch. Ends with a
+    table: done, failed, skipped.
+    """
+    _setup_logging(quiet)
+    from .config import load_config
+    from .farm import batch
+
+    cfg = _run(load_config, config_path, {"colorizer": colorizer})
+    state: dict = {}
+
+    def on_film(film, out) -> None:
+        if "close" in state:
+            state.pop("close")()
+        on_plan, progress, plan_progress, close = _farm_bars(quiet, film.name)
+        state.update(on_plan=on_plan, progress=progress, plan_progress=plan_progress, close=close)
+
+    kwargs = dict(reference=reference, reference_map=reference_map, config=cfg, jobs=jobs, ray=ray_address,
+                  on_plan=lambda m, d: state["on_plan"](m, d), progress=lambda n: state["progress"](n),
+                  plan_progress=lambda n: state["plan_progress"](n))
+    try:
+        rows = _run(batch, source, outdir, overwrite=overwrite, on_film=on_film, **kwargs)
+    finally:
+        if "close" in state:
+            state.pop("close")()
+    counts = {s: sum(r["status"] == s for r in rows) for s in ("done", "failed", "skipped")}
+    table = [[os.path.basename(r["input"]), r["status"], r["detail"]] for r in rows]
+    table = [["film", "status", "detail"]] + table
+    widths = [max(len(r[i]) for r in table) for i in range(3)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+    click.echo(f"{counts['done']} done, {counts['failed']} failed, {counts['skipped']} skipped")
+    if counts["failed"]:
+        sys.exit(EXIT_ERROR)

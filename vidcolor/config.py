@@ -17,7 +17,8 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "ExemplarConfig", "load_config"]
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
+           "load_config"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,34 @@ class ZhangConfig:
 
 
 @dataclass(frozen=True)
+class TemporalConfig:
+    """Temporal smoothing of chroma inside each shot (:mod:`vidcolor.temporal`).
+
+    ``mode``: off, forward (causal, streaming) or bidirectional (a backward
+    pass too, in windows of ``window`` frames looking ``overlap`` frames
+    ahead); ``strength``: weight of the flow-carried past where the flow
+    holds (0 = off, towards 1 = stiffer); ``flow_preset``: OpenCV DIS preset
+    of the frame-to-frame flow, computed with the short side at most
+    ``flow_size``; ``fb_sigma`` (pixels) and ``l_sigma`` (8-bit luma codes):
+    how fast the confidence in the flow falls with the forward-backward error
+    and the luminance mismatch; ``detail`` (chroma pixels, 0 = none): Gaussian sigma splitting
+    each frame's chroma into a smooth part, which is steadied, and the detail
+    around it, which is kept from the frame itself (repeated warping would
+    blur it).
+    """
+
+    mode: str = "forward"
+    strength: float = 0.85
+    flow_preset: str = "fast"
+    flow_size: int = 256
+    fb_sigma: float = 1.0
+    l_sigma: float = 8.0
+    window: int = 96
+    overlap: int = 16
+    detail: float = 2.0
+
+
+@dataclass(frozen=True)
 class ShotsConfig:
     """Shot detection: a registered detector (``transnet``, ``histogram``), ``off``,
     or ``auto``: TransNetV2 when the model runs on a GPU, the histogram detector
@@ -175,6 +204,7 @@ class Config:
     auto: AutoConfig = field(default_factory=AutoConfig)
     eccv16: ZhangConfig = field(default_factory=ZhangConfig)
     siggraph17: ZhangConfig = field(default_factory=ZhangConfig)
+    temporal: TemporalConfig = field(default_factory=TemporalConfig)
     farm: FarmConfig = field(default_factory=FarmConfig)
 
     def to_dict(self) -> dict[str, Any]:
@@ -266,6 +296,13 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad("exemplar.work_size must be >= 32; saturation >= 0; temperature, fb_sigma, l_sigma > 0")
     if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
         raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
+    tc = cfg.temporal
+    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in ("ultrafast", "fast", "medium"):
+        raise bad("temporal.mode must be off, forward or bidirectional; temporal.flow_preset ultrafast, fast or medium")
+    if not (0 <= tc.strength < 1 and tc.flow_size >= 16 and tc.fb_sigma > 0 and tc.l_sigma > 0):
+        raise bad("temporal.strength must be in [0, 1), flow_size >= 16, fb_sigma and l_sigma > 0")
+    if not (tc.window >= 2 and 0 <= tc.overlap <= 1024 and tc.detail >= 0):
+        raise bad("temporal.window must be >= 2, temporal.overlap in 0..1024, temporal.detail >= 0")
     a = cfg.auto
     if a.work_size < 32 or not 0 < a.temperature <= 10 or a.saturation < 0:
         raise bad("auto.work_size must be >= 32, auto.temperature in (0, 10], auto.saturation >= 0")

@@ -34,6 +34,7 @@ from .models import Colorizer, get_colorizer
 from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
 from .shots.split import Shot, ShotSplitter
+from .temporal import TemporalSmoother
 
 __all__ = ["RunReport", "colorize_video", "colorize_image", "colorize", "detect_shots", "default_output", "resolve_device",
            "PlannedShot", "plan_shots"]
@@ -172,10 +173,12 @@ class _FrameColorist:
         return self.lut[codes].unsqueeze(1)
 
     @torch.inference_mode()
-    def __call__(self, luma: np.ndarray) -> np.ndarray:
+    def predict(self, luma: np.ndarray) -> torch.Tensor:
+        """(N, H, W) luma codes -> (N, 2, h, w) float chroma at the chroma size, in the
+        colorizer's own terms (Lab a/b or Cb/Cr): what temporal smoothing works on."""
+        n = len(luma)
         if self.neutral:
-            return np.full((len(luma), 2, *self.chroma_size), self.out_spec.chroma_scale()[0],
-                           np.uint8 if self.out_spec.bits == 8 else np.uint16)
+            return torch.zeros(n, 2, *self.chroma_size, device=self.device)
         full = self.colorizer.full_luma and self.pool != (1, 1)
         L = self._luma_to_l(luma, full=full)
         ab = self.colorizer.colorize(L)
@@ -183,11 +186,32 @@ class _FrameColorist:
             ab = F.adaptive_avg_pool2d(ab, self.chroma_size)
         elif ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
+        return ab.float()
+
+    @torch.inference_mode()
+    def confidence(self) -> np.ndarray | None:
+        """The colorizer's confidence in its last answer, (N, h, w) at the chroma size, or None."""
+        c = self.colorizer.confidence
+        if c is None or self.neutral:
+            return None
+        if c.shape[-2:] != self.chroma_size:
+            c = F.interpolate(c.float(), size=self.chroma_size, mode="bilinear", align_corners=False)
+        return c[:, 0].cpu().numpy()
+
+    @torch.inference_mode()
+    def codes(self, luma: np.ndarray, chroma: torch.Tensor) -> np.ndarray:
+        """Chroma from :meth:`predict` (smoothed or not) -> the output's Cb/Cr codes."""
+        if self.neutral:
+            return np.full((len(luma), 2, *self.chroma_size), self.out_spec.chroma_scale()[0],
+                           np.uint8 if self.out_spec.bits == 8 else np.uint16)
+        chroma = chroma.to(self.device)
         if self.colorizer.chroma == "cbcr":
-            return quantize_chroma(ab.float(), self.out_spec).cpu().numpy()
-        if full:
-            L = self._luma_to_l(luma)
-        return lab_to_chroma_codes(torch.cat((L, ab.to(L.dtype)), dim=1), self.out_spec)
+            return quantize_chroma(chroma, self.out_spec).cpu().numpy()
+        L = self._luma_to_l(luma)
+        return lab_to_chroma_codes(torch.cat((L, chroma.to(L.dtype)), dim=1), self.out_spec)
+
+    def __call__(self, luma: np.ndarray) -> np.ndarray:
+        return self.codes(luma, self.predict(luma))
 
 
 def _luma_for_output(luma: np.ndarray, in_bits: int, out_bits: int) -> np.ndarray:
@@ -223,6 +247,13 @@ def _detector(cfg: Config, device: torch.device) -> ShotDetector | None:
     if name not in list_detectors():
         raise ConfigError(f"unknown shot detector '{name}' (valid: auto, {', '.join(list_detectors())}, off)")
     return get_detector(name, device=device)
+
+
+def _smoother(cfg: Config, bits: int) -> TemporalSmoother:
+    t = cfg.temporal
+    return TemporalSmoother(mode=t.mode, strength=t.strength, flow_preset=t.flow_preset, flow_size=t.flow_size,
+                            fb_sigma=t.fb_sigma, l_sigma=t.l_sigma, window=t.window, overlap=t.overlap,
+                            detail=t.detail, bits=bits)
 
 
 def _shot_l(frames: Sequence[LumaFrame], count: int, lut: torch.Tensor, side: int = 256) -> torch.Tensor:
@@ -457,6 +488,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
         if on_open is not None:
             on_open(reader)
         writer = VideoWriter(tmp, info, cfg.encode, () if video_only else reader.passthrough, target=out)
+        smoother: TemporalSmoother | None = None
         try:
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
             colorizer.set_ycbcr(out_spec)
@@ -466,21 +498,51 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             refs = _References(cfg, schedule, index, colorist.lut) if plan is None else _PlanReferences(plan)
             splitter = refs.splitter(detector, info.ycbcr)
 
+            smoother = _smoother(cfg, info.bits)
+
+            def write(frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
+                with timers("encode (waiting)"):
+                    writer.write(_luma_for_output(luma, info.bits, writer.bits), codes, [f.pts for f in frames])
+                if progress is not None:
+                    progress(len(frames))
+                report.frames += len(frames)
+
+            def write_smoothed(ready: list) -> None:
+                if not ready:
+                    return
+                frames = [f for f, _ in ready]
+                luma = np.stack([f.luma for f in frames])
+                with timers("colorize"):
+                    codes = colorist.codes(luma, torch.from_numpy(np.stack([c for _, c in ready])))
+                write(frames, luma, codes)
+
             def flush() -> None:
                 if not batch:
                     return
                 luma = np.stack([f.luma for f in batch])
-                with timers("colorize"):
-                    chroma = colorist(luma)
-                with timers("encode (waiting)"):
-                    writer.write(_luma_for_output(luma, info.bits, writer.bits), chroma, [f.pts for f in batch])
-                if progress is not None:
-                    progress(len(batch))
-                report.frames += len(batch)
+                if not smoother.enabled or colorist.neutral:
+                    with timers("colorize"):
+                        codes = colorist(luma)
+                    write(batch, luma, codes)
+                else:
+                    with timers("temporal"):
+                        motion = smoother.motion(luma, colorist.chroma_size)  # runs while the model does
+                    with timers("colorize"):
+                        chroma = colorist.predict(luma).cpu().numpy()
+                        confidence = colorist.confidence()
+                    with timers("temporal"):
+                        ready = smoother.push(list(batch), chroma, motion, confidence)
+                    write_smoothed(ready)
                 batch.clear()
 
-            def begin(shot) -> None:
+            def end_shot() -> None:
                 flush()
+                with timers("temporal"):
+                    ready = smoother.end_shot()
+                write_smoothed(ready)
+
+            def begin(shot) -> None:
+                end_shot()  # no colour is carried across a cut
                 entry = shot.to_dict()
                 with timers("references"):
                     path = refs.choose(shot, entry)
@@ -517,13 +579,16 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             with timers("shots"):
                 released = splitter.finish()
             take(released)
-            flush()
+            end_shot()
+            smoother.close()
             with timers("encode (waiting)"):
                 writer.close()
             report.transitions = [dataclasses.asdict(t) for t in splitter.transitions]
             for shot, entry in entries:
                 entry["frames"] = shot.frames
         except BaseException:
+            if smoother is not None:
+                smoother.close()
             writer.abort()
             _remove(tmp)
             raise

@@ -50,6 +50,7 @@ __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher
 
 log = logging.getLogger("vidcolor")
 
+FRESH_FLOOR = 0.2  # confidence of colour that the flow to the reference does not carry
 _DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                 "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -274,8 +275,11 @@ class ExemplarColorizer(Colorizer):
         if self.gate is None:
             self._shot_gate(Lw)
         if self.gate == 0.0:
+            self.confidence = None
             return L.new_zeros(L.shape[0], 2, H, W)
         x = self.align(Lw)
+        # the reference's colour carried by a flow that holds is exact; the attention's is a guess
+        self.confidence = FRESH_FLOOR + (1 - FRESH_FLOOR) * x["conf_flow"]
         ab = self.fusion(**x)
         if self.cfg.flow and (H, W) != (h, w):
             # where the flow holds, carry the reference's chroma at full size; the rest comes up guided

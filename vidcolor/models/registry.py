@@ -36,6 +36,10 @@ class Colorizer(ABC):
     #: True: colorize() gets L at the luma's full size (and may answer at that size), not
     #: at the chroma planes' size; the pipeline brings the answer to the chroma size
     full_luma: bool = False
+    #: after colorize(): None, or (N, 1, h, w) in (0, 1], how far each pixel's colour can be
+    #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
+    #: outweigh colour carried from frames that were less sure.
+    confidence: torch.Tensor | None = None
 
     def __init__(self, device: torch.device):
         self.device = device

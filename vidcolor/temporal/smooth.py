@@ -1,0 +1,247 @@
+"""Flow-guided temporal smoothing of chroma inside a shot.
+
+Per-frame colorizers flicker: the same object gets slightly different colour
+from one frame to the next. Here each frame's fresh chroma (whatever two
+channels the colorizer answers in: Lab a/b or Cb/Cr) is blended with the
+previous *output* carried forward by optical flow:
+
+    out_t = fresh_t + strength * conf_t * (warp(out_{t-1}, flow_t) - fresh_t)
+
+``flow_t`` is dense optical flow (OpenCV DIS) from frame t's luminance to
+frame t-1's, at a working size; ``conf_t`` is high where the flow holds:
+the forward-backward check agrees (``fb_sigma`` pixels) and the luminance
+under the flow matches (``l_sigma`` 8-bit codes). Occluded or newly visible
+regions, and anything the flow cannot follow, get fresh colour rather than a
+smear; colour that stays put on a moving object stays put in the output.
+The luminance is never touched: only chroma passes through here.
+
+State lives inside a shot: :meth:`TemporalSmoother.end_shot` drops it, so no
+colour is carried across a cut.
+
+``bidirectional`` (offline renders) adds a backward pass over each shot,
+in windows of ``window`` frames that look ``overlap`` frames past their end
+(bounded memory whatever the shot's length), and averages the two passes,
+so neither direction's lag shows.
+
+Flow for a batch is computed on a worker thread (OpenCV releases the GIL)
+while the colorizer runs on the same batch: :meth:`motion` starts it,
+:meth:`push` collects it.
+"""
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+__all__ = ["TemporalSmoother", "Motion", "DIS_PRESETS", "warp", "frame_motion"]
+
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+MODES = ("off", "forward", "bidirectional")
+MIN_WEIGHT = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
+
+
+@dataclass
+class Motion:
+    """How frame t relates to frame t-1, at the chroma size.
+
+    ``fwd``: (h, w, 2) for each pixel of t, its offset into t-1;
+    ``conf``: (h, w) confidence of ``fwd``; ``bwd``/``bconf``: the same from
+    t-1 into t (for the backward pass).
+    """
+
+    fwd: np.ndarray
+    conf: np.ndarray
+    bwd: np.ndarray
+    bconf: np.ndarray
+
+
+def _grid(h: int, w: int) -> np.ndarray:
+    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.stack((x, y), axis=-1)
+
+
+def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
+    """``img`` sampled at ``x + flow(x)`` (bilinear, borders replicated)."""
+    pos = (grid if grid is not None else _grid(*flow.shape[:2])) + flow
+    return cv2.remap(img, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.ndarray, grid: np.ndarray,
+                fb_sigma: float, l_sigma: float) -> np.ndarray:
+    """Confidence of ``flow`` (src -> dst): forward-backward agreement, luminance match, inside the frame."""
+    h, w = src.shape
+    pos = grid + flow
+    mx, my = pos[..., 0], pos[..., 1]
+    b = cv2.remap(back, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fb2 = ((flow + b) ** 2).sum(-1)
+    d = cv2.remap(dst, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    dl = d - src.astype(np.float32)
+    inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
+    conf = np.exp(-0.5 * fb2 / fb_sigma ** 2 - 0.5 * (dl / l_sigma) ** 2) * inside
+    return conf.astype(np.float32)
+
+
+def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], *, fb_sigma: float = 1.0,
+                 l_sigma: float = 8.0) -> Motion:
+    """Flow both ways between two (h, w) uint8 luminance images, checked, brought to ``size`` = (H, W)."""
+    h, w = cur.shape
+    fwd = dis.calc(cur, prev, None)
+    bwd = dis.calc(prev, cur, None)
+    grid = _grid(h, w)
+    conf = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
+    bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)
+    H, W = size
+    if (H, W) != (h, w):
+        s = np.float32([W / w, H / h])
+        up = lambda a: cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
+        fwd, bwd, conf, bconf = up(fwd) * s, up(bwd) * s, up(conf), up(bconf)
+    return Motion(fwd, conf, bwd, bconf)
+
+
+class TemporalSmoother:
+    """Steadies a shot's chroma frame to frame; see the module docstring.
+
+    Use per shot: for each batch, ``m = motion(luma)`` (starts the flow on a
+    worker thread), then ``push(items, chroma, m)`` returns the frames that
+    are final, as ``(item, chroma)`` pairs in order (``item`` is whatever
+    the caller attached: the frame to write). ``end_shot()`` returns the
+    rest and forgets the shot. ``chroma``: (N, 2, h, w) float32 numpy.
+    """
+
+    def __init__(self, *, mode: str = "forward", strength: float = 0.85, flow_preset: str = "fast",
+                 flow_size: int = 256, fb_sigma: float = 1.0, l_sigma: float = 8.0, window: int = 96,
+                 overlap: int = 16, detail: float = 0.0, bits: int = 8, threaded: bool = True):
+        if mode not in MODES:
+            raise ValueError(f"temporal mode must be one of {', '.join(MODES)}, got {mode!r}")
+        if flow_preset not in DIS_PRESETS:
+            raise ValueError(f"temporal flow preset must be one of {', '.join(DIS_PRESETS)}, got {flow_preset!r}")
+        self.mode = mode
+        self.strength = float(strength)
+        self.flow_size = flow_size
+        self.fb_sigma, self.l_sigma = fb_sigma, l_sigma
+        self.window, self.overlap = window, overlap
+        self.detail = float(detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
+        self.shift = max(0, bits - 8)
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[flow_preset])
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
+        self._grid: np.ndarray | None = None
+        self.end_shot()
+
+    @property
+    def enabled(self) -> bool:
+        return self.mode != "off"
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
+    # -- motion --------------------------------------------------------------------------------
+    def _small(self, luma: np.ndarray) -> np.ndarray:
+        """(H, W) luma codes -> uint8 at the flow size."""
+        y = luma if self.shift == 0 else (luma >> self.shift).astype(np.uint8)
+        h, w = y.shape
+        s = min(1.0, self.flow_size / min(h, w))
+        if s < 1.0:
+            y = cv2.resize(y, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
+        return np.ascontiguousarray(y, dtype=np.uint8)
+
+    def motion(self, luma: np.ndarray, size: tuple[int, int]) -> Future | list:
+        """Start computing the motion of each frame of (N, H, W) ``luma`` relative to the
+        frame before it (None for a shot's first frame), at chroma size ``size``."""
+        if not self.enabled:
+            return []
+        smalls = [self._small(f) for f in luma]
+        pairs = [(s, p) for s, p in zip(smalls, [self._prev_y] + smalls[:-1])]
+        self._prev_y = smalls[-1]
+
+        def work() -> list[Motion | None]:
+            return [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=self.fb_sigma,
+                                                        l_sigma=self.l_sigma) for s, p in pairs]
+
+        return self._pool.submit(work) if self._pool is not None else work()
+
+    # -- smoothing -----------------------------------------------------------------------------
+    def _grid_for(self, shape: tuple[int, ...]) -> np.ndarray:
+        if self._grid is None or self._grid.shape[:2] != shape[:2]:
+            self._grid = _grid(*shape[:2])
+        return self._grid
+
+    def _step(self, state: tuple[np.ndarray, np.ndarray] | None, fresh: np.ndarray, weight: np.ndarray,
+              flow: np.ndarray | None, conf: np.ndarray | None):
+        """One filter step: the state (colour, precision) carried along ``flow`` and fused with the
+        fresh colour by precision. Returns (new state, carried state or None)."""
+        if state is None or flow is None:
+            return (fresh, weight), None
+        grid = self._grid_for(flow.shape)
+        colour = warp(state[0], flow, grid)
+        prec = warp(state[1], flow, grid) * conf * self.strength
+        total = weight + prec
+        out = fresh + (prec / np.maximum(total, 1e-6))[..., None] * (colour - fresh)
+        return (out, total), (colour, prec)
+
+    def push(self, items: list[Any], chroma: np.ndarray, motion: Future | list,
+             confidence: np.ndarray | None = None) -> list[tuple[Any, np.ndarray]]:
+        """``confidence``: (N, h, w) how far each fresh colour can be trusted, in (0, 1]
+        (None: equally everywhere); fresh colour that is sure of itself (an exemplar's
+        keyframe, where its flow holds) outweighs colour carried from frames that were not."""
+        if not self.enabled:
+            return list(zip(items, chroma))
+        motions = motion.result() if isinstance(motion, Future) else motion
+        ready: list[tuple[Any, np.ndarray]] = []
+        for i, (item, fresh_c, m) in enumerate(zip(items, chroma, motions)):
+            fresh = np.ascontiguousarray(fresh_c.transpose(1, 2, 0), dtype=np.float32)
+            detail = None
+            if self.detail > 0:  # only the smooth part is steadied: edges come from the frame itself, unblurred
+                base = cv2.GaussianBlur(fresh, (0, 0), self.detail)
+                detail, fresh = fresh - base, base
+            if confidence is None:
+                weight = np.ones(fresh.shape[:2], np.float32)
+            else:
+                weight = np.maximum(np.asarray(confidence[i], np.float32), MIN_WEIGHT)
+            self._state, _ = self._step(self._state, fresh, weight, None if m is None else m.fwd,
+                                        None if m is None else m.conf)
+            if self.mode == "forward":
+                out = self._state[0] if detail is None else self._state[0] + detail
+                ready.append((item, out.transpose(2, 0, 1)))
+            else:
+                self._buffer.append((item, fresh, weight, self._state, m, detail))
+        if self.mode == "bidirectional" and len(self._buffer) >= self.window + self.overlap:
+            ready += self._backward(keep=self.overlap)
+        return ready
+
+    def _backward(self, keep: int) -> list[tuple[Any, np.ndarray]]:
+        """Backward pass over the buffer; emit all but its last ``keep`` frames, each the
+        forward pass fused with what the backward pass carries to it from later frames."""
+        buf = self._buffer
+        n = len(buf) - keep
+        out = []
+        state = None
+        carried: list = [None] * len(buf)
+        for t in range(len(buf) - 1, -1, -1):
+            _, fresh, weight, _, _, _ = buf[t]
+            m = buf[t + 1][4] if t + 1 < len(buf) else None  # t+1 relative to t: bwd maps t's pixels into t+1
+            state, carried[t] = self._step(state, fresh, weight, None if m is None else m.bwd,
+                                           None if m is None else m.bconf)
+        for t in range(n):
+            item, _, _, (mix, f_prec), _, detail = buf[t]
+            if carried[t] is not None:
+                b_col, b_prec = carried[t]
+                mix = mix + (b_prec / np.maximum(f_prec + b_prec, 1e-6))[..., None] * (b_col - mix)
+            if detail is not None:
+                mix = mix + detail
+            out.append((item, mix.transpose(2, 0, 1)))
+        self._buffer = buf[n:]
+        return out
+
+    def end_shot(self) -> list[tuple[Any, np.ndarray]]:
+        """The frames still held (bidirectional), final; then forget the shot."""
+        out = self._backward(keep=0) if getattr(self, "_buffer", None) else []
+        self._prev_y: np.ndarray | None = None
+        self._state: np.ndarray | None = None
+        self._buffer: list = []
+        return out

@@ -107,6 +107,9 @@ def main() -> None:
 @click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
 @click.option("--saturation", type=click.FloatRange(0, 4), help="Colour strength of the exemplar colorizer "
               "[default: 1.0, as predicted].")
+@click.option("--temporal", type=click.Choice(["off", "forward", "bidirectional"]),
+              help="Colour steadied along optical flow inside each shot [default: forward; bidirectional: "
+              "a backward pass too, for offline renders].")
 @click.option("--model", help="Colorizer by name, as --colorizer; with --weights: eccv16 or siggraph17 "
               "(Zhang et al.'s released files), auto.")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights file of the --model/--colorizer "
@@ -126,7 +129,7 @@ def main() -> None:
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
                  model, weights, temperature, palette,
-                 device, batch_size, saturation, codec, crf, preset, overwrite, quiet,
+                 device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
                  jobs=None, ray_address=None):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
@@ -137,7 +140,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     cfg = _run(load_config, config_path, {
         **model_overrides,
         "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
-        "exemplar.saturation": saturation,
+        "exemplar.saturation": saturation, "temporal.mode": temporal,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
     if jobs is not None or ray_address is not None:

@@ -27,3 +27,21 @@ def _no_error_logs(caplog):
     yield
     errors = [r for r in caplog.get_records("call") if r.levelno >= logging.ERROR and r.name.startswith("vidcolor")]
     assert not errors, [r.getMessage() for r in errors]
+
+
+@pytest.fixture(scope="session")
+def auto_weights(tmp_path_factory):
+    """Weights for the automatic colorizer: random (tests cannot train), far enough from
+    neutral that what it colours comes out coloured."""
+    import torch
+
+    from vidcolor.models.auto import AutoNet, save_auto
+
+    torch.manual_seed(0)
+    net = AutoNet()
+    with torch.no_grad():
+        for q in net.parameters():
+            q.normal_(0, 0.05)
+    path = tmp_path_factory.mktemp("auto") / "auto.safetensors"
+    save_auto(net, path, torch.full((net.config["bins"],), 1.0 / net.config["bins"]), {"test": True})
+    return path

@@ -63,10 +63,12 @@ def test_still_image(tmp_path, still):
     assert (tmp_path / "out.png").exists()
 
 
-def test_automatic_mode_says_it_is_not_available_yet(clip, tmp_path):
-    r = run(clip, "-o", tmp_path / "out.mp4")
+def test_no_reference_without_automatic_weights_is_one_clear_error(clip, tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"auto:\n  weights: {tmp_path / 'missing.safetensors'}\n")
+    r = run(clip, "-o", tmp_path / "out.mp4", "-c", cfg)
     assert r.exit_code == 1
-    assert "automatic colorization is not available yet" in r.stderr and "--reference" in r.stderr
+    assert r.stderr.count("\n") == 1 and "missing.safetensors" in r.stderr and "weights not found" in r.stderr
     assert not (tmp_path / "out.mp4").exists()
 
 

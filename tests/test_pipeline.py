@@ -177,3 +177,29 @@ def test_cuda_matches_cpu(clip, still, tmp_path):
         for fa, fb in zip(a.decode(video=0), b.decode(video=0)):
             d = np.abs(fa.to_ndarray(format="rgb24").astype(int) - fb.to_ndarray(format="rgb24").astype(int))
             assert d.mean() < 1.0
+
+
+def _chroma_spread(path) -> list[float]:
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(video=0):
+            p = f.to_ndarray()
+            h = f.height
+            out.append(float(np.abs(p[h:].astype(int) - 128).mean()))
+    return out
+
+
+def test_shots_without_a_still_get_automatic_colour(tmp_path, still, auto_weights):
+    """No reference: the automatic colorizer colours the film; a map row with no still: that
+    shot alone; the other shot keeps its still's colorizer."""
+    weights = auto_weights
+    src = make_clip(tmp_path / "two.mp4", n=24, shots=(0, 12))
+    cfg = load_config(overrides={"auto.weights": str(weights), "shots.detector": "off", "temporal.mode": "off"})
+    report = colorize_video(src, tmp_path / "auto.mp4", config=cfg)
+    assert [s["colorizer"] for s in report.shots] == ["auto"]
+    assert min(_chroma_spread(tmp_path / "auto.mp4")) > 1.0
+    m = tmp_path / "map.csv"
+    m.write_text(f"start,reference\n0,{still}\n12,\n")
+    report = colorize_video(src, tmp_path / "mixed.mp4", reference_map=m, config=cfg)
+    assert [(s["first_frame"], s["colorizer"]) for s in report.shots] == [(0, "exemplar"), (12, "auto")]
+    _assert_luma_kept(src, tmp_path / "mixed.mp4")

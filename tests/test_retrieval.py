@@ -274,8 +274,9 @@ def test_each_shot_gets_its_own_still_from_a_folder(tmp_path, stills, detector):
             assert np.abs(f - true).mean() < 0.5 * np.abs(gray[..., None].astype(float) - true).mean(), (k, t)
 
 
-def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog):
-    """A shot unlike every still in the folder keeps no colour rather than a wrong one."""
+def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog, auto_weights):
+    """A shot unlike every still in the folder is not painted with a wrong still's colours: it gets
+    automatic colour, or, where the automatic colorizer has no weights, stays black and white."""
     from synth_shots import write_video
 
     from vidcolor import colorize_video, load_config
@@ -288,13 +289,16 @@ def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog):
     folder.mkdir()
     for path, _, rgb in stills:
         cv2.imwrite(str(folder / path.name), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    report = colorize_video(film, tmp_path / "out.mp4", reference=folder,
-                            config=load_config(overrides={"shots.detector": "histogram"}))
+    report = colorize_video(film, tmp_path / "auto.mp4", reference=folder, config=load_config(
+        overrides={"shots.detector": "histogram", "auto.weights": str(auto_weights)}))
+    assert [s.get("colorizer") for s in report.shots] == ["exemplar", "auto"]
+    report = colorize_video(film, tmp_path / "out.mp4", reference=folder, config=load_config(
+        overrides={"shots.detector": "histogram", "auto.weights": str(tmp_path / "missing.safetensors")}))
     assert [s["first_frame"] for s in report.shots] == [0, 20]
     assert Path(report.shots[0]["reference"]).name == stills[1][0].name and not report.shots[0].get("unmatched")
     assert report.shots[1]["unmatched"] and report.shots[1]["reference"] is None
     assert report.shots[1]["score"] < DEFAULT_THRESHOLD
-    assert "left in black and white" in caplog.text
+    assert "stay black and white" in caplog.text and "missing.safetensors" in caplog.text
     with av.open(str(tmp_path / "out.mp4")) as c:
         out = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
     spread = lambda f: np.abs(f - f.mean(axis=2, keepdims=True)).mean()  # noqa: E731

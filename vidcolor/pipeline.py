@@ -31,6 +31,7 @@ from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
 from .io.image import is_image_path, read_image, write_image
 from .models import Colorizer, get_colorizer
+from .models.registry import needs_reference
 from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
 from .shots.split import Shot, ShotSplitter
@@ -91,15 +92,34 @@ def _schedule(reference, reference_map) -> ReferenceSchedule:
     return ReferenceSchedule.automatic()
 
 
+AUTOMATIC = "auto"  # the colorizer for shots without a still
+
+
+def _build_colorizer(name: str, cfg: Config, device: torch.device) -> Colorizer:
+    kwargs = {"config": getattr(cfg, name)} if hasattr(cfg, name) else {}
+    return get_colorizer(name, device=device, **kwargs)
+
+
+def _colorizers(cfg: Config, schedule: ReferenceSchedule, device: torch.device) -> tuple[Colorizer, Colorizer | None]:
+    """(the colorizer of shots with a still, the automatic one for shots without).
+
+    With no still at all, or a colorizer that takes none, both are the same.
+    A map with rows that name no still needs the automatic colorizer, so it
+    is built now (a clear error if it cannot be); for a folder whose stills
+    may not match every shot it is None here and built on demand.
+    """
+    if not needs_reference(cfg.colorizer):
+        c = _build_colorizer(cfg.colorizer, cfg, device)
+        return c, c
+    if not schedule.references:
+        c = _build_colorizer(AUTOMATIC, cfg, device)
+        return c, c
+    primary = _build_colorizer(cfg.colorizer, cfg, device)
+    return primary, _build_colorizer(AUTOMATIC, cfg, device) if schedule.needs_automatic else None
+
+
 def _colorizer(cfg: Config, schedule: ReferenceSchedule, device: torch.device) -> Colorizer:
-    if schedule.needs_automatic:
-        what = "some rows of the reference map have no reference" if schedule.references else "no reference was given"
-        raise ModelError(
-            f"automatic colorization is not available yet ({what}); "
-            "give a colour still with --reference IMAGE|DIR or fill every row of --reference-map"
-        )
-    kwargs = {"config": getattr(cfg, cfg.colorizer)} if hasattr(cfg, cfg.colorizer) else {}
-    return get_colorizer(cfg.colorizer, device=device, **kwargs)
+    return _colorizers(cfg, schedule, device)[0]
 
 
 def _prepare_output(input: Path, output: str | os.PathLike | None, overwrite: bool) -> tuple[Path, Path]:
@@ -317,14 +337,13 @@ class _References:
             entry["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
                                    for m in matches[:3]]
             if best.score < cfg.retrieval.threshold:
-                # a poor reference paints wrong colours; with no automatic colorizer yet,
-                # the shot is left in black and white and the archivist told
+                # a poor reference paints wrong colours: the shot gets automatic colour instead
                 entry["unmatched"] = True
                 path = None
                 log.warning("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
-                            "left in black and white (no automatic colorizer yet): add a still or use "
-                            "--reference-map", shot.index, shot.first_frame, self.schedule.origin,
-                            best.path.name, best.score, cfg.retrieval.threshold)
+                            "coloured automatically instead: add a still or use --reference-map",
+                            shot.index, shot.first_frame, self.schedule.origin, best.path.name, best.score,
+                            cfg.retrieval.threshold)
         else:
             row = self.row_for(shot.first_frame, shot.start_time)
             path = row.reference
@@ -466,7 +485,22 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
-    colorizer = _colorizer(cfg, schedule, device)
+    colorizer, auto = _colorizers(cfg, schedule, device)
+    auto_failed: list[str] = []
+
+    def automatic() -> Colorizer | None:
+        """The automatic colorizer, built the first time a shot needs it; None (the shot stays
+        black and white, with a warning) when it cannot be, e.g. no trained weights."""
+        nonlocal auto
+        if auto is None and not auto_failed:
+            try:
+                auto = _build_colorizer(AUTOMATIC, cfg, device)
+                auto.set_ycbcr(colorizer.ycbcr)
+            except ModelError as e:
+                auto_failed.append(str(e))
+                log.warning("no automatic colour for shots without a still (%s): they stay black and white", e)
+        return auto
+
     store = ReferenceStore(device)
     start = None
     if frames is not None:
@@ -492,6 +526,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
         try:
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
             colorizer.set_ycbcr(out_spec)
+            if auto is not None:
+                auto.set_ycbcr(out_spec)
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
@@ -546,9 +582,12 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 entry = shot.to_dict()
                 with timers("references"):
                     path = refs.choose(shot, entry)
-                    colorist.neutral = path is None
-                    if path is not None:
-                        colorizer.begin_shot(store.get(path))
+                    chosen = colorizer if path is not None else automatic()
+                    colorist.neutral = chosen is None
+                    if chosen is not None:
+                        colorist.colorizer = chosen
+                        entry["colorizer"] = chosen.name
+                        chosen.begin_shot(store.get(path) if path is not None else None)
                 shot.ahead = []
                 report.shots.append(entry)
                 entries.append((shot, entry))

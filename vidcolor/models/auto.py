@@ -155,12 +155,17 @@ class AutoNet(nn.Module):
     ``forward(s4, s8, s16, s32, pooled, L4)``: the backbone's maps at strides
     4, 8, 16, 32 (24, 40, 112, 320 channels), its pooled embedding (N, 1280)
     and L (N, 1, *s4 size) in [0, 100]. Returns (N, bins, *s4 size) logits.
-    ``width``: channels at stride 16 (stride 8 gets 2/3 of it, stride 4 1/3).
+    ``width``: channels at stride 16 (stride 8 gets 2/3 of it, stride 4 1/3);
+    ``dropout``: in training, on the pooled embedding (p) and on whole
+    backbone channels (p / 3), so the decoder cannot recognise a training
+    photo by its global vector and recall its colours.
     """
 
-    def __init__(self, width: int = 192, bins: int = 262, global_dim: int = 128):
+    def __init__(self, width: int = 192, bins: int = 262, global_dim: int = 128, dropout: float = 0.0):
         super().__init__()
-        self.config = {"width": width, "bins": bins, "global_dim": global_dim}
+        self.config = {"width": width, "bins": bins, "global_dim": global_dim, "dropout": dropout}
+        self.drop = nn.Dropout(dropout)
+        self.drop2d = nn.Dropout2d(dropout / 3)
         w16, w8, w4 = width, width * 2 // 3, width // 3
         self.norm = nn.ModuleList(nn.BatchNorm2d(c) for c in (24, 40, 112, 320))
         self.glob = nn.Sequential(nn.Linear(1280, 256), nn.ReLU(inplace=True), nn.Linear(256, global_dim),
@@ -174,9 +179,9 @@ class AutoNet(nn.Module):
         self.head = nn.Sequential(_conv(w4 + w8, 128, 1), nn.Conv2d(128, bins, 1))
 
     def forward(self, s4, s8, s16, s32, pooled, L4):
-        s4, s8, s16, s32 = (n(x.float()) for n, x in zip(self.norm, (s4, s8, s16, s32)))
+        s4, s8, s16, s32 = (self.drop2d(n(x.float())) for n, x in zip(self.norm, (s4, s8, s16, s32)))
         x = self.mid(torch.cat((s16, _up(s32, s16)), dim=1))
-        g = self.glob(pooled.float())[:, :, None, None].expand(-1, -1, *x.shape[-2:])
+        g = self.glob(self.drop(pooled.float()))[:, :, None, None].expand(-1, -1, *x.shape[-2:])
         x = self.fuse(torch.cat((x, g), dim=1))
         x8 = self.dec8(torch.cat((_up(self.to8(x), s8), s8), dim=1))
         x4 = self.dec4(torch.cat((_up(self.to4(x8), s4), s4, L4.float() / 50.0 - 1.0), dim=1))

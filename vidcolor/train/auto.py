@@ -14,7 +14,7 @@ augmented crops (``pool.pt``); a training step then costs the decoder alone
 cross-entropy over the ab bins against soft-encoded targets (Zhang et al.:
 5 nearest bins, sigma 5; weights from the pool's Gaussian-smoothed ab prior,
 lambda 0.5). A validation pool of crops from the held-out photos picks the
-best checkpoint. ``minutes`` bounds the training time as well as ``steps``
+best checkpoint (lowest plain cross-entropy). ``minutes`` bounds the training time as well as ``steps``
 (the learning-rate schedule follows whichever runs out first), for a CPU
 shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
 ``loss.csv`` logs the losses; the weights are exported as safetensors with
@@ -64,6 +64,7 @@ class TrainAutoConfig:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     width: int = 192
+    dropout: float = 0.3  # on the pooled embedding and backbone channels (AutoNet)
     lam: float = 0.5  # class rebalancing (Zhang et al.)
     sigma: float = 5.0  # prior smoothing and soft encoding, ab units
     seed: int = 0
@@ -239,7 +240,7 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
     prior = smooth_prior(counts, bins, cfg.sigma)
     weights = rebalance_weights(prior, cfg.lam).to(device)
     bins_d = bins.to(device)
-    net = AutoNet(width=cfg.width, bins=bins.shape[0]).to(device)
+    net = AutoNet(width=cfg.width, bins=bins.shape[0], dropout=cfg.dropout).to(device)
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, spent = 0, float("inf"), 0.0
     ckpt = out / "last.pt"
@@ -282,8 +283,8 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
                     row[3:5] = [f"{val[0]:.4f}", f"{val[1]:.4f}"]
                 state = {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
                          "prior": prior, "seconds": time.monotonic() - t0}
-                if val is None or val[0] < best:
-                    best = val[0] if val is not None else best
+                if val is None or val[1] < best:  # the plain CE: how likely the true colours are
+                    best = val[1] if val is not None else best
                     state["best"] = best
                     _save(out / "best.pt", {"net": net.state_dict(), "step": step, "val": best, "prior": prior})
                 _save(ckpt, state)
@@ -327,14 +328,14 @@ def export_auto(cfg: TrainAutoConfig, *, photos: int | None = None, held: int | 
     if not path.is_file():
         raise InputError("no checkpoint to export yet", path)
     state = torch.load(path, map_location="cpu", weights_only=True)
-    net = AutoNet(width=cfg.width, bins=ab_bins().shape[0])
+    net = AutoNet(width=cfg.width, bins=ab_bins().shape[0], dropout=cfg.dropout)
     net.load_state_dict(state["net"])
     if photos is None:
         tr, hd = split_photos(list_photos(cfg.data), cfg.holdout)
         photos, held = len(tr), len(hd)
     weights = out / "auto.safetensors"
     save_auto(net.eval(), weights, state["prior"], {
-        "config": asdict(cfg), "steps": int(state["step"]), "val_loss": state.get("val"), "photos": photos,
+        "config": asdict(cfg), "steps": int(state["step"]), "val_ce": state.get("val"), "photos": photos,
         "held_out": held, "data": [os.path.basename(d) for d in cfg.data],
         "command": "vidcolor train auto --config configs/train-auto.yaml"})
     return weights

@@ -12,7 +12,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_filter", "use_opencv"]
+__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS"]
+
+#: OpenCV DIS optical-flow presets by the names configs use
+DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
 def use_opencv(t: torch.Tensor) -> bool:
@@ -34,3 +38,15 @@ def box_filter(t: torch.Tensor, size: int) -> torch.Tensor:
         return torch.from_numpy(out)
     mode = "reflect" if min(t.shape[-2:]) > p else "replicate"
     return F.avg_pool2d(F.pad(t, (p, p, p, p), mode=mode), size, stride=1)
+
+
+def pixel_grid(h: int, w: int) -> np.ndarray:
+    """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap)."""
+    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    return np.stack((x, y), axis=-1)
+
+
+def work_shape(h: int, w: int, short: int, minimum: int = 8) -> tuple[int, int]:
+    """(h, w) scaled so the short side is ``short`` (never enlarged), each side at least ``minimum``."""
+    s = min(1.0, short / min(h, w))
+    return max(minimum, round(h * s)), max(minimum, round(w * s))

@@ -40,6 +40,7 @@ from torch import nn
 
 from ..config import AutoConfig
 from ..errors import ModelError
+from ..ops import work_shape
 from .registry import Colorizer, register_colorizer
 
 __all__ = [
@@ -241,11 +242,6 @@ def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") ->
 
 
 # -- the colorizer -------------------------------------------------------------------------------
-def _work_shape(h: int, w: int, short: int) -> tuple[int, int]:
-    s = min(1.0, short / min(h, w))
-    return max(32, round(h * s)), max(32, round(w * s))
-
-
 @register_colorizer("auto")
 class AutoColorizer(Colorizer):
     """Automatic colorization (see the module docstring); a reference, if
@@ -286,7 +282,7 @@ class AutoColorizer(Colorizer):
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
         H, W = L.shape[-2:]
-        h, w = _work_shape(H, W, self.cfg.work_size)
+        h, w = work_shape(H, W, self.cfg.work_size, minimum=32)
         Lw = L if (h, w) == (H, W) else F.interpolate(L, size=(h, w), mode="area")
         z = self.logits(Lw)
         ab = annealed_mean(z, self.bins, self.cfg.temperature)

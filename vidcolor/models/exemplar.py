@@ -43,7 +43,7 @@ import torch.nn.functional as F
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
-from ..ops import box_filter
+from ..ops import DIS_PRESETS, box_filter, pixel_grid, work_shape
 from .registry import Colorizer, register_colorizer
 
 __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher"]
@@ -51,14 +51,6 @@ __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher
 log = logging.getLogger("vidcolor")
 
 FRESH_FLOOR = 0.2  # confidence of colour that the flow to the reference does not carry
-_DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-
-
-def work_shape(h: int, w: int, short: int) -> tuple[int, int]:
-    """(h, w) scaled so the short side is ``short`` (never enlarged)."""
-    s = min(1.0, short / min(h, w))
-    return max(8, round(h * s)), max(8, round(w * s))
 
 
 def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, radius: int = 2,
@@ -88,11 +80,6 @@ def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, ra
     return A * (L_hi / 100.0) + B
 
 
-def _grid(h: int, w: int) -> np.ndarray:
-    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return np.stack((x, y), axis=-1)
-
-
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
                l_sigma: float = 6.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference a/b carried to the target by optical flow, and its confidence.
@@ -106,7 +93,7 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     h, w = tgt.shape
     fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
     bwd = dis.calc(ref, tgt, None)
-    grid = _grid(h, w)
+    grid = pixel_grid(h, w)
     pos = grid + fwd
     mx, my = pos[..., 0], pos[..., 1]
     ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
@@ -175,11 +162,11 @@ class ExemplarColorizer(Colorizer):
     def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None):
         super().__init__(device)
         self.cfg = config or ExemplarConfig()
-        if self.cfg.flow_preset not in _DIS_PRESETS:
+        if self.cfg.flow_preset not in DIS_PRESETS:
             raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
-                             f"(valid: {', '.join(_DIS_PRESETS)})")
+                             f"(valid: {', '.join(DIS_PRESETS)})")
         self.matcher = FeatureMatcher(device, self.cfg.temperature)
-        self._dis = cv2.DISOpticalFlow_create(_DIS_PRESETS[self.cfg.flow_preset])
+        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.cfg.flow_preset])
         from .fusion import load_fusion
 
         self.fusion = load_fusion(self.cfg.weights, device)
@@ -295,7 +282,7 @@ class ExemplarColorizer(Colorizer):
         H, W = size
         h, w = work
         ref = self._reference_full(size)
-        grid = _grid(H, W)
+        grid = pixel_grid(H, W)
         out = []
         for fl in self._flows:
             up = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([W / w, H / h])

@@ -36,10 +36,10 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["TemporalSmoother", "Motion", "DIS_PRESETS", "warp", "frame_motion"]
+from ..ops import DIS_PRESETS, pixel_grid
 
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
+
 MODES = ("off", "forward", "bidirectional")
 MIN_WEIGHT = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 
@@ -59,14 +59,9 @@ class Motion:
     bconf: np.ndarray
 
 
-def _grid(h: int, w: int) -> np.ndarray:
-    x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return np.stack((x, y), axis=-1)
-
-
 def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
     """``img`` sampled at ``x + flow(x)`` (bilinear, borders replicated)."""
-    pos = (grid if grid is not None else _grid(*flow.shape[:2])) + flow
+    pos = (grid if grid is not None else pixel_grid(*flow.shape[:2])) + flow
     return cv2.remap(img, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
@@ -91,7 +86,7 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     h, w = cur.shape
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
-    grid = _grid(h, w)
+    grid = pixel_grid(h, w)
     conf = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
     bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)
     H, W = size
@@ -168,7 +163,7 @@ class TemporalSmoother:
     # -- smoothing -----------------------------------------------------------------------------
     def _grid_for(self, shape: tuple[int, ...]) -> np.ndarray:
         if self._grid is None or self._grid.shape[:2] != shape[:2]:
-            self._grid = _grid(*shape[:2])
+            self._grid = pixel_grid(*shape[:2])
         return self._grid
 
     def _step(self, state: tuple[np.ndarray, np.ndarray] | None, fresh: np.ndarray, weight: np.ndarray,

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
 from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
+from .common import read_train_config, repo_paths
 from .exemplar import _load, list_photos
 
 __all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
@@ -73,27 +74,12 @@ class TrainAutoConfig:
 
 
 def load_train_config(path: str | os.PathLike) -> TrainAutoConfig:
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("training config not found", p)
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ConfigError("a training config must be a mapping", p)
-    names = set(TrainAutoConfig.__dataclass_fields__)
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' (valid: {', '.join(sorted(names))})", p)
-    cfg = TrainAutoConfig(**data)
+    cfg, p = read_train_config(path, TrainAutoConfig)
     if cfg.size % 16 or cfg.size < 64:
         raise ConfigError(f"size must be a multiple of 16 and at least 64, got {cfg.size}", p)
     if not 0 <= cfg.lam <= 1 or cfg.sigma <= 0 or cfg.steps < 1 or cfg.batch < 1 or cfg.pool < 1 or cfg.minutes < 0:
         raise ConfigError("need 0 <= lam <= 1, sigma > 0, steps, batch and pool >= 1, minutes >= 0", p)
-    base = p.resolve().parent.parent  # paths are relative to the repository (configs/..)
-    return TrainAutoConfig(**{**asdict(cfg), "data": [os.fspath((base / d).resolve()) if not os.path.isabs(d) else d
-                                                        for d in cfg.data],
-                              "out": os.fspath(base / cfg.out) if not os.path.isabs(cfg.out) else cfg.out})
+    return repo_paths(cfg, p)
 
 
 def split_photos(photos: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:

@@ -45,6 +45,7 @@ from ..errors import ConfigError, InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..models.exemplar import ExemplarColorizer
 from ..models.fusion import FusionNet, rule_blend, save_fusion
+from .common import read_train_config, repo_paths
 
 __all__ = ["TrainExemplarConfig", "train_exemplar", "make_example"]
 
@@ -76,30 +77,15 @@ class TrainExemplarConfig:
 
 
 def load_train_config(path: str | os.PathLike) -> TrainExemplarConfig:
-    import yaml
-
     from ..config import _build  # noqa: PLC0415
 
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError("training config not found", p)
-    data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    if not isinstance(data, dict):
-        raise ConfigError("a training config must be a mapping", p)
-    names = {f for f in TrainExemplarConfig.__dataclass_fields__}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key '{unknown[0]}' (valid: {', '.join(sorted(names))})", p)
-    cfg = TrainExemplarConfig(**data)
+    cfg, p = read_train_config(path, TrainExemplarConfig)
     _build(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
     if cfg.size % 8 or cfg.size < 32:
         raise ConfigError(f"size must be a multiple of 8 and at least 32, got {cfg.size}", p)
     if set(cfg.kinds) - set(KINDS) or not cfg.kinds or min(cfg.kinds.values()) < 0:
         raise ConfigError(f"kinds must weigh some of {', '.join(KINDS)}", p)
-    base = p.resolve().parent.parent  # paths are relative to the repository (configs/..)
-    return TrainExemplarConfig(**{**asdict(cfg), "data": [os.fspath((base / d).resolve()) if not os.path.isabs(d) else d
-                                                            for d in cfg.data],
-                                  "out": os.fspath(base / cfg.out) if not os.path.isabs(cfg.out) else cfg.out})
+    return repo_paths(cfg, p)
 
 
 def list_photos(folders: list[str]) -> list[Path]:

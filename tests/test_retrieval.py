@@ -136,6 +136,24 @@ def test_backbone_cached_frozen():
     assert not any(p.requires_grad for p in a.parameters())
 
 
+def test_shared_backbone_is_folded_and_channels_last_but_the_same_function():
+    """get_backbone's BatchNorms folded into the convolutions, channels-last memory: same maps
+    and logits as the plain network, odd sizes included (the asymmetric 'SAME' padding)."""
+    plain, fast = efficientnet_lite0(pretrained=True), get_backbone("cpu")
+    assert fast.fused and fast.channels_last and not plain.fused
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast._blocks.modules())
+    x = torch.rand(2, 3, 75, 101)
+    with torch.inference_mode():
+        a, b = plain.features(x), fast.features(x)
+        for m, n in zip(a.maps + (a.head, a.pooled), b.maps + (b.head, b.pooled)):
+            torch.testing.assert_close(n, m, atol=2e-4, rtol=1e-4)
+        torch.testing.assert_close(fast(x), plain(x), atol=2e-4, rtol=1e-4)
+    with torch.enable_grad():  # still differentiable with respect to its input (no in-place op under autograd)
+        x.requires_grad_(True)
+        plain.features(x, upto=8).maps[-1].sum().backward()
+        assert x.grad is not None and torch.isfinite(x.grad).all()
+
+
 def test_luminance_input_inverts_gray_to_l():
     g = torch.linspace(0, 1, 257).view(1, 1, 1, -1)
     rgb = luminance_input(gray_to_l(g))

@@ -118,6 +118,8 @@ def main() -> None:
               "colorizer (and eccv16): lower is more vivid [default: 0.38; eccv16 1.0].")
 @click.option("--palette", type=click.Path(path_type=str), help="A colour still: the auto colorizer's hues and "
               "chroma are matched to its distribution (a period palette with no matching reference).")
+@click.option("--gallery", metavar="DIR", help="Colour stills for shots with no still: each gets its best match "
+              "(if any matches), coloured by exemplar and blended with auto by confidence; builtin: the packaged one.")
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
 @click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264].")
 @click.option("--preset", help="Encoder speed preset [default: medium].")
@@ -128,7 +130,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
-                 model, weights, temperature, palette,
+                 model, weights, temperature, palette, gallery,
                  device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
                  jobs=None, ray_address=None):
     """Colourise INPUT (a video or a still image)."""
@@ -140,7 +142,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     cfg = _run(load_config, config_path, {
         **model_overrides,
         "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
-        "exemplar.saturation": saturation, "temporal.mode": temporal,
+        "exemplar.saturation": saturation, "temporal.mode": temporal, "gallery": gallery,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
     if jobs is not None or ray_address is not None:

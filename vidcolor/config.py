@@ -195,6 +195,7 @@ class FarmConfig:
 @dataclass(frozen=True)
 class Config:
     colorizer: str = "exemplar"
+    gallery: str | None = None  # a folder of colour stills (builtin: the packaged one) for shots with no still
     encode: EncodeConfig = field(default_factory=EncodeConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     shots: ShotsConfig = field(default_factory=ShotsConfig)

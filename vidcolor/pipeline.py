@@ -31,6 +31,7 @@ from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
 from .io.image import is_image_path, read_image, write_image
 from .models import Colorizer, get_colorizer
+from .models.gallery import GalleryColorizer, gallery_from_config
 from .models.registry import needs_reference
 from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
@@ -96,6 +97,9 @@ AUTOMATIC = "auto"  # the colorizer for shots without a still
 
 
 def _build_colorizer(name: str, cfg: Config, device: torch.device) -> Colorizer:
+    if name == "gallery" or (name == AUTOMATIC and cfg.gallery):
+        # auto blended with exemplar from each shot's best gallery still (He et al. 2018, sec. 4)
+        return gallery_from_config(cfg, device)
     kwargs = {"config": getattr(cfg, name)} if hasattr(cfg, name) else {}
     return get_colorizer(name, device=device, **kwargs)
 
@@ -587,6 +591,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                     if chosen is not None:
                         colorist.colorizer = chosen
                         entry["colorizer"] = chosen.name
+                        if isinstance(chosen, GalleryColorizer):
+                            chosen.entry = entry  # it records the still it retrieves on the shot's first batch
                         chosen.begin_shot(store.get(path) if path is not None else None)
                 shot.ahead = []
                 report.shots.append(entry)

@@ -93,21 +93,35 @@ class Features(NamedTuple):
 
 class _SameConv(nn.Conv2d):
     """Conv2d with TensorFlow 'SAME' padding: output ceil(in / stride), extra
-    padding at the bottom/right, as the weights were trained with."""
+    padding at the bottom/right, as the weights were trained with. At stride 1
+    the padding is symmetric and left to the convolution itself."""
 
     def __init__(self, cin: int, cout: int, k: int, stride: int = 1, groups: int = 1):
-        super().__init__(cin, cout, k, stride=stride, padding=0, groups=groups, bias=False)
+        super().__init__(cin, cout, k, stride=stride, padding=(k - 1) // 2 if stride == 1 else 0, groups=groups,
+                         bias=False)
         self._k, self._s = k, stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         k, s = self._k, self._s
-        if k > 1:
+        if k > 1 and s > 1:
             ih, iw = x.shape[-2:]
             ph = max((math.ceil(ih / s) - 1) * s + k - ih, 0)
             pw = max((math.ceil(iw / s) - 1) * s + k - iw, 0)
             if ph or pw:
                 x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
-        return F.conv2d(x, self.weight, None, self.stride, 0, 1, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, 1, self.groups)
+
+    @torch.no_grad()
+    def fold(self, bn: nn.BatchNorm2d) -> None:
+        """Take the (eval-mode) BatchNorm that follows into the weights and a bias."""
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        self.weight.mul_(scale.view(-1, 1, 1, 1))
+        bias = bn.bias - bn.running_mean * scale
+        self.bias = nn.Parameter(bias if self.bias is None else self.bias * scale + bias, requires_grad=False)
+
+
+def _relu6(x: torch.Tensor) -> torch.Tensor:
+    return F.relu6(x, inplace=not torch.is_grad_enabled())
 
 
 class _MBConv(nn.Module):
@@ -129,10 +143,19 @@ class _MBConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = x
         if self.has_expand:
-            y = F.relu6(self._bn0(self._expand_conv(y)))
-        y = F.relu6(self._bn1(self._depthwise_conv(y)))
+            y = _relu6(self._bn0(self._expand_conv(y)))
+        y = _relu6(self._bn1(self._depthwise_conv(y)))
         y = self._bn2(self._project_conv(y))
         return y + x if self.residual else y
+
+    def fuse_(self) -> None:
+        """Fold the BatchNorms into the convolutions (inference only; the state-dict keys change)."""
+        pairs = [("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
+        if self.has_expand:
+            pairs.insert(0, ("_expand_conv", "_bn0"))
+        for conv, bn in pairs:
+            getattr(self, conv).fold(getattr(self, bn))
+            setattr(self, bn, nn.Identity())
 
 
 class EfficientNetLite0(nn.Module):
@@ -156,6 +179,8 @@ class EfficientNetLite0(nn.Module):
         self._conv_head = _SameConv(320, EMBED_DIM, 1)
         self._bn1 = nn.BatchNorm2d(EMBED_DIM, eps=_BN_EPS)
         self._fc = nn.Linear(EMBED_DIM, num_classes)
+        self.fused = False
+        self.channels_last = False  # inputs are converted to the weights' memory format
 
     @staticmethod
     def normalize(x: torch.Tensor) -> torch.Tensor:
@@ -177,7 +202,9 @@ class EfficientNetLite0(nn.Module):
         if upto not in FEATURE_STRIDES:
             raise ValueError(f"upto must be one of {FEATURE_STRIDES}, got {upto}")
         last = _TAPS[FEATURE_STRIDES.index(upto)]
-        y = F.relu6(self._bn0(self._conv_stem(self.normalize(x))))
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = _relu6(self._bn0(self._conv_stem(self.normalize(x))))
         maps = []
         for i, block in enumerate(self._blocks[: last + 1]):
             y = block(y)
@@ -188,6 +215,25 @@ class EfficientNetLite0(nn.Module):
             return Features(tuple(maps), empty, empty)
         head = F.relu6(self._bn1(self._conv_head(y)))
         return Features(tuple(maps), head, head.mean(dim=(2, 3)))
+
+    def fuse_(self) -> "EfficientNetLite0":
+        """Fold the stem's and the blocks' BatchNorms into their convolutions, for
+        inference: the same function, about a fifth less time on a CPU. The head's
+        BatchNorm stays (its statistics are read by :mod:`vidcolor.retrieval`)."""
+        if not self.fused:
+            self._conv_stem.fold(self._bn0)
+            self._bn0 = nn.Identity()
+            for block in self._blocks:
+                block.fuse_()
+            self.fused = True
+        return self
+
+    def channels_last_(self) -> "EfficientNetLite0":
+        """Weights and inputs in channels-last (NHWC) memory: oneDNN's depthwise
+        convolutions run about 2.5x faster so on a CPU (and tensor cores prefer it)."""
+        self.to(memory_format=torch.channels_last)
+        self.channels_last = True
+        return self
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 1280) pooled embedding (non-negative; what the classifier sees)."""
@@ -252,7 +298,10 @@ def get_backbone(device: torch.device | str = "cpu") -> EfficientNetLite0:
     """The shared frozen backbone on ``device`` (built on first use, then cached):
     ImageNet weights, eval mode, ``requires_grad`` False, float32. Do not
     modify it (``.half()``, ``.train()``): it is shared; build your own with
-    :func:`efficientnet_lite0` for that."""
+    :func:`efficientnet_lite0` for that. Its BatchNorms are folded into the
+    convolutions (:meth:`EfficientNetLite0.fuse_`) and it works in channels-last
+    memory (:meth:`EfficientNetLite0.channels_last_`); the feature maps it
+    returns are channels-last too (any op takes them; ``.contiguous()`` if not)."""
     dev = torch.device(device)
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", torch.cuda.current_device())
@@ -260,7 +309,7 @@ def get_backbone(device: torch.device | str = "cpu") -> EfficientNetLite0:
     with _LOCK:
         model = _CACHE.get(key)
         if model is None:
-            model = efficientnet_lite0(pretrained=True).to(dev)
+            model = efficientnet_lite0(pretrained=True).fuse_().to(dev).channels_last_()
             model.requires_grad_(False)
             _CACHE[key] = model
     return model

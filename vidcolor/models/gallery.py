@@ -1,0 +1,180 @@
+"""``gallery``: automatic colour helped by a gallery of colour stills.
+
+Automatic reference, as in Deep Exemplar-based Colorization (He et al. 2018,
+section 4): a shot with no still of its own gets the best still of a gallery
+folder (:class:`vidcolor.retrieval.ReferenceIndex`, ranked on the shot's
+first frames), is coloured both by ``exemplar`` from that still and by
+``auto``, and the two are blended per pixel by the exemplar's confidence::
+
+    w = gate * confidence                     (exemplar's shot gate and confidence)
+    out = w * exemplar + (1 - w) * auto
+
+so the exemplar's colour is kept where it is sure of it (the still's colour
+carried by a flow that holds) and ``auto``'s elsewhere. A shot whose best
+still scores under ``retrieval.threshold`` gets ``auto`` alone: an unrelated
+still paints no colour.
+
+``auto`` answers in Lab a/b on the frame's L, ``exemplar`` in the video's
+Cb/Cr; the blend is in Cb/Cr (``chroma = "cbcr"``): ``auto``'s a/b go through
+R'G'B' (clipped to the gamut) to Cb/Cr with the video's matrix, exactly the
+way the pipeline writes ``auto``'s colour to the file, so a shot coloured by
+``auto`` alone reaches the file as it would without a gallery.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from ..color import lab_to_rgb, rgb_to_cbcr
+from ..config import RetrievalConfig
+from ..errors import ConfigError, InputError
+from .registry import Colorizer, get_colorizer, register_colorizer
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..retrieval import Match
+
+__all__ = ["GalleryColorizer", "BUILTIN_GALLERY", "gallery_folder", "gallery_from_config", "lab_to_cbcr"]
+
+log = logging.getLogger("vidcolor")
+
+#: The small gallery shipped in the package (``--gallery builtin``): public-domain/CC0 photographs.
+BUILTIN_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+
+
+def gallery_folder(name: str) -> Path:
+    """The folder a ``gallery`` setting names: ``builtin`` is the packaged gallery."""
+    return BUILTIN_GALLERY if name == "builtin" else Path(name).expanduser()
+
+
+def lab_to_cbcr(L: torch.Tensor, ab: torch.Tensor, spec) -> torch.Tensor:
+    """L (N, 1, H, W) in [0, 100] and a/b (N, 2, H, W) -> (N, 2, H, W) Cb/Cr in [-0.5, 0.5]
+    of ``spec``'s matrix, through R'G'B' clipped to the gamut."""
+    return rgb_to_cbcr(lab_to_rgb(torch.cat((L, ab.to(L.dtype)), dim=1)), spec)
+
+
+@register_colorizer("gallery")
+class GalleryColorizer(Colorizer):
+    """``auto`` blended with ``exemplar`` from each shot's best gallery still (see the module docstring).
+
+    ``folder``: the gallery; ``auto``, ``exemplar``: the two colorizers
+    (built with their defaults when not given); ``retrieval``: threshold,
+    frames and candidates of the choice. After a shot's first batch,
+    ``match`` is the still it got (None: no still scored over the threshold),
+    and ``entry`` (a dict the pipeline may set per shot) holds it for the
+    report.
+    """
+
+    needs_reference = False
+    chroma = "cbcr"
+    full_luma = True  # the exemplar's flow sees the frame's own detail
+
+    def __init__(self, *, device: torch.device, folder: str | os.PathLike, auto: Colorizer | None = None,
+                 exemplar: Colorizer | None = None, retrieval: RetrievalConfig | None = None):
+        super().__init__(device)
+        from ..references import ReferenceStore
+        from ..retrieval import ReferenceIndex
+
+        self.folder = Path(folder)
+        self.retrieval = retrieval or RetrievalConfig()
+        self.auto = auto if auto is not None else get_colorizer("auto", device=device)
+        self.exemplar = exemplar if exemplar is not None else get_colorizer("exemplar", device=device)
+        self._store = ReferenceStore(device)  # holds only the stills shots get
+        self.index = ReferenceIndex(_Stills(self.folder, device), device, top_k=self.retrieval.top_k,
+                                    threshold=self.retrieval.threshold)
+        self.match: Match | None = None
+        self.entry: dict | None = None
+        self.weight: torch.Tensor | None = None  # the last blend weight w, (N, 1, h, w)
+        self._chosen = False
+
+    def set_ycbcr(self, spec) -> None:
+        super().set_ycbcr(spec)
+        self.auto.set_ycbcr(spec)
+        self.exemplar.set_ycbcr(spec)
+
+    def begin_shot(self, reference: torch.Tensor | None) -> None:
+        """A new shot: its still is chosen on its first batch (a reference given here is not used)."""
+        self.auto.begin_shot(None)
+        self.match, self.weight, self.confidence = None, None, None
+        self._chosen = False
+
+    def _choose(self, L: torch.Tensor) -> None:
+        n = L.shape[0]
+        pick = L[torch.linspace(0, n - 1, min(self.retrieval.frames, n)).round().long()]
+        best = self.index.rank(pick)[0]
+        entry = self.entry if self.entry is not None else {}
+        entry["score"] = round(float(best.score), 4)
+        if best.score >= self.retrieval.threshold:
+            self.match = best
+            self.exemplar.begin_shot(self._store.get(best.path))
+            entry["reference"] = os.fspath(best.path)
+            log.info("gallery: %s for this shot (score %.2f)", best.path.name, best.score)
+        else:
+            entry["unmatched"] = True
+            log.info("gallery: no still matches this shot (best %s, score %.2f < %.2f): automatic colour",
+                     best.path.name, best.score, self.retrieval.threshold)
+        self._chosen = True
+
+    @torch.inference_mode()
+    def colorize(self, L: torch.Tensor) -> torch.Tensor:
+        if L.dim() != 4 or L.shape[1] != 1:
+            raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
+        L = L.to(self.device, torch.float32)
+        if not self._chosen:
+            self._choose(L)
+        out = lab_to_cbcr(L, self.auto.colorize(L), self.ycbcr)
+        self.weight = self.confidence = None
+        if self.match is None:
+            return out
+        ex = self.exemplar.colorize(L)
+        conf, gate = self.exemplar.confidence, self.exemplar.gate or 0.0
+        if conf is None or gate <= 0.0:
+            return out
+        conf = conf.to(out.dtype).clamp(0, 1)
+        self.weight = gate * conf
+        # the exemplar's colour at full strength (its gate is in w already)
+        w = F.interpolate(self.weight, size=out.shape[-2:], mode="bilinear", align_corners=False)
+        out = out + w * (ex / gate - out)
+        # the mixture's confidence: auto's colour counts as sure as auto alone (1)
+        self.confidence = 1.0 - self.weight * (1.0 - conf)
+        return out
+
+
+class _Stills(Sequence):
+    """A gallery's (path, still) pairs, each loaded when asked for and not kept: indexing a
+    large gallery holds its features, not its pictures."""
+
+    def __init__(self, folder: Path, device: torch.device):
+        from ..references import list_images
+
+        if not folder.is_dir():
+            raise InputError("gallery folder not found" if not folder.exists() else "the gallery is not a folder",
+                             folder)
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise InputError("the gallery folder has no images", folder)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        from ..references import ReferenceStore
+
+        return self.paths[i], ReferenceStore(self.device).get(self.paths[i])
+
+
+def gallery_from_config(cfg: "Config", device: torch.device) -> GalleryColorizer:
+    """The ``gallery`` colorizer of ``cfg.gallery``, with ``auto`` and ``exemplar`` built from their configs."""
+    if not cfg.gallery:
+        raise ConfigError("the gallery colorizer needs a gallery: --gallery DIR (or gallery: in the config)")
+    return GalleryColorizer(device=device, folder=gallery_folder(cfg.gallery),
+                            auto=get_colorizer("auto", device=device, config=cfg.auto),
+                            exemplar=get_colorizer("exemplar", device=device, config=cfg.exemplar),
+                            retrieval=cfg.retrieval)

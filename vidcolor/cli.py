@@ -127,12 +127,19 @@ def main() -> None:
               "segments and render N at a time in local processes (resumable: run again to go on).")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help="Render farm on a Ray cluster: its address, auto "
               "(the cluster this machine is in) or local (start one here). Needs pip install 'vidcolor[ray]'.")
+@click.option("--start", metavar="T", help="Render only the part from T on: seconds (50, 12.5) or HH:MM:SS[.fff] "
+              "from the film's first frame; shots and stills as in the full film [default output: INPUT_part.EXT].")
+@click.option("--duration", metavar="D", help="The part's length (seconds or HH:MM:SS[.fff]) [default: to the end].")
+@click.option("--preview", is_flag=True, help="A quick look: preview.seconds (default 3) from the start of each shot, "
+              "joined, video only [default output: INPUT_preview.EXT].")
+@click.option("--compare", is_flag=True, help="Review video: the input's gray | the colour, side by side, same "
+              "height and timing (also with --preview, --start) [default output: ..._compare.EXT].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
                  model, weights, temperature, palette, gallery,
                  device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
-                 jobs=None, ray_address=None):
+                 jobs=None, ray_address=None, start=None, duration=None, preview=False, compare=False):
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
@@ -145,6 +152,11 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         "exemplar.saturation": saturation, "temporal.mode": temporal, "gallery": gallery,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })
+    excerpt: dict = {}  # --start/--duration/--compare
+    if preview or compare or start is not None or duration is not None:
+        excerpt, output = _excerpt_options(input, output, start, duration, preview, compare, jobs, ray_address)
+        if preview:
+            return _preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path)
     if jobs is not None or ray_address is not None:
         return _farm(input, output, reference, reference_map, cfg, jobs or 1, ray_address, overwrite, quiet,
                      report_path)
@@ -158,12 +170,15 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
 
         info = reader.info
         total = info.frames or (int(info.duration * info.rate) if info.duration and info.rate else None)
+        if excerpt.get("span") and info.rate:
+            t, d = excerpt["span"]
+            total = int((d if d is not None else max(0.0, (info.duration or 0) - t)) * info.rate) or None
         bar = tqdm(total=total, unit="frame", desc=os.path.basename(input), dynamic_ncols=True, leave=True)
 
     try:
         report = _run(colorize, input, output, reference=reference, reference_map=reference_map, config=cfg,
                       overwrite=overwrite, progress=lambda n: bar.update(n) if bar is not None else None,
-                      on_open=on_open)
+                      on_open=on_open, **excerpt)
     finally:
         if bar is not None:
             bar.close()
@@ -174,6 +189,101 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     if not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
+
+
+def _excerpt_options(input, output, start, duration, preview, compare, jobs, ray) -> tuple[dict, str | None]:
+    """--start/--duration/--preview/--compare checked: (colorize keyword arguments, the output's name)."""
+    from .io.image import is_image_path
+    from .io.span import parse_seconds
+    from .pipeline import default_output
+    from .preview import compare_output, part_output
+
+    given = [n for n, v in (("--start", start), ("--duration", duration), ("--preview", preview),
+                            ("--compare", compare)) if v]
+    if is_image_path(input):
+        raise click.BadParameter(f"a still image has no time to cut or compare; drop {' '.join(given)}",
+                                 param_hint=given[0])
+    if jobs is not None or ray:
+        raise click.BadParameter(f"{given[0]} renders on this machine; drop --jobs/--ray", param_hint=given[0])
+    if preview and (start is not None or duration is not None):
+        raise click.BadParameter("--preview takes a few seconds of every shot; for one part give --start/--duration "
+                                 "without --preview", param_hint="--preview")
+    span = None
+    if start is not None or duration is not None:
+        try:
+            t = parse_seconds(start, "--start") if start is not None else 0.0
+            d = parse_seconds(duration, "--duration") if duration is not None else None
+        except ValueError as e:
+            raise click.BadParameter(str(e), param_hint="--start" if start is not None else "--duration") from None
+        if d == 0:
+            raise click.BadParameter("must be more than 0 seconds", param_hint="--duration")
+        span = (t, d)
+    if output is None and not preview:
+        output = os.fspath(part_output(input) if span else default_output(input))
+        if compare:
+            output = os.fspath(compare_output(output))
+    kwargs: dict = {}
+    if span is not None:
+        kwargs["span"] = span
+    if compare:
+        kwargs["compare"] = True
+    return kwargs, output
+
+
+def _preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path) -> None:
+    """--preview: a few seconds of each shot, joined; a table of which shot each excerpt comes from."""
+    from .preview import colorize_preview
+
+    bars: dict = {}
+    show = not quiet and sys.stderr.isatty()
+
+    def plan_progress(n: int) -> None:
+        if show:
+            if "plan" not in bars:
+                from tqdm import tqdm
+
+                bars["plan"] = tqdm(unit="frame", desc=f"{os.path.basename(input)}: shots", dynamic_ncols=True,
+                                    leave=False)
+            bars["plan"].update(n)
+
+    def on_plan(excerpts, frames: int) -> None:
+        if "plan" in bars:
+            bars.pop("plan").close()
+        if show:
+            from tqdm import tqdm
+
+            bars["render"] = tqdm(total=frames, unit="frame", dynamic_ncols=True,
+                                  desc=f"{os.path.basename(input)}: {len(excerpts)} excerpt(s)")
+
+    try:
+        report = _run(colorize_preview, input, output, reference=reference, reference_map=reference_map, config=cfg,
+                      overwrite=overwrite, compare=compare, plan_progress=plan_progress, on_plan=on_plan,
+                      progress=lambda n: bars["render"].update(n) if "render" in bars else None)
+    finally:
+        for b in bars.values():
+            b.close()
+    if report_path:
+        _run(_write_json, report_path, report.to_dict())
+    if not quiet:
+        rows = [{**e, "at": timecode(e["at"]), "start_time": timecode(e["start_time"])} for e in report.excerpts]
+        _print_table(rows, ["excerpt", "at", "shot", "first_frame", "start_time", "frames", "reference"],
+                     {"at": "at (preview)", "first_frame": "first frame", "start_time": "timecode (film)"})
+        click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames from {len(report.excerpts)} of "
+                   f"{report.shots} shot(s), video only; {report.seconds:.1f} s, of which finding shots "
+                   f"{report.plan_seconds:.1f} s)", err=True)
+
+
+def _print_table(rows: list[dict], keys: list[str], head: dict[str, str]) -> None:
+    def cell(row, k):
+        v = row.get(k)
+        if k == "reference":
+            return os.path.basename(v) if v else "(auto)"
+        return "" if v is None else str(v)
+
+    table = [[head.get(k, k) for k in keys]] + [[cell(r, k) for k in keys] for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
 def _model_overrides(config_path, colorizer, model, weights, temperature, palette) -> tuple[str | None, dict]:

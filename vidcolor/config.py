@@ -18,7 +18,7 @@ import yaml
 from .errors import ConfigError
 
 __all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
-           "load_config"]
+           "PreviewConfig", "load_config"]
 
 
 @dataclass(frozen=True)
@@ -193,6 +193,16 @@ class FarmConfig:
 
 
 @dataclass(frozen=True)
+class PreviewConfig:
+    """``--preview``: ``seconds`` from the start of each shot (the whole shot
+    when shorter), joined into one short file; ``max_shots``: at most this
+    many shots, spread evenly over the film (0: every shot)."""
+
+    seconds: float = 3.0
+    max_shots: int = 0
+
+
+@dataclass(frozen=True)
 class Config:
     colorizer: str = "exemplar"
     gallery: str | None = None  # a folder of colour stills (builtin: the packaged one) for shots with no still
@@ -207,6 +217,7 @@ class Config:
     siggraph17: ZhangConfig = field(default_factory=ZhangConfig)
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     farm: FarmConfig = field(default_factory=FarmConfig)
+    preview: PreviewConfig = field(default_factory=PreviewConfig)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -315,6 +326,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
             raise bad(f"{name}.work_size must be a multiple of 8 and >= 32, {name}.temperature in (0, 10]")
     if not (cfg.farm.segment_seconds > 0 and 0 <= cfg.farm.retries <= 100):
         raise bad("farm.segment_seconds must be > 0 and farm.retries in 0..100")
+    if not (0 < cfg.preview.seconds <= 3600 and cfg.preview.max_shots >= 0):
+        raise bad("preview.seconds must be in (0, 3600] and preview.max_shots >= 0 (0: every shot)")
     t = cfg.transfer
     if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
         raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")

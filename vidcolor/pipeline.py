@@ -30,6 +30,7 @@ from .errors import ConfigError, InputError, ModelError, OutputError
 from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
 from .io.image import is_image_path, read_image, write_image
+from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer, get_colorizer
 from .models.gallery import GalleryColorizer, gallery_from_config
 from .models.registry import needs_reference
@@ -59,6 +60,7 @@ class RunReport:
     device: str = ""
     transitions: list[dict] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    span: dict | None = None  # --start/--duration: where in the film the part lies
 
     @property
     def fps(self) -> float:
@@ -308,9 +310,10 @@ class _References:
     which still each shot gets: the map's row, the one still, or the best
     match from a folder. A run and the farm's plan both choose here."""
 
-    def __init__(self, cfg: Config, schedule: ReferenceSchedule, index, lut: torch.Tensor):
+    def __init__(self, cfg: Config, schedule: ReferenceSchedule, index, lut: torch.Tensor,
+                 origin: float | None = None):
         self.cfg, self.schedule, self.index, self.lut = cfg, schedule, index, lut
-        self._origin: float | None = None
+        self._origin = origin  # the film's first frame's time (None: the first frame seen)
         self._last_row = None
 
     def row_for(self, index: int, seconds: float):
@@ -329,7 +332,7 @@ class _References:
 
     def splitter(self, detector: ShotDetector | None, spec: YCbCrSpec) -> ShotSplitter:
         return ShotSplitter(detector, spec, forced=self._row_starts if len(self.schedule.rows) > 1 else None,
-                            context=SHOT_CONTEXT if self.index is not None else 0)
+                            context=SHOT_CONTEXT if self.index is not None else 0, origin=self._origin)
 
     def choose(self, shot: Shot, entry: dict) -> Path | None:
         """The still for ``shot`` (None: it stays black and white); what was chosen and why goes in ``entry``."""
@@ -465,7 +468,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                    config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
                    on_open: Callable[["VideoReader"], None] | None = None,
                    plan: Sequence[PlannedShot] | None = None, frames: tuple[int, int] | None = None,
-                   video_only: bool = False) -> RunReport:
+                   video_only: bool = False, span: tuple[float, float | None] | None = None,
+                   compare: bool = False) -> RunReport:
     """Colourise a video file; every stream but the video is copied as is.
 
     The film is split into shots (detected, and wherever a reference-map row
@@ -479,6 +483,13 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     detection, no retrieval. ``frames=(a, b)`` renders frames a..b-1 only
     (``a`` must begin a planned shot; decoding seeks to it); ``video_only``
     writes the video stream alone. Together: one segment of a render farm.
+
+    ``span=(start, duration)`` (seconds from the film's first frame;
+    duration None: to the end) renders that part only: decoding from the
+    keyframe before it, shots and stills chosen on the film's own timeline,
+    the other streams trimmed to it, every timestamp shifted so it starts at
+    0 (:mod:`vidcolor.io.span`). ``compare`` writes the input's gray and the
+    colour side by side (:class:`~vidcolor.io.span.SideBySideWriter`).
     """
     cfg = config or Config()
     t0 = time.monotonic()
@@ -507,6 +518,12 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
 
     store = ReferenceStore(device)
     start = None
+    part = None
+    if span is not None:
+        if plan is not None or frames is not None:
+            raise ConfigError("a span (--start/--duration) is rendered without a plan or a frame range")
+        part = locate_span(input, *span)
+        start = (part.first_frame, part.first_pts)
     if frames is not None:
         first = {s.first_frame: s for s in plan or ()}.get(frames[0])
         if first is None:
@@ -518,16 +535,22 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     out, tmp = _prepare_output(input, output, overwrite)
     if is_image_path(out):
         raise OutputError("is an image name, but the input is a video; give a video file name", out)
-    report = RunReport(str(input), str(out), colorizer=cfg.colorizer, device=str(device))
+    report = RunReport(str(input), str(out), colorizer=cfg.colorizer, device=str(device),
+                       span=part.to_dict() if part is not None else None)
+    shift = part.first_pts if part is not None else 0  # a part starts at 0
 
     with VideoReader(input, queue_size=cfg.runtime.queue_size, start=start) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        writer = VideoWriter(tmp, info, cfg.encode, () if video_only else reader.passthrough, target=out)
+        writer = (SideBySideWriter if compare else VideoWriter)(
+            tmp, info, cfg.encode, () if video_only else reader.passthrough, target=out)
         smoother: TemporalSmoother | None = None
+        side = None
         try:
+            if part is not None and not video_only:
+                side = SideStreams(input, part, [s.index for s in reader.passthrough])
             out_spec = YCbCrSpec(info.ycbcr.colorspace, info.ycbcr.full_range, writer.bits)
             colorizer.set_ycbcr(out_spec)
             if auto is not None:
@@ -535,14 +558,15 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
-            refs = _References(cfg, schedule, index, colorist.lut) if plan is None else _PlanReferences(plan)
+            refs = (_References(cfg, schedule, index, colorist.lut, origin=part.origin if part else None)
+                    if plan is None else _PlanReferences(plan))
             splitter = refs.splitter(detector, info.ycbcr)
 
             smoother = _smoother(cfg, info.bits)
 
             def write(frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
                 with timers("encode (waiting)"):
-                    writer.write(_luma_for_output(luma, info.bits, writer.bits), codes, [f.pts for f in frames])
+                    writer.write(_luma_for_output(luma, info.bits, writer.bits), codes, [f.pts - shift for f in frames])
                 if progress is not None:
                     progress(len(frames))
                 report.frames += len(frames)
@@ -618,6 +642,11 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                     continue
                 if frames is not None and item.index >= frames[1]:
                     break
+                if part is not None:
+                    if not part.contains(item.time):
+                        break
+                    for packet in side.until(item.time) if side is not None else ():
+                        writer.copy(packet)
                 with timers("shots"):
                     released = splitter.feed(item)
                 take(released)
@@ -625,6 +654,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 released = splitter.finish()
             take(released)
             end_shot()
+            for packet in side.until(None) if side is not None else ():
+                writer.copy(packet)
             smoother.close()
             with timers("encode (waiting)"):
                 writer.close()
@@ -637,6 +668,9 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             writer.abort()
             _remove(tmp)
             raise
+        finally:
+            if side is not None:
+                side.close()
     _finish(tmp, out)
     report.seconds = time.monotonic() - t0
     report.stages = {k: round(v, 3) for k, v in timers.seconds.items()}

@@ -7,6 +7,7 @@ lookahead), each frame that opens a shot paired with a ``Shot``. At most
 """
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -69,7 +70,7 @@ class ShotSplitter:
     """
 
     def __init__(self, detector: ShotDetector | None, spec: YCbCrSpec,
-                 forced: Callable[[LumaFrame], bool] | None = None, context: int = 0):
+                 forced: Callable[[LumaFrame], bool] | None = None, context: int = 0, origin: float | None = None):
         self.detector = detector
         self.context = context
         self.lookahead = (detector.lookahead if detector is not None else 0) + context
@@ -77,13 +78,17 @@ class ShotSplitter:
         self._lut = _gray8_lut(spec)
         self._buffer: deque[LumaFrame] = deque()
         self._starts: dict[int, Transition | None] = {}
-        self._origin: float | None = None
+        self._origin = origin  # the film's first frame's time (None: the first frame fed)
+        self._base: int | None = None  # the first frame fed
         self._pushed = 0
         self.shots: list[Shot] = []
         self.transitions: list[Transition] = []
 
     def _take(self, transitions: list[Transition]) -> None:
         for t in transitions:
+            if self._base:  # the detector counts from the first frame fed; a part of a film starts later
+                t = dataclasses.replace(t, start=t.start + self._base, end=t.end + self._base,
+                                        boundary=t.boundary + self._base)
             self.transitions.append(t)
             if t.boundary > 0:
                 self._starts.setdefault(t.boundary, t)
@@ -94,6 +99,8 @@ class ShotSplitter:
         ``ahead`` frames are dropped when the next shot is released."""
         if self._origin is None:
             self._origin = frame.time
+        if self._base is None:
+            self._base = frame.index
         if self.forced is not None and self.forced(frame) and frame.index > 0:
             self._starts[frame.index] = None
         if self.detector is not None:

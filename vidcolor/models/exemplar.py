@@ -34,6 +34,7 @@ its colour exactly, where Lab a/b on an L derived from Y' are not.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -172,6 +173,7 @@ class ExemplarColorizer(Colorizer):
         self.fusion = load_fusion(self.cfg.weights, device)
         self._ref_rgb: torch.Tensor | None = None
         self._shape: tuple[int, int] | None = None  # working size the reference is prepared for
+        self._pool: ThreadPoolExecutor | None = None  # flows to the reference, beside the backbone
         self.gate: float | None = None  # shot gate, set on the shot's first batch
         self.score: float | None = None
 
@@ -223,27 +225,37 @@ class ExemplarColorizer(Colorizer):
                      self.score, self.gate)
 
     # -- per batch -----------------------------------------------------------------------------
+    def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held)."""
+        l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+        return [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
+                           l_sigma=self.cfg.l_sigma) for f in l8]
+
+    def _flows_ahead(self, Lw: torch.Tensor) -> list:
+        """Futures of each frame's flow to the reference, queued on a worker thread: frame i+1's
+        flow runs while the backbone works on frame i."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-exemplar-flow")
+        return [self._pool.submit(self._flow_batch, Lw[i:i + 1]) for i in range(Lw.shape[0])]
+
     @torch.inference_mode()
-    def align(self, Lw: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Both alignments of (N, 1, h, w) L at the working size; the fusion's inputs."""
+    def align(self, Lw: torch.Tensor, flows: list | None = None, q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Both alignments of (N, 1, h, w) L at the working size; the fusion's inputs.
+        ``flows``, ``q``: the frames' :meth:`_flow_batch` and features, when already computed."""
         n, _, h, w = Lw.shape
         if self._shape != (h, w):
             self._prepare((h, w))
-        ab_f, conf_f, self._flows = [], [], []
+        self._flows = []
         if self.cfg.flow:
-            l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-            for i in range(n):
-                a, c, fl = flow_align(l8[i], self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                                      l_sigma=self.cfg.l_sigma)
-                ab_f.append(torch.from_numpy(a).permute(2, 0, 1))
-                conf_f.append(torch.from_numpy(c)[None])
-                self._flows.append(fl)
-            ab_flow = torch.stack(ab_f).to(self.device)
-            conf_flow = torch.stack(conf_f).to(self.device)
+            flows = self._flow_batch(Lw) if flows is None else flows
+            ab_flow = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a, _, _ in flows]).to(self.device)
+            conf_flow = torch.stack([torch.from_numpy(c)[None] for _, c, _ in flows]).to(self.device)
+            self._flows = [fl for _, _, fl in flows]
         else:
             ab_flow = Lw.new_zeros(n, 2, h, w)
             conf_flow = Lw.new_zeros(n, 1, h, w)
-        q = self.matcher.features(Lw)
+        if q is None:
+            q = self.matcher.features(Lw)
         ab_att, sim = self.matcher.attend(q, self._ref_feat, self._ref_ab_small)
         ab_att = F.interpolate(ab_att, size=(h, w), mode="bilinear", align_corners=False)
         sim = F.interpolate(sim, size=(h, w), mode="bilinear", align_corners=False)
@@ -267,18 +279,29 @@ class ExemplarColorizer(Colorizer):
         # On a CPU one frame at a time: the backbone's and the attention's intermediate maps of a
         # whole batch spill out of the caches (8 frames at 256 x 455: 4x slower than one by one)
         step = 1 if self.device.type == "cpu" else L.shape[0]
+        if self._shape != Lw.shape[-2:]:
+            self._prepare(tuple(Lw.shape[-2:]))
+        ahead = self._flows_ahead(Lw) if self.cfg.flow else None
         out, conf = [], []
-        for i in range(0, L.shape[0], step):
-            out.append(self._colorize_at(L[i:i + step], Lw[i:i + step]))
-            conf.append(self.confidence)
+        try:
+            for i in range(0, L.shape[0], step):
+                if i == 0:  # the first frame's features start at once; its flow is not ready yet
+                    q0 = self.matcher.features(Lw[:step])
+                flows = [f for a in ahead[i:i + step] for f in a.result()] if ahead is not None else None
+                out.append(self._colorize_at(L[i:i + step], Lw[i:i + step], flows, q0 if i == 0 else None))
+                conf.append(self.confidence)
+        finally:
+            for a in ahead or ():
+                a.cancel()
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
         return torch.cat(out) if len(out) > 1 else out[0]
 
-    def _colorize_at(self, L: torch.Tensor, Lw: torch.Tensor) -> torch.Tensor:
+    def _colorize_at(self, L: torch.Tensor, Lw: torch.Tensor, flows: list | None,
+                     q: torch.Tensor | None) -> torch.Tensor:
         """Chroma of frames ``L`` (full size) from ``Lw`` (working size); sets ``confidence``."""
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
-        x = self.align(Lw)
+        x = self.align(Lw, flows, q)
         # the reference's colour carried by a flow that holds is exact; the attention's is a guess
         self.confidence = FRESH_FLOOR + (1 - FRESH_FLOOR) * x["conf_flow"]
         ab = self.fusion(**x)

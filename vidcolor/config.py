@@ -46,6 +46,7 @@ class RuntimeConfig:
     batch_size: int = 8
     queue_size: int = 32
     threads: int = 0  # torch intra-op threads; 0 = leave PyTorch's default
+    max_damaged_frames: int = 25  # undecodable frames in a row repaired (the previous one repeated) before a run stops
 
 
 @dataclass(frozen=True)
@@ -296,6 +297,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad(f"runtime.batch_size must be between 1 and 1024, got {cfg.runtime.batch_size}")
     if not 2 <= cfg.runtime.queue_size <= 4096:
         raise bad(f"runtime.queue_size must be between 2 and 4096, got {cfg.runtime.queue_size}")
+    if not 0 <= cfg.runtime.max_damaged_frames <= 100_000:
+        raise bad(f"runtime.max_damaged_frames must be between 0 and 100000, got {cfg.runtime.max_damaged_frames}")
     if cfg.runtime.threads < 0:
         raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
@@ -356,6 +359,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ConfigError(f"not valid YAML ({first})", source) from None
+        except RecursionError:
+            raise ConfigError("not a config: nested too deeply", source) from None
+        except OSError as e:
+            raise ConfigError(f"cannot be read ({e.strerror})", source) from None
         if data is not None:
             cfg = _build(Config, data, "", source, cfg)
     if overrides:

@@ -60,6 +60,9 @@ class RunReport:
     device: str = ""
     transitions: list[dict] = field(default_factory=list)
     stages: dict[str, float] = field(default_factory=dict)  # seconds per stage
+    damaged_frames: int = 0  # undecodable frames, each the previous good one repeated
+    damaged: list[int] = field(default_factory=list)  # their indices (the first 1000)
+    truncated: dict | None = None  # the input ends early: where (vidcolor.io.decode.Truncation)
     span: dict | None = None  # --start/--duration: where in the film the part lies
 
     @property
@@ -157,6 +160,9 @@ def _finish(tmp: Path, out: Path) -> None:
     try:
         os.replace(tmp, out)
     except OSError as e:
+        _remove(tmp)
+        if not (out.parent if str(out.parent) else Path(".")).is_dir():
+            raise OutputError("the output folder was removed during the run; nothing was written", out) from None
         raise OutputError(f"cannot move the finished output into place ({e.strerror})", out) from None
 
 
@@ -436,7 +442,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     index = _load_references(cfg, schedule, ReferenceStore(device), device)
     detector = _detector(cfg, device)
     started: list[tuple[Shot, int, dict, Path | None]] = []
-    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
@@ -458,6 +464,8 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
             if isinstance(item, LumaFrame):
                 take(splitter.feed(item))
         take(splitter.finish())
+        for note in reader.notes():
+            log.warning("%s", note)
     plan = [PlannedShot(s.index, s.first_frame, pts, s.start_time, s.frames, os.fspath(p) if p else None,
                         {**entry, "frames": s.frames}) for s, pts, entry, p in started]
     return plan, info
@@ -539,7 +547,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                        span=part.to_dict() if part is not None else None)
     shift = part.first_pts if part is not None else 0  # a part starts at 0
 
-    with VideoReader(input, queue_size=cfg.runtime.queue_size, start=start) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, start=start,
+                     max_damaged=cfg.runtime.max_damaged_frames) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
@@ -647,6 +656,10 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                         break
                     for packet in side.until(item.time) if side is not None else ():
                         writer.copy(packet)
+                if item.damaged:
+                    report.damaged_frames += 1
+                    if len(report.damaged) < 1000:
+                        report.damaged.append(item.index)
                 with timers("shots"):
                     released = splitter.feed(item)
                 take(released)
@@ -660,6 +673,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             with timers("encode (waiting)"):
                 writer.close()
             report.transitions = [dataclasses.asdict(t) for t in splitter.transitions]
+            if reader.truncated is not None and frames is None:
+                report.truncated = dataclasses.asdict(reader.truncated)
             for shot, entry in entries:
                 entry["frames"] = shot.frames
         except BaseException:
@@ -686,7 +701,7 @@ def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
     if cfg.shots.detector == "off":
         raise ConfigError("shot detection is off; choose a detector (transnet, histogram)")
     detector = _detector(cfg, resolve_device(cfg.runtime.device))
-    with VideoReader(input, queue_size=cfg.runtime.queue_size) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
         splitter = ShotSplitter(detector, reader.info.ycbcr)
         for item in reader.items():
             if isinstance(item, LumaFrame):

@@ -37,13 +37,18 @@ GRAYSCALE_CHROMA = 2.0  # mean Lab chroma under which a still counts as black an
 def parse_start(text: str) -> tuple[int | None, float | None]:
     """'120' -> (120, None); '00:01:05.5' -> (None, 65.5)."""
     t = text.strip()
-    if _FRAME.match(t):
-        return int(t), None
     m = _TIMECODE.match(t)
-    if m:
-        h, mi, s = m.groups()
-        return None, int(h) * 3600 + int(mi) * 60 + float(s)
-    raise ValueError(f"start {text!r} is neither a frame index nor a timecode HH:MM:SS[.fff]")
+    if _FRAME.match(t) or m:
+        try:
+            if m is None:
+                return int(t), None
+            seconds = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+            if seconds < 1e9:
+                return None, seconds
+        except (ValueError, OverflowError):  # thousands of digits
+            pass
+        raise InputError(f"start {t[:40]!r} is out of range")
+    raise InputError(f"start {text!r} is neither a frame index nor a timecode HH:MM:SS[.fff]")
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,13 @@ class ReferenceSchedule:
             raise InputError("reference map is not UTF-8 text", p) from None
         except OSError as e:
             raise InputError(f"reference map cannot be read ({e.strerror})", p) from None
+        try:
+            return cls._parse_csv(p, text)
+        except csv.Error as e:
+            raise InputError(f"reference map is not readable CSV ({e})", p) from None
+
+    @classmethod
+    def _parse_csv(cls, p: Path, text: str) -> "ReferenceSchedule":
         rows: list[MapRow] = []
         seen: dict[tuple, int] = {}
         reader = csv.reader(text.splitlines())

@@ -5,11 +5,19 @@ bounded queue, so memory stays flat however long the film is. It yields, in
 file order, the luma plane of every video frame (with its own ``pts`` and
 ``time_base``) and every packet of the other streams, untouched, for the
 writer to copy.
+
+Damage is survived, not trusted: a video packet whose decoding fails, or
+that yields no frame where its timestamp says one was due, becomes a copy
+of the previous good frame at its own pts (counted in ``damaged``); more
+than ``max_damaged`` such frames in a row stop with an error. A file that
+ends early (an unreadable tail, or fewer frames than its header promises)
+ends the stream at the last frame decoded, described in ``truncated``.
 """
 from __future__ import annotations
 
 import logging
 import os
+import heapq
 import queue
 import re
 import threading
@@ -23,13 +31,18 @@ import numpy as np
 from ..color import BT601, BT709, YCbCrSpec
 from ..errors import InputError
 
-__all__ = ["VideoInfo", "LumaFrame", "VideoReader", "open_video", "luma_plane"]
+__all__ = ["VideoInfo", "LumaFrame", "Truncation", "VideoReader", "open_video", "luma_plane", "damage_note",
+           "MAX_PIXELS", "MIN_SIZE"]
 
 log = logging.getLogger("vidcolor")
 
 # Pixel formats whose first plane is the luma plane, read as is.
 _DIRECT = re.compile(r"^(?:yuvj?(?:420|422|444|440|411|410)p|gray)(?:9|10|12|14|16)?(?:le)?$|^nv(?:12|21)$")
 _UNSPECIFIED = (0, 2)  # AVCOL_RANGE_UNSPECIFIED / AVCOL_SPC_UNSPECIFIED
+MAX_PIXELS = 100_000_000  # a frame larger than this is refused before it is decoded (a decompression bomb)
+MIN_SIZE = (16, 16)  # smallest frame (width, height) colourised (optical flow needs 12 pixels)
+MAX_RATE = 10_000  # frames per second beyond this are a broken rate tag, not a rate
+_REORDER = 16  # frames held to put a damaged decoder's output back in pts order
 
 
 @dataclass(frozen=True)
@@ -65,10 +78,37 @@ class LumaFrame:
     pts: int
     time_base: Fraction
     index: int
+    damaged: bool = False  # True: undecodable, this is a copy of the previous good frame
 
     @property
     def time(self) -> float:
         return float(self.pts * self.time_base)
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Where a file that ends early ends: ``frames`` decoded, the last one
+    ending at ``time`` seconds; ``expected`` frames (0: unknown) as its
+    header promised; ``reason`` what gave it away."""
+
+    frames: int
+    time: float
+    expected: int
+    reason: str
+
+    def describe(self) -> str:
+        of = f" of {self.expected}" if self.expected else ""
+        return (f"is truncated: the file ends at {_timecode(self.time)} (after frame {self.frames - 1}; "
+                f"{self.frames}{of} frames decoded; {self.reason})")
+
+
+class _Lost:
+    """A frame that could not be decoded: its pts and why."""
+
+    __slots__ = ("pts", "reason")
+
+    def __init__(self, pts: int | None, reason: str):
+        self.pts, self.reason = pts, reason
 
 
 Item = Union[LumaFrame, av.Packet]
@@ -150,7 +190,7 @@ def _describe(path: str, container, stream, first: av.VideoFrame) -> VideoInfo:
         color_primaries=first.color_primaries,
         color_trc=first.color_trc,
         time_base=stream.time_base,
-        rate=Fraction(rate) if rate else None,
+        rate=Fraction(rate) if rate and 0 < rate <= MAX_RATE else None,  # an absurd rate tag: unknown
         frames=stream.frames or 0,
         duration=dur,
         sample_aspect_ratio=Fraction(sar) if sar else None,
@@ -171,13 +211,24 @@ class VideoReader:
     before it and drops the frames up to it, or, where the file cannot seek
     exactly, decodes from the start and counts. Only video frames are yielded
     then (a range of frames is a piece of the film, not the film).
+
+    Once the stream is read to its end, ``damaged`` lists the indices of the
+    frames that repeat the previous good one, and ``truncated`` says where a
+    file that ends early ends (None when it does not).
     """
 
-    def __init__(self, path: str | os.PathLike, queue_size: int = 32, start: tuple[int, int] | None = None):
+    def __init__(self, path: str | os.PathLike, queue_size: int = 32, start: tuple[int, int] | None = None,
+                 max_damaged: int = 25):
         self.path = os.fspath(path)
         self.queue_size = queue_size
+        self.max_damaged = max_damaged
+        self.damaged: list[int] = []
+        self.truncated: Truncation | None = None
         self._first_index = 0
+        self._skip = 0  # frames to drop before the first one yielded (a start that cannot be sought)
         self._video_only = False
+        self._start_pts: int | None = None  # after a seek: the pts of the first frame to yield
+        self._demux_error: str | None = None
         if not os.path.exists(self.path):
             raise InputError("file not found", self.path)
         if os.path.isdir(self.path):
@@ -193,17 +244,27 @@ class VideoReader:
             if not self.container.streams.video:
                 raise InputError("has no video stream", self.path)
             self.stream = self.container.streams.video[0]
+            _check_header(self.path, self.stream)
             self.stream.thread_type = "AUTO"
             self.passthrough = [s for s in self.container.streams if s is not self.stream]
             self._frames = self._decode()
-            self._pending: list = []  # packets demuxed before the first frame, then that frame
-            for frame, packet in self._frames:
-                self._pending.append((frame, packet))
-                if frame is not None:
+            self._pending: list = []  # what was demuxed before the first frame, then that frame
+            lost = 0
+            for item, packet in self._frames:
+                self._pending.append((item, packet))
+                if isinstance(item, av.VideoFrame):
                     break
+                if isinstance(item, _Lost):
+                    lost += 1
+                    if lost > max(max_damaged, 0):
+                        raise InputError(f"no frame could be decoded: the first {lost} video packets are damaged "
+                                         f"({item.reason})", self.path)
             else:
-                raise InputError("has a video stream but no decodable frames", self.path)
+                raise InputError("has a video stream but no decodable frames"
+                                 + (f" ({self._demux_error})" if self._demux_error else ""), self.path)
             self.info = _describe(self.path, self.container, self.stream, self._pending[-1][0])
+            _check_size(self.path, self.info.width, self.info.height)
+            self._t0 = self.stream.start_time if self.stream.start_time is not None else (self._pending[-1][0].pts or 0)
             if start is not None:
                 self._start_at(*start)
         except BaseException:
@@ -216,17 +277,19 @@ class VideoReader:
     def _start_at(self, index: int, pts: int) -> None:
         self._video_only = True
         self._first_index = index
-        self._pending = [(f, p) for f, p in self._pending if f is not None]
+        self._pending = [(f, p) for f, p in self._pending if p is None]
         if index == 0:
             return
         try:
             self.container.seek(pts, stream=self.stream, backward=True, any_frame=False)
             frames = self._decode()
             for frame, _ in frames:
+                if not isinstance(frame, av.VideoFrame):
+                    continue
                 if frame.pts is None or frame.pts > pts:
                     break  # landed past it, or no timestamps to tell: count from the start instead
                 if frame.pts == pts:
-                    self._frames, self._pending = frames, [(frame, None)]
+                    self._frames, self._pending, self._start_pts = frames, [(frame, None)], pts
                     return
         except av.error.FFmpegError:
             pass
@@ -236,31 +299,45 @@ class VideoReader:
         self.stream = self.container.streams.video[0]
         self.stream.thread_type = "AUTO"
         self.passthrough = [s for s in self.container.streams if s is not self.stream]
-        frames = self._decode()
-        for n, (frame, _) in enumerate(frames):
-            if n == index:
-                self._frames, self._pending = frames, [(frame, None)]
-                return
-        raise InputError(f"has no frame {index}", self.path)
+        # numbered as a read from the start numbers them, damaged frames included
+        self._frames, self._pending = self._decode(), []
+        self._first_index, self._skip = 0, index
 
     # -- decoding (runs in the background thread) -------------------------------------
-    def _decode(self) -> Iterator[tuple[av.VideoFrame | None, av.Packet | None]]:
-        """(frame, None) for video frames, (None, packet) for other streams."""
+    def _decode(self) -> Iterator[tuple[object, av.Packet | None]]:
+        """(frame, None) for video frames, (_Lost, None) for a video packet that
+        could not be decoded, (pts, None) for each video packet's pts (the
+        frames due), (None, packet) for other streams. An unreadable tail ends
+        it, with the reason in ``_demux_error``."""
         streams = [self.stream] if self._video_only else [self.stream, *self.passthrough]
-        n = 0
         try:
             for packet in self.container.demux(streams):
                 if packet.stream is not self.stream:
                     if packet.dts is not None and packet.size:
                         yield None, packet
                     continue
-                for frame in packet.decode():
-                    n += 1
+                if packet.size and packet.pts is not None and not packet.is_discard:
+                    yield int(packet.pts), None
+                try:
+                    frames = packet.decode()
+                except av.error.EOFError:
+                    break
+                except (av.error.FFmpegError, ValueError) as e:
+                    if packet.size:  # a damaged packet; the decoder goes on with the next one
+                        yield _Lost(None if packet.pts is None else int(packet.pts), _ffmpeg_reason(e)), None
+                    continue
+                for frame in frames:
                     yield _normalise(frame), None
         except av.error.EOFError:
             pass
-        except av.error.FFmpegError as e:
-            raise InputError(f"is damaged or truncated after frame {n} ({_ffmpeg_reason(e)})", self.path) from None
+        except (av.error.FFmpegError, OSError) as e:
+            self._demux_error = f"unreadable from there on: {_ffmpeg_reason(e)}"
+            try:  # the frames still in the decoder
+                frames = self.stream.codec_context.decode(None)
+            except (av.error.FFmpegError, ValueError):
+                frames = []
+            for frame in frames:
+                yield _normalise(frame), None
 
     def _run(self) -> None:
         q, stop = self._queue, self._stop
@@ -279,40 +356,150 @@ class VideoReader:
             q.put(_Failure(e))
 
     def _lumas(self) -> Iterator[Item]:
+        """Frames in pts order, each video packet's frame accounted for: a frame
+        that is lost (its packet failed, or no frame came for its pts) is the
+        previous good one again, at its own pts."""
+        info = self.info
+        tb = info.time_base
+        rate = info.rate
+        step = max(1, int(round(1 / (rate * tb)))) if rate else 1
+        slot = max(1, int(0.75 * step))  # a pts this close to a frame's is a field of it, not a frame of its own
+        floor = self._start_pts  # after a seek: what comes before the first frame asked for is dropped
         index = self._first_index
-        last_pts: int | None = None
-        tb = self.info.time_base
-        step = int(round(1 / (self.info.rate * tb))) if self.info.rate else 1
+        heap: list = []  # (pts, seq, luma or None for a lost frame, why)
+        due: list[int] = []  # heap of packet pts whose frame has not come (yet)
+        seen: set[int] = set()  # pts of frames met (pruned below the last yielded)
+        lost: dict[int, str] = {}  # pts of packets that failed to decode: why
+        seq = 0
+        last_pts: int | None = None  # the last pts yielded
+        newest: int | None = None  # the largest pts met, to place what has none
+        previous: np.ndarray | None = None  # the last good luma yielded
+        run: list[tuple[int, int]] = []  # (index, pts) of the current run of lost frames
+
+        def emit(pts: int, luma: np.ndarray | None, why: str) -> LumaFrame | None:
+            nonlocal index, last_pts, previous
+            if luma is None:
+                # the previous good frame; lost at the very start, the first good one stands in
+                luma = previous if previous is not None else min((e[0], e[1], e[2]) for e in heap if e[2] is not None)[2]
+                run.append((index, pts))
+                if len(run) > self.max_damaged:
+                    first, t = run[0]
+                    raise InputError(f"cannot be decoded from frame {first} ({_timecode(float((t - self._t0) * tb))}) "
+                                     f"on: more than {self.max_damaged} damaged frames in a row, up to frame {index} "
+                                     f"({why}; runtime.max_damaged_frames is how many are repaired)", self.path)
+                frame = LumaFrame(luma, pts, tb, index, damaged=True)
+            else:
+                run.clear()
+                previous = luma
+                frame = LumaFrame(luma, pts, tb, index)
+            last_pts = pts
+            index += 1
+            if index <= self._skip:
+                return None
+            if frame.damaged:
+                self.damaged.append(frame.index)
+            return frame
+
+        def release(keep: int) -> Iterator[LumaFrame]:
+            """Yield frames in pts order until ``keep`` are left held."""
+            nonlocal seen
+            while len(heap) > keep:
+                pts, _, luma, why = heap[0]
+                if previous is None and not any(e[2] is not None for e in heap):
+                    return  # only lost frames so far: they wait for the first good one
+                while due and due[0] < pts:  # packets whose frame never came, before this frame
+                    q = heapq.heappop(due)
+                    if q in seen or (floor is not None and q < floor) or pts - q < slot:
+                        continue
+                    if last_pts is not None and q - last_pts < slot:
+                        continue
+                    seen.add(q)
+                    f = emit(q, None, lost.pop(q, "its packet gave no frame"))
+                    if f is not None:
+                        yield f
+                heapq.heappop(heap)
+                if (last_pts is not None and pts <= last_pts) or (floor is not None and pts < floor):
+                    continue  # late or repeated (its place in time is taken), or before the start
+                f = emit(pts, luma, why)
+                if f is not None:
+                    yield f
+            if len(seen) > 1024 and last_pts is not None:
+                seen = {p for p in seen if p > last_pts}
+                for p in [p for p in lost if p <= last_pts]:
+                    del lost[p]
+
         frames = self._frames
         pending, self._pending = self._pending, []
         while True:
-            for frame, packet in pending:
+            for item, packet in pending:
                 if packet is not None:
                     yield packet
-                    continue
-                if frame.width != self.info.width or frame.height != self.info.height:
-                    raise InputError(
-                        f"frame size changes mid-stream at frame {index} "
-                        f"({self.info.width}x{self.info.height} -> {frame.width}x{frame.height})",
-                        self.path,
-                    )
-                pts = frame.pts
-                if pts is None:
-                    pts = 0 if last_pts is None else last_pts + step
-                last_pts = pts
-                yield LumaFrame(luma_plane(frame), pts, frame.time_base or tb, index)
-                index += 1
+                elif isinstance(item, int):
+                    if item not in seen and (last_pts is None or item > last_pts):
+                        heapq.heappush(due, item)
+                elif isinstance(item, _Lost):
+                    if item.pts is not None:
+                        lost[item.pts] = item.reason  # filled when its frame does not come
+                        continue
+                    pts = 0 if newest is None else newest + step
+                    newest = pts
+                    heapq.heappush(heap, (pts, seq, None, item.reason))
+                    seq += 1
+                else:
+                    frame = item
+                    pts = frame.pts
+                    if pts is None:
+                        pts = 0 if newest is None else newest + step
+                    newest = pts if newest is None else max(newest, pts)
+                    seen.add(pts)
+                    if frame.width != info.width or frame.height != info.height:
+                        why = f"frame size changes from {info.width}x{info.height} to {frame.width}x{frame.height}"
+                        heapq.heappush(heap, (pts, seq, None, why))
+                    else:
+                        heapq.heappush(heap, (pts, seq, luma_plane(frame), ""))
+                    seq += 1
+                    yield from release(_REORDER)
             try:
                 pending = [next(frames)]
             except StopIteration:
                 break
-        expected = self.info.frames
-        if expected and index < expected - max(2, expected // 100):
-            raise InputError(
-                f"is truncated: {index} of {expected} frames could be decoded "
-                f"(the file ends at {float(last_pts * tb) if last_pts is not None else 0:.2f} s)",
-                self.path,
-            )
+        # the end: is it the end the file promised?
+        good = [e[0] for e in heap if e[2] is not None]
+        end = max(good) if good else (last_pts if previous is not None else None)
+        count = (index - self._first_index + sum(1 for e in heap if end is None or e[0] <= end)
+                 + len({q for q in due if q not in seen and (end is None or q <= end)}))
+        why = self._demux_error
+        expected = info.frames
+        if why is None and expected and not self._skip and self._start_pts is None \
+                and count < expected - max(2, expected // 100):
+            why = f"its header promises {expected} frames"
+        duration = _video_duration(self.stream)
+        if why is None and duration and end is not None:
+            ends_at = float((end - self._t0 + step) * tb)
+            if ends_at < duration - max(2 * float(step * tb), duration / 100, 0.5):
+                why = f"its header gives a length of {_timecode(duration)}"
+        if why is None:  # a whole file: packets at its tail whose frame never came are filled too
+            for q in [q for q in due if q not in seen and end is not None and q - end >= slot]:
+                heapq.heappush(heap, (q, seq, None, lost.get(q, "its packet gave no frame")))
+                seq += 1
+                seen.add(q)
+        elif end is not None:  # a truncated one ends at its last good frame
+            heap[:] = [e for e in heap if e[0] <= end]
+            due[:] = [q for q in due if q <= end]
+            heapq.heapify(heap)
+            heapq.heapify(due)
+        yield from release(0)
+        if why is not None and end is not None:
+            self.truncated = Truncation(index, float((end - self._t0 + step) * tb), expected, why)
+
+    def notes(self) -> list[str]:
+        """What the damage came to, once the stream is read: one line each."""
+        out = []
+        if self.damaged:
+            out.append(f"{self.path}: {damage_note(len(self.damaged), self.damaged)}")
+        if self.truncated is not None:
+            out.append(f"{self.path}: {self.truncated.describe()}")
+        return out
 
     # -- consumer side -----------------------------------------------------------------
     def items(self) -> Iterator[Item]:
@@ -352,6 +539,45 @@ class _Failure:
 
 
 _END = object()
+
+
+def damage_note(count: int, indices: list[int]) -> str:
+    """'3 damaged frames (5, 6, 13) could not be decoded: each repeats the good frame before it'."""
+    shown = ", ".join(map(str, indices[:10])) + (", ..." if count > 10 else "")
+    return (f"{count} damaged frame{'s' if count != 1 else ''} ({shown}) could not be decoded: "
+            f"{'each repeats' if count != 1 else 'it repeats'} the good frame before it")
+
+
+def _timecode(seconds: float) -> str:
+    ms = int(round(max(seconds, 0.0) * 1000))
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def _video_duration(stream) -> float | None:
+    """The video stream's own length in seconds (not the container's, which
+    a longer sound track sets), or None when the file does not say."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")  # Matroska, as FFmpeg writes it
+    m = re.match(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$", tag.strip()) if isinstance(tag, str) else None
+    if m:
+        return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
+    return None
+
+
+def _check_header(path: str, stream) -> None:
+    """Refuse, before decoding anything, a frame size the header says is absurd."""
+    cc = stream.codec_context
+    w, h = cc.width or 0, cc.height or 0
+    if w * h > MAX_PIXELS:
+        raise InputError(f"frames are too large ({w}x{h}; at most {MAX_PIXELS // 1_000_000} megapixels)", path)
+
+
+def _check_size(path: str, w: int, h: int) -> None:
+    if w * h > MAX_PIXELS:
+        raise InputError(f"frames are too large ({w}x{h}; at most {MAX_PIXELS // 1_000_000} megapixels)", path)
+    if w < MIN_SIZE[0] or h < MIN_SIZE[1]:
+        raise InputError(f"frames are too small ({w}x{h}; the minimum is {MIN_SIZE[0]}x{MIN_SIZE[1]})", path)
 
 
 def _ffmpeg_reason(e: Exception) -> str:

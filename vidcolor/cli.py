@@ -16,7 +16,28 @@ from . import __version__
 log = logging.getLogger("vidcolor")
 
 EXIT_ERROR = 1
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = 130  # SIGINT (Ctrl-C)
+EXIT_TERMINATED = 143  # SIGTERM (128 + 15)
+EXIT_TRUNCATED = 3  # the output was written, but the input ends early: it holds what could be decoded
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds (and cleans up) as Ctrl-C does."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one must not cut the clean-up short
+    raise Terminated()
+
+
+def _trap_sigterm() -> None:
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def _debug() -> bool:
@@ -43,11 +64,11 @@ def _run(fn, *args, **kwargs):
 
     try:
         return fn(*args, **kwargs)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         if _debug():
             raise
-        click.echo("vidcolor: interrupted; no output was written", err=True)
-        sys.exit(EXIT_INTERRUPTED)
+        click.echo(f"vidcolor: interrupted; {str(e) or 'no output was written'}", err=True)
+        sys.exit(EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED)
     except VidcolorError as e:
         if _debug():
             raise
@@ -89,6 +110,7 @@ def main() -> None:
       vidcolor film.mp4 --reference-map map.csv          a still per shot (start,reference)
       vidcolor photo.jpg --reference r.jpg -o out.png    a still photograph
     """
+    _trap_sigterm()
 
 
 @main.command("colorize", context_settings={"help_option_names": ["-h", "--help"]})
@@ -189,6 +211,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     if not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
+    _warn_damage(input, report)
 
 
 def _excerpt_options(input, output, start, duration, preview, compare, jobs, ray) -> tuple[dict, str | None]:
@@ -284,6 +307,18 @@ def _print_table(rows: list[dict], keys: list[str], head: dict[str, str]) -> Non
     widths = [max(len(r[i]) for r in table) for i in range(len(keys))]
     for r in table:
         click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+
+
+def _warn_damage(input: str, report) -> None:
+    """Damaged frames repaired: a warning. A truncated input: a warning saying where it ends, and exit 3."""
+    from .io.decode import Truncation, damage_note
+
+    if getattr(report, "damaged_frames", 0):
+        click.echo(f"vidcolor: warning: {input}: {damage_note(report.damaged_frames, report.damaged)}", err=True)
+    if getattr(report, "truncated", None):
+        click.echo(f"vidcolor: warning: {input}: {Truncation(**report.truncated).describe()}; the output holds the "
+                   f"{report.frames} frames before that", err=True)
+        sys.exit(EXIT_TRUNCATED)
 
 
 def _model_overrides(config_path, colorizer, model, weights, temperature, palette) -> tuple[str | None, dict]:
@@ -482,15 +517,29 @@ def _farm_bars(quiet: bool, name: str):
     return on_plan, progress, plan_progress, close
 
 
+def _farm_job(input, output, **kwargs):
+    """run_job; interrupted, it says what was kept."""
+    from .farm import job_dir, run_job
+    from .pipeline import default_output
+
+    try:
+        return run_job(input, output, **kwargs)
+    except KeyboardInterrupt as e:
+        job = job_dir(output or default_output(input))
+        if job.is_dir():
+            raise type(e)(f"no output was written; finished segments are kept in {job}: run the same command "
+                          "again to resume") from None
+        raise
+
+
 def _farm(input, output, reference, reference_map, cfg, jobs, ray, overwrite, quiet, report_path) -> None:
-    from .farm import run_job
     from .io.image import is_image_path
 
     if is_image_path(input):
         raise click.BadParameter("a still image is not split into segments; drop --jobs/--ray", param_hint="--jobs")
     on_plan, progress, plan_progress, close = _farm_bars(quiet, os.path.basename(input))
     try:
-        report = _run(run_job, input, output, reference=reference, reference_map=reference_map, config=cfg, jobs=jobs,
+        report = _run(_farm_job, input, output, reference=reference, reference_map=reference_map, config=cfg, jobs=jobs,
                       ray=ray, overwrite=overwrite, progress=progress, on_plan=on_plan, plan_progress=plan_progress)
     finally:
         close()

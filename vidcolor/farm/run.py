@@ -14,6 +14,7 @@ import logging
 import multiprocessing
 import os
 import shutil
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -60,9 +61,36 @@ class FarmReport:
 
 # -- executors --------------------------------------------------------------------------------
 
+_RENDERING = False  # in a worker: a segment is being rendered
+_STOPPED = False  # in a worker: SIGTERM came
+
+
 def _render_task(manifest_path: str, k: int, attempt: int, threads: int | None) -> dict:
     """What a worker process (or Ray task) runs: module-level, so it pickles."""
-    return render_segment(manifest_path, k, attempt=attempt, threads=threads)
+    global _RENDERING
+    _RENDERING = True
+    try:
+        return render_segment(manifest_path, k, attempt=attempt, threads=threads)
+    finally:
+        _RENDERING = False
+        if _STOPPED:  # the segment has cleaned up after itself: this worker is done
+            os._exit(128 + signal.SIGTERM)
+
+
+def _worker_init() -> None:
+    """A local worker leaves Ctrl-C to the parent, which stops it with SIGTERM: a segment being
+    rendered then unwinds (its partial file removed), an idle worker just exits."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _worker_stop)
+
+
+def _worker_stop(signum, frame) -> None:
+    global _STOPPED
+    _STOPPED = True
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if _RENDERING:
+        raise KeyboardInterrupt
+    os._exit(128 + signum)
 
 
 class _Inline:
@@ -101,7 +129,8 @@ class _Local:
         self._ready: list[tuple[int, int, dict | BaseException]] = []
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"))
+        return ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init)
 
     def submit(self, k: int, attempt: int) -> None:
         try:
@@ -131,6 +160,20 @@ class _Local:
     def close(self, cancel: bool = False) -> None:
         # on a failure, segments already running finish (and are journaled): nothing rendered is lost
         self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+    def stop(self) -> None:
+        """Interrupted: the running segments stop now (finished ones stay journaled)."""
+        procs = list((getattr(self._pool, "_processes", None) or {}).values())
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        deadline = time.monotonic() + 5
+        for p in procs:
+            p.join(timeout=max(0.1, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join()
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
 
 class _Ray:
@@ -222,8 +265,11 @@ def render_pending(manifest: Manifest, pending: Sequence[int], *, jobs: int = 1,
             rendered.append(k)
             if progress is not None:
                 progress(result["frames"])
-    except BaseException:
-        ex.close(cancel=True)
+    except BaseException as e:
+        if isinstance(e, KeyboardInterrupt) and hasattr(ex, "stop"):
+            ex.stop()
+        else:
+            ex.close(cancel=True)
         raise
     ex.close(cancel=failure is not None)
     if failure is not None:

@@ -59,7 +59,7 @@ def test_file_then_overrides(tmp_path):
     ("encode:\n  crff: 3\n", r"unknown key 'encode.crff' \(valid: encode.codec"),
     ("colourizer: x\n", "unknown key 'colourizer'"),
     ("encode:\n  crf: high\n", "encode.crf must be an integer"),
-    ("runtime:\n  batch_size: 0\n", "batch_size must be between"),
+    ("runtime:\n  batch_size: -1\n", "batch_size must be between"),
     ("runtime: 3\n", "runtime must be a mapping"),
     ("encode: [1, 2\n", "not valid YAML"),
     ("transfer:\n  window: 4\n", "window must be a positive odd"),

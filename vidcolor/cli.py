@@ -126,7 +126,7 @@ def main() -> None:
               help="Write a JSON report: shots, their references and scores, time per stage.")
 @click.option("--explain", is_flag=True, help="Print which still each shot got, and its score.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
-@click.option("--batch-size", type=click.IntRange(1, 1024), help="Frames per model batch [default: 8].")
+@click.option("--batch-size", type=click.IntRange(0, 1024), help="Frames per model batch [default: 8; 0: sized to the GPU's free memory].")
 @click.option("--saturation", type=click.FloatRange(0, 4), help="Colour strength of the exemplar colorizer "
               "[default: 1.0, as predicted].")
 @click.option("--temporal", type=click.Choice(["off", "forward", "bidirectional"]),

@@ -38,12 +38,17 @@ class EncodeConfig:
     options: dict[str, str] = field(default_factory=dict)
 
 
+#: runtime.precision values
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Where and in what chunks the work runs."""
 
     device: str = "auto"
-    batch_size: int = 8
+    batch_size: int = 8  # 0: sized to the GPU's free memory (8 on a CPU)
+    precision: str = "auto"  # auto (fp16 on a GPU, fp32 on a CPU) | fp32 | fp16 | bf16: the networks' arithmetic
     queue_size: int = 32
     threads: int = 0  # torch intra-op threads; 0 = leave PyTorch's default
     max_damaged_frames: int = 25  # undecodable frames in a row repaired (the previous one repeated) before a run stops
@@ -293,8 +298,11 @@ def _validate(cfg: Config, source: str | None) -> Config:
 
     if cfg.runtime.device not in ("auto", "cpu", "cuda") and not cfg.runtime.device.startswith("cuda:"):
         raise bad(f"runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
-    if not 1 <= cfg.runtime.batch_size <= 1024:
-        raise bad(f"runtime.batch_size must be between 1 and 1024, got {cfg.runtime.batch_size}")
+    if not 0 <= cfg.runtime.batch_size <= 1024:
+        raise bad(f"runtime.batch_size must be between 1 and 1024 (0: sized to the GPU's memory), "
+                  f"got {cfg.runtime.batch_size}")
+    if cfg.runtime.precision not in PRECISIONS:
+        raise bad(f"runtime.precision must be one of {', '.join(PRECISIONS)}, got {cfg.runtime.precision!r}")
     if not 2 <= cfg.runtime.queue_size <= 4096:
         raise bad(f"runtime.queue_size must be between 2 and 4096, got {cfg.runtime.queue_size}")
     if not 0 <= cfg.runtime.max_damaged_frames <= 100_000:

@@ -83,6 +83,30 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def precision(cfg: Config, device: torch.device) -> torch.dtype | None:
+    """runtime.precision on ``device``: the networks' mixed-precision type, None for float32.
+    auto: float16 on a GPU (tensor cores), float32 on a CPU (no fast half arithmetic there)."""
+    p = cfg.runtime.precision
+    if device.type != "cuda" or p == "fp32":
+        return None
+    return torch.bfloat16 if p == "bf16" else torch.float16
+
+
+#: GPU memory one frame in a batch takes, per pixel of the film (measured by the colorizers'
+#: full-size tensors: L, chroma and the guided filter's coefficients, with room to spare)
+GPU_BYTES_PER_PIXEL = 160
+
+
+def auto_batch_size(cfg: Config, device: torch.device, size: tuple[int, int]) -> int:
+    """runtime.batch_size, or (0) the batch that half the GPU's free memory holds, 1..64; 8 on a CPU."""
+    if cfg.runtime.batch_size:
+        return cfg.runtime.batch_size
+    if device.type != "cuda":
+        return 8
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(max(1, min(64, free // 2 // (size[0] * size[1] * GPU_BYTES_PER_PIXEL))))
+
+
 def default_output(input: str | os.PathLike) -> Path:
     p = Path(input)
     return p.with_name(f"{p.stem}_color{p.suffix}")
@@ -197,7 +221,10 @@ class _FrameColorist:
                 luma = np.stack([cv2.resize(f, (wc, hc), interpolation=cv2.INTER_AREA) for f in luma])
             codes = torch.from_numpy(luma.astype(np.int64))
         else:
-            y = torch.from_numpy(luma if luma.dtype == np.uint8 else luma.astype(np.int32)).to(self.device, non_blocking=True)
+            y = torch.from_numpy(luma if luma.dtype == np.uint8 else luma.astype(np.int32))
+            if self.device.type == "cuda":  # page-locked: the copy runs asynchronously, by DMA
+                y = y.pin_memory()
+            y = y.to(self.device, non_blocking=True)
             y = y.unsqueeze(1).float()
             if self.pool != (1, 1) and not full:
                 y = F.avg_pool2d(y, self.pool, ceil_mode=True)
@@ -509,6 +536,10 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     if cfg.runtime.threads:
         torch.set_num_threads(cfg.runtime.threads)
     colorizer, auto = _colorizers(cfg, schedule, device)
+    amp = precision(cfg, device)
+    for c in (colorizer, auto):
+        if c is not None:
+            c.set_precision(amp)
     auto_failed: list[str] = []
 
     def automatic() -> Colorizer | None:
@@ -519,6 +550,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             try:
                 auto = _build_colorizer(AUTOMATIC, cfg, device)
                 auto.set_ycbcr(colorizer.ycbcr)
+                auto.set_precision(amp)
             except ModelError as e:
                 auto_failed.append(str(e))
                 log.warning("no automatic colour for shots without a still (%s): they stay black and white", e)
@@ -565,6 +597,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             if auto is not None:
                 auto.set_ycbcr(out_spec)
             colorist = _FrameColorist(colorizer, device, info.ycbcr, out_spec, writer.chroma_size, (info.height, info.width))
+            batch_size = auto_batch_size(cfg, device, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
             refs = (_References(cfg, schedule, index, colorist.lut, origin=part.origin if part else None)
@@ -636,7 +669,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                     if shot is not None:
                         begin(shot)
                     batch.append(frame)
-                    if len(batch) >= cfg.runtime.batch_size:
+                    if len(batch) >= batch_size:
                         flush()
 
             items = reader.items()
@@ -725,6 +758,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     colorizer = _colorizer(cfg, schedule, device)
+    colorizer.set_precision(precision(cfg, device))
     row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
     if row is None:
         raise InputError("no row starts at 0 for a still image", schedule.origin or None)

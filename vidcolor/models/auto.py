@@ -274,7 +274,8 @@ class AutoColorizer(Colorizer):
     @torch.inference_mode()
     def logits(self, Lw: torch.Tensor) -> torch.Tensor:
         """(N, 1, h, w) L at the working size -> (N, Q, h/4, w/4) logits."""
-        return self.net(**backbone_inputs(self.backbone, Lw))
+        with self.autocast():
+            return self.net(**backbone_inputs(self.backbone, Lw)).float()
 
     @torch.inference_mode()
     def colorize(self, L: torch.Tensor) -> torch.Tensor:
@@ -284,7 +285,9 @@ class AutoColorizer(Colorizer):
         H, W = L.shape[-2:]
         h, w = work_shape(H, W, self.cfg.work_size, minimum=32)
         Lw = L if (h, w) == (H, W) else F.interpolate(L, size=(h, w), mode="area")
-        z = self.logits(Lw)
+        # on a CPU frame by frame: a batch's backbone maps spill out of the caches (several times slower)
+        step = 1 if self.device.type == "cpu" else Lw.shape[0]
+        z = torch.cat([self.logits(Lw[i:i + step]) for i in range(0, Lw.shape[0], step)])
         ab = annealed_mean(z, self.bins, self.cfg.temperature)
         L4 = F.adaptive_avg_pool2d(L, ab.shape[-2:])
         if self.palette is not None:

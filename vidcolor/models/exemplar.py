@@ -33,6 +33,7 @@ its colour exactly, where Lab a/b on an L derived from Y' are not.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -123,12 +124,14 @@ class FeatureMatcher:
         self.net = get_backbone(device)
         self._input = luminance_input
         self.temperature = temperature
+        self.autocast = contextlib.nullcontext  # the colorizer's mixed precision (GPU)
 
     @torch.inference_mode()
     def features(self, L: torch.Tensor) -> torch.Tensor:
         """(N, 1, h, w) L -> (N, C, ceil(h/8), ceil(w/8)) unit-length features."""
-        maps = self.net.features(self._input(L), upto=16).maps
-        f8, f16 = maps[2], maps[3]
+        with self.autocast():
+            maps = self.net.features(self._input(L), upto=16).maps
+        f8, f16 = maps[2].float(), maps[3].float()
         f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
         parts = []
         for f in (f8, f16):
@@ -144,7 +147,8 @@ class FeatureMatcher:
         n, c, hq, wq = q.shape
         qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
         kf = k.flatten(2)[0]  # (C, Q)
-        sim = qf @ kf  # (N, P, Q)
+        with self.autocast():
+            sim = (qf @ kf).float()  # (N, P, Q)
         best = sim.amax(dim=2)
         attn = torch.softmax(sim / self.temperature, dim=2)
         out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
@@ -159,6 +163,8 @@ class ExemplarColorizer(Colorizer):
     needs_reference = True
     chroma = "cbcr"
     full_luma = True  # flow and features see the frame's own detail, even on a small film
+    #: frames per forward pass inside a batch; None: 1 on a CPU, the whole batch on a GPU
+    micro_batch: int | None = None
 
     def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None):
         super().__init__(device)
@@ -167,6 +173,7 @@ class ExemplarColorizer(Colorizer):
             raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
                              f"(valid: {', '.join(DIS_PRESETS)})")
         self.matcher = FeatureMatcher(device, self.cfg.temperature)
+        self.matcher.autocast = self.autocast
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.cfg.flow_preset])
         from .fusion import load_fusion
 
@@ -278,7 +285,7 @@ class ExemplarColorizer(Colorizer):
             return L.new_zeros(L.shape[0], 2, H, W)
         # On a CPU one frame at a time: the backbone's and the attention's intermediate maps of a
         # whole batch spill out of the caches (8 frames at 256 x 455: 4x slower than one by one)
-        step = 1 if self.device.type == "cpu" else L.shape[0]
+        step = self.micro_batch or (1 if self.device.type == "cpu" else L.shape[0])
         if self._shape != Lw.shape[-2:]:
             self._prepare(tuple(Lw.shape[-2:]))
         ahead = self._flows_ahead(Lw) if self.cfg.flow else None

@@ -98,6 +98,11 @@ class GalleryColorizer(Colorizer):
         self.auto.set_ycbcr(spec)
         self.exemplar.set_ycbcr(spec)
 
+    def set_precision(self, amp) -> None:
+        super().set_precision(amp)
+        self.auto.set_precision(amp)
+        self.exemplar.set_precision(amp)
+
     def begin_shot(self, reference: torch.Tensor | None) -> None:
         """A new shot: its still is chosen on its first batch (a reference given here is not used)."""
         self.auto.begin_shot(None)

@@ -1,7 +1,9 @@
 """Colorizers register by name; the pipeline builds them by name."""
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
+
 import torch
 
 from ..color import BT709, YCbCrSpec
@@ -40,10 +42,23 @@ class Colorizer(ABC):
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.
     confidence: torch.Tensor | None = None
+    #: set by the pipeline (runtime.precision): float16/bfloat16 for the networks on a GPU, or None
+    amp: torch.dtype | None = None
 
     def __init__(self, device: torch.device):
         self.device = device
         self.ycbcr = YCbCrSpec(BT709, True, 8)
+
+    def set_precision(self, amp: torch.dtype | None) -> None:
+        """Mixed precision for the networks on a GPU (runtime.precision), or None for float32."""
+        self.amp = amp
+
+    def autocast(self):
+        """Context for the networks' forward passes: mixed precision on a GPU when ``amp``
+        is set (convolutions and matrix products in ``amp``, the rest float32)."""
+        if self.amp is None or self.device.type != "cuda":
+            return contextlib.nullcontext()
+        return torch.autocast("cuda", dtype=self.amp)
 
     def set_ycbcr(self, spec: YCbCrSpec) -> None:
         """The Y'CbCr matrix the output uses (only its Kr/Kb matter here)."""

@@ -108,3 +108,29 @@ def test_gpu_batch_size_zero_runs(tmp_path):
     rep = colorize_video(clip, tmp_path / "o.mp4", reference=still,
                          config=cfg(device="cuda", batch_size=0))
     assert rep.frames == 12 and rep.device.startswith("cuda")
+
+
+def test_profile_prints_every_stage_and_the_worker_threads(tmp_path):
+    """--profile: the main thread's stages and the worker threads' busy time, in the
+    report too; the stages account for the run's time."""
+    import json
+
+    from click.testing import CliRunner
+
+    from synth import make_clip, make_still
+    from vidcolor.cli import main
+
+    clip = make_clip(tmp_path / "c.mp4", n=16, w=96, h=64, audio=True)
+    still = make_still(tmp_path / "s.png", 96, 64)
+    rep = tmp_path / "r.json"
+    r = CliRunner().invoke(main, [str(clip), "-r", str(still), "-o", str(tmp_path / "o.mp4"), "-q", "--profile",
+                                  "--report", str(rep)], env={"VIDCOLOR_DEBUG": ""})
+    assert r.exit_code == 0, r.output
+    for stage in ("colorize", "temporal", "decode (thread)", "encode (thread)", "frame flow (thread)",
+                  "reference flow (thread)", "wall"):
+        assert stage in r.output
+    stages = json.loads(rep.read_text())["stages"]
+    assert stages["encode (thread)"] > 0 and stages["reference flow (thread)"] > 0
+    seconds = json.loads(rep.read_text())["seconds"]
+    main_thread = sum(v for k, v in stages.items() if not k.endswith("(thread)"))
+    assert main_thread <= seconds * 1.01

@@ -125,6 +125,7 @@ def main() -> None:
 @click.option("--report", "report_path", type=click.Path(path_type=str),
               help="Write a JSON report: shots, their references and scores, time per stage.")
 @click.option("--explain", is_flag=True, help="Print which still each shot got, and its score.")
+@click.option("--profile", is_flag=True, help="Print the time spent in each stage (main thread and worker threads).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
 @click.option("--batch-size", type=click.IntRange(0, 1024), help="Frames per model batch [default: 8; 0: sized to the GPU's free memory].")
 @click.option("--saturation", type=click.FloatRange(0, 4), help="Colour strength of the exemplar colorizer "
@@ -159,7 +160,7 @@ def main() -> None:
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
-                 model, weights, temperature, palette, gallery,
+                 profile, model, weights, temperature, palette, gallery,
                  device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
                  jobs=None, ray_address=None, start=None, duration=None, preview=False, compare=False):
     """Colourise INPUT (a video or a still image)."""
@@ -208,10 +209,26 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         _run(_write_json, report_path, report.to_dict())
     if explain:
         _print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score"])
+    if profile:
+        _print_profile(report)
     if not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
     _warn_damage(input, report)
+
+
+def _print_profile(report) -> None:
+    """Seconds per stage: the main thread's stages, then the worker threads' busy time.
+    They overlap; the busiest (colorize, usually) sets the pace."""
+    wall = max(report.seconds, 1e-9)
+    rows = sorted(report.stages.items(), key=lambda kv: (kv[0].endswith("(thread)"), -kv[1]))
+    width = max([len(k) for k, _ in rows] + [5])
+    click.echo(f"{'stage':<{width}}  {'seconds':>8}  {'of wall':>7}  {'ms/frame':>8}")
+    for stage, sec in rows:
+        per = 1000 * sec / report.frames if report.frames else 0.0
+        click.echo(f"{stage:<{width}}  {sec:8.2f}  {100 * sec / wall:6.1f}%  {per:8.1f}")
+    click.echo(f"{'wall':<{width}}  {report.seconds:8.2f}  {100.0:6.1f}%  "
+               f"{1000 * report.seconds / max(report.frames, 1):8.1f}   ({report.fps:.1f} frames/s)")
 
 
 def _excerpt_options(input, output, start, duration, preview, compare, jobs, ray) -> tuple[dict, str | None]:

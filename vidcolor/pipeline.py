@@ -107,6 +107,16 @@ def auto_batch_size(cfg: Config, device: torch.device, size: tuple[int, int]) ->
     return int(max(1, min(64, free // 2 // (size[0] * size[1] * GPU_BYTES_PER_PIXEL))))
 
 
+def _colorizer_parts(*colorizers: Colorizer | None) -> list[Colorizer]:
+    """The colorizers given and those they hold (the gallery's exemplar and auto), once each."""
+    seen: dict[int, Colorizer] = {}
+    for c in colorizers:
+        for part in (c, getattr(c, "exemplar", None), getattr(c, "auto", None)):
+            if isinstance(part, Colorizer):
+                seen.setdefault(id(part), part)
+    return list(seen.values())
+
+
 def default_output(input: str | os.PathLike) -> Path:
     p = Path(input)
     return p.with_name(f"{p.stem}_color{p.suffix}")
@@ -705,6 +715,14 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             smoother.close()
             with timers("encode (waiting)"):
                 writer.close()
+            # the worker threads' busy time beside the main thread's stages: the slowest sets the pace
+            timers.seconds["decode (thread)"] = reader.busy_seconds
+            timers.seconds["encode (thread)"] = writer.busy_seconds
+            if smoother.enabled:
+                timers.seconds["frame flow (thread)"] = smoother.flow_seconds
+            ref_flow = sum(getattr(c, "flow_seconds", 0.0) for c in _colorizer_parts(colorizer, auto))
+            if ref_flow:
+                timers.seconds["reference flow (thread)"] = ref_flow
             report.transitions = [dataclasses.asdict(t) for t in splitter.transitions]
             if reader.truncated is not None and frames is None:
                 report.truncated = dataclasses.asdict(reader.truncated)

@@ -21,6 +21,7 @@ import heapq
 import queue
 import re
 import threading
+import time
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Iterator, Union
@@ -273,6 +274,7 @@ class VideoReader:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.busy_seconds = 0.0  # the worker thread's time not spent waiting on the queue
 
     def _start_at(self, index: int, pts: int) -> None:
         self._video_only = True
@@ -341,14 +343,18 @@ class VideoReader:
 
     def _run(self) -> None:
         q, stop = self._queue, self._stop
+        t0, waited = time.perf_counter(), 0.0
         try:
             for item in self._lumas():
+                tw = time.perf_counter()
                 while not stop.is_set():
                     try:
                         q.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue
+                waited += time.perf_counter() - tw
+                self.busy_seconds = time.perf_counter() - t0 - waited
                 if stop.is_set():
                     return
             q.put(_END)

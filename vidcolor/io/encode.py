@@ -12,6 +12,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from fractions import Fraction
 from typing import Sequence
 
@@ -146,6 +147,7 @@ class VideoWriter:
             self.container.close()
             raise
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
+        self.busy_seconds = 0.0  # the worker thread's time not spent waiting on the queue
         self._error: BaseException | None = None
         self.frames_written = 0
         self._thread = threading.Thread(target=self._run, name="vidcolor-encode", daemon=True)
@@ -229,9 +231,13 @@ class VideoWriter:
         return f
 
     def _run(self) -> None:
+        t0, waited = time.perf_counter(), 0.0
         try:
             while True:
+                tw = time.perf_counter()
                 item = self._queue.get()
+                waited += time.perf_counter() - tw
+                self.busy_seconds = time.perf_counter() - t0 - waited
                 if item is None or self._error is not None:
                     break
                 if item[0] == "packet":
@@ -247,6 +253,7 @@ class VideoWriter:
             if self._error is None:
                 self.container.mux(self.stream.encode(None))
                 self.container.close()
+            self.busy_seconds = time.perf_counter() - t0 - waited
         except BaseException as e:
             self._error = _as_output_error(e, self.target)
             try:

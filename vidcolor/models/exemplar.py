@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import cv2
@@ -181,6 +182,7 @@ class ExemplarColorizer(Colorizer):
         self._ref_rgb: torch.Tensor | None = None
         self._shape: tuple[int, int] | None = None  # working size the reference is prepared for
         self._pool: ThreadPoolExecutor | None = None  # flows to the reference, beside the backbone
+        self.flow_seconds = 0.0  # spent in flows to the reference (mostly on the worker thread)
         self.gate: float | None = None  # shot gate, set on the shot's first batch
         self.score: float | None = None
 
@@ -234,9 +236,12 @@ class ExemplarColorizer(Colorizer):
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held)."""
+        t = time.perf_counter()
         l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-        return [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                           l_sigma=self.cfg.l_sigma) for f in l8]
+        out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
+                          l_sigma=self.cfg.l_sigma) for f in l8]
+        self.flow_seconds += time.perf_counter() - t
+        return out
 
     def _flows_ahead(self, Lw: torch.Tensor) -> list:
         """Futures of each frame's flow to the reference, queued on a worker thread: frame i+1's

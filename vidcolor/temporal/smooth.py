@@ -29,6 +29,7 @@ while the colorizer runs on the same batch: :meth:`motion` starts it,
 """
 from __future__ import annotations
 
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +125,7 @@ class TemporalSmoother:
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[flow_preset])
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
         self._grid: np.ndarray | None = None
+        self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)
         self.end_shot()
 
     @property
@@ -155,8 +157,11 @@ class TemporalSmoother:
         self._prev_y = smalls[-1]
 
         def work() -> list[Motion | None]:
-            return [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=self.fb_sigma,
-                                                        l_sigma=self.l_sigma) for s, p in pairs]
+            t = time.perf_counter()
+            out = [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=self.fb_sigma,
+                                                       l_sigma=self.l_sigma) for s, p in pairs]
+            self.flow_seconds += time.perf_counter() - t
+            return out
 
         return self._pool.submit(work) if self._pool is not None else work()
 

@@ -6,13 +6,16 @@
 Generates (once; kept in --workdir and reused) a black-and-white 854x480,
 24 fps film of --minutes with stereo AAC and a cut every 10-30 s (each shot
 a panning textured scene with moving shapes, grain and flicker), written
-frame by frame through PyAV so it is never held in memory, and a colour
-still. Then, for the --short-minutes film and the --minutes film:
+frame by frame through PyAV so it is never held in memory, and a reference
+map giving every shot a colour keyframe (its first frame with smooth random
+colour regions on it: the exemplar works for real, flow and attention, and
+no shot is gated to black and white as an unrelated still would be). Then,
+for the --short-minutes film and the --minutes film:
 
 - a plain PyAV transcode of the film (decode, libx264 with vidcolor's
   default crf 16 / preset medium, audio copied), in a child process;
-- ``vidcolor FILM --reference STILL`` (the default exemplar pipeline, or
-  --config / --extra), in a child process;
+- ``vidcolor FILM --reference-map FILM_map.csv`` (the default exemplar
+  pipeline, or --config / --extra), in a child process;
 
 each timed (wall, CPU) with its peak RSS (``wait4``: the child alone, fresh
 for every run). One line per run, then a summary: vidcolor's frames per
@@ -103,6 +106,9 @@ def make_film(path: Path, minutes: float, seed: int = 0) -> tuple[int, int]:
     cuts = _cuts(frames, rng)
     grain = [rng.normal(0, 3, (H, W)).astype(np.int16) for _ in range(8)]
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    stills = path.parent / "stills"
+    stills.mkdir(exist_ok=True)
+    rows: list[tuple[int, Path]] = []
     per_frame = RATE // FPS
     with av.open(str(tmp), "w") as c:
         v = c.add_stream("libx264", rate=FPS)
@@ -118,6 +124,8 @@ def make_film(path: Path, minutes: float, seed: int = 0) -> tuple[int, int]:
             if i in cuts:
                 shot, start = _Shot(rng), i
             y = shot.luma(i - start, grain[i % len(grain)], 1 + 0.03 * np.sin(i * 0.7) + rng.normal(0, 0.01))
+            if i == start:  # the shot's colour keyframe: its first frame with colour on it
+                rows.append((i, _keyframe(y, rng, stills / f"{path.stem}_shot{len(rows)}.png")))
             f = av.VideoFrame(W, H, "yuv420p")
             for k, plane in enumerate(f.planes):
                 arr = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)
@@ -135,8 +143,33 @@ def make_film(path: Path, minutes: float, seed: int = 0) -> tuple[int, int]:
                 pending = pending[:, 1024:]
         c.mux(v.encode())
         c.mux(a.encode())
+    with open(map_path(path), "w", encoding="utf-8") as fh:
+        fh.write("start,reference\n" + "".join(f"{i},{still.relative_to(path.parent)}\n" for i, still in rows))
     os.replace(tmp, path)
     return frames, len(cuts)
+
+
+def map_path(film: Path) -> Path:
+    """The film's reference map: a colour keyframe (its first frame, coloured) for every shot."""
+    return film.with_name(f"{film.stem}_map.csv")
+
+
+def _keyframe(y: np.ndarray, rng: np.random.Generator, path: Path) -> Path:
+    """A colour still of luma ``y``: smooth random Cb/Cr (regions of different colour) on it
+    (BT.601, limited range, as an untagged 480-line film), written as a PNG."""
+    import cv2
+
+    h, w = y.shape
+    chroma = [cv2.resize(rng.normal(0, 1, (4, 6)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+              for _ in range(2)]
+    cb, cr = (np.clip(40 * c, -100, 100) for c in chroma)
+    yf = (y.astype(np.float32) - 16) * (255 / 219)
+    r = yf + 1.596 * 255 / 224 * cr
+    g = yf - 0.392 * 255 / 224 * cb - 0.813 * 255 / 224 * cr
+    b = yf + 2.017 * 255 / 224 * cb
+    bgr = np.clip(np.stack([b, g, r], axis=-1), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), bgr)
+    return path
 
 
 # -- the runs ---------------------------------------------------------------------------------
@@ -181,17 +214,12 @@ def main() -> None:
 
         transcode(*a.transcode)
         return
-    from synth import make_still
-
     work = Path(a.workdir or tempfile.mkdtemp(prefix="vidcolor-film-"))
     work.mkdir(parents=True, exist_ok=True)
-    still = work / "still.png"
-    if not still.exists():
-        make_still(still, 640, 360)
     films = []
     for minutes in (a.short_minutes, a.minutes):
         path = film_path(work, minutes)
-        if path.exists():
+        if path.exists() and map_path(path).exists():
             print(f"film {path.name}: cached", flush=True)
         else:
             t0 = time.monotonic()
@@ -202,7 +230,7 @@ def main() -> None:
     extra = shlex.split(a.extra) + (["-c", a.config] if a.config else [])
     crf, preset = encoder_settings()
     print(f"{os.cpu_count()} CPUs; encoder libx264 crf {crf} preset {preset} both sides; vidcolor "
-          f"{shlex.join(['-r', still.name, *extra])}", flush=True)
+          f"{shlex.join(['--reference-map', 'FILM_map.csv', *extra])} (a colour keyframe per shot)", flush=True)
     results = []
     for minutes, path in films:
         import av
@@ -211,7 +239,7 @@ def main() -> None:
             frames = c.streams.video[0].frames or sum(1 for _ in c.demux(c.streams.video[0]))
         plain = child([sys.executable, __file__, "--transcode", str(path), str(work / f"{path.stem}_plain.mp4"), crf,
                        preset])
-        run = child([sys.executable, "-m", "vidcolor", str(path), "--reference", str(still), "-o",
+        run = child([sys.executable, "-m", "vidcolor", str(path), "--reference-map", str(map_path(path)), "-o",
                      str(work / f"{path.stem}_color.mp4"), "--overwrite", "-q", *extra])
         fps_plain, fps_run = frames / plain["wall"], frames / run["wall"]
         results.append({"minutes": minutes, "frames": frames, "plain": plain, "run": run, "fps_plain": fps_plain,

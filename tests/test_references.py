@@ -119,3 +119,19 @@ def test_store_warns_on_black_and_white_reference(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="vidcolor"):
         ReferenceStore(torch.device("cpu")).get(p)
     assert "looks black and white" in caplog.text
+
+
+def test_reference_store_keeps_only_the_stills_used_last(tmp_path):
+    """A film with a still per shot must not hold every still at once (memory flat in the film's length)."""
+    from synth import make_still
+    from vidcolor.references import ReferenceStore
+
+    paths = [make_still(tmp_path / f"s{i}.png", 64, 48, shot=i) for i in range(12)]
+    store = ReferenceStore(torch.device("cpu"), capacity=3)
+    first = store.get(paths[0])
+    for p in paths:
+        store.get(p)
+    assert len(store._cache) == 3 and set(store._cache) == set(paths[-3:])
+    again = store.get(paths[0])  # read again from disk: the same picture
+    assert again is not first and torch.equal(again, first)
+    assert store.get(paths[0]) is again

@@ -13,6 +13,7 @@ import csv
 import logging
 import os
 import re
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -195,19 +196,28 @@ class ReferenceSchedule:
 
 
 class ReferenceStore:
-    """Reference stills loaded once, as (1, 3, H, W) RGB in [0, 1] on ``device``,
-    at most ``max_side`` pixels on their long side."""
+    """Reference stills as (1, 3, H, W) RGB in [0, 1] on ``device``, at most
+    ``max_side`` pixels on their long side. The ``capacity`` stills used last
+    stay loaded; older ones are read again when asked for, so a film of a
+    thousand shots with a still each holds a few stills, not a thousand."""
 
-    def __init__(self, device: torch.device, max_side: int = 1024):
+    def __init__(self, device: torch.device, max_side: int = 1024, capacity: int = 8):
         self.device = device
         self.max_side = max_side
-        self._cache: dict[Path, torch.Tensor] = {}
+        self.capacity = max(1, capacity)
+        self._cache: OrderedDict[Path, torch.Tensor] = OrderedDict()
+        self._warned: set[Path] = set()  # a still read again is not warned about again
 
     def get(self, path: Path) -> torch.Tensor:
         path = Path(path)
-        if path not in self._cache:
-            self._cache[path] = self._load(path)
-        return self._cache[path]
+        if path in self._cache:
+            self._cache.move_to_end(path)
+            return self._cache[path]
+        t = self._load(path)
+        self._cache[path] = t
+        while len(self._cache) > self.capacity:
+            self._cache.popitem(last=False)
+        return t
 
     def _load(self, path: Path) -> torch.Tensor:
         img = read_image(path)
@@ -219,6 +229,7 @@ class ReferenceStore:
             img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
         peak = 65535.0 if img.dtype == np.uint16 else 255.0
         t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1)[None].float() / peak
-        if mean_chroma(t) < GRAYSCALE_CHROMA:
+        if mean_chroma(t) < GRAYSCALE_CHROMA and path not in self._warned:
+            self._warned.add(path)
             log.warning("%s: the reference looks black and white itself; the result will have little colour", path)
         return t

@@ -80,7 +80,9 @@ class ExemplarConfig:
     """Exemplar colorization (He et al. 2018, adapted): optical flow where the
     still is a view of the frame, feature attention elsewhere, fused.
 
-    ``work_size``: short side at which the network works; ``flow_preset``:
+    ``work_size``: short side at which the network works (``enlarge``: also
+    when the film is smaller; DIS's 8-pixel patches are too coarse for a
+    144-line film); ``flow_preset``:
     OpenCV DIS preset (ultrafast, fast, medium); ``fb_sigma`` (pixels) and
     ``l_sigma`` (L units): how fast flow confidence falls with the
     forward-backward error and the luminance mismatch; ``temperature``: of
@@ -93,10 +95,11 @@ class ExemplarConfig:
     """
 
     work_size: int = 256
+    enlarge: bool = True  # a film smaller than work_size is enlarged to it (DIS's patches are a fixed 8 px)
     flow: bool = True
     flow_preset: str = "medium"
-    fb_sigma: float = 1.0
-    l_sigma: float = 6.0
+    fb_sigma: float = 5.0
+    l_sigma: float = 15.0
     temperature: float = 0.02
     gate_low: float = 0.3
     gate_high: float = 0.45

@@ -46,7 +46,7 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     return np.stack((x, y), axis=-1)
 
 
-def work_shape(h: int, w: int, short: int, minimum: int = 8) -> tuple[int, int]:
-    """(h, w) scaled so the short side is ``short`` (never enlarged), each side at least ``minimum``."""
-    s = min(1.0, short / min(h, w))
+def work_shape(h: int, w: int, short: int, minimum: int = 8, enlarge: bool = False) -> tuple[int, int]:
+    """(h, w) scaled so the short side is ``short`` (never enlarged unless ``enlarge``), each side at least ``minimum``."""
+    s = short / min(h, w) if enlarge else min(1.0, short / min(h, w))
     return max(minimum, round(h * s)), max(minimum, round(w * s))

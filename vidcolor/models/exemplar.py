@@ -281,8 +281,13 @@ class ExemplarColorizer(Colorizer):
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
         H, W = L.shape[-2:]
-        h, w = work_shape(H, W, self.cfg.work_size)
-        Lw = L if (h, w) == (H, W) else F.interpolate(L, size=(h, w), mode="area")
+        h, w = work_shape(H, W, self.cfg.work_size, enlarge=self.cfg.enlarge)
+        if (h, w) == (H, W):
+            Lw = L
+        elif h < H:
+            Lw = F.interpolate(L, size=(h, w), mode="area")
+        else:  # a small film, enlarged for the flows and the features
+            Lw = F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
         if self.gate is None:
             self._shot_gate(Lw)
         if self.gate == 0.0:

@@ -207,6 +207,7 @@ def main() -> None:
     ap.add_argument("--workdir", help="where the films are generated and kept [default: a new temporary folder]")
     ap.add_argument("--config", help="vidcolor -c FILE (e.g. configs/fast.yaml)")
     ap.add_argument("--extra", default="", help="more vidcolor arguments, one string: --extra '--temporal off'")
+    ap.add_argument("--no-transcode", action="store_true", help="skip the plain transcodes (vidcolor's runs only)")
     ap.add_argument("--transcode", nargs=4, metavar=("SRC", "DST", "CRF", "PRESET"), help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.transcode:  # the plain PyAV transcode, in its own process: decode, x264, audio copied
@@ -237,21 +238,23 @@ def main() -> None:
 
         with av.open(str(path)) as c:
             frames = c.streams.video[0].frames or sum(1 for _ in c.demux(c.streams.video[0]))
-        plain = child([sys.executable, __file__, "--transcode", str(path), str(work / f"{path.stem}_plain.mp4"), crf,
-                       preset])
+        plain = None if a.no_transcode else child([sys.executable, __file__, "--transcode", str(path),
+                                                   str(work / f"{path.stem}_plain.mp4"), crf, preset])
         run = child([sys.executable, "-m", "vidcolor", str(path), "--reference-map", str(map_path(path)), "-o",
                      str(work / f"{path.stem}_color.mp4"), "--overwrite", "-q", *extra])
-        fps_plain, fps_run = frames / plain["wall"], frames / run["wall"]
+        fps_run = frames / run["wall"]
+        fps_plain = frames / plain["wall"] if plain else float("nan")
         results.append({"minutes": minutes, "frames": frames, "plain": plain, "run": run, "fps_plain": fps_plain,
                         "fps": fps_run})
-        print(f"RUN film {minutes:g} min ({frames} frames): transcode {fps_plain:.1f} fps ({plain['wall']:.1f} s, "
-              f"RSS {plain['rss']:.0f} MiB) | vidcolor {fps_run:.2f} fps ({run['wall']:.1f} s, CPU "
+        plain_s = f"transcode {fps_plain:.1f} fps ({plain['wall']:.1f} s, RSS {plain['rss']:.0f} MiB)" if plain else \
+            "transcode skipped"
+        print(f"RUN film {minutes:g} min ({frames} frames): {plain_s} | vidcolor {fps_run:.2f} fps ({run['wall']:.1f} s, CPU "
               f"{100 * run['cpu'] / run['wall']:.0f}%, peak RSS {run['rss']:.0f} MiB) | ratio {fps_run / fps_plain:.3f}",
               flush=True)
     short, long = results
     frames = sum(r["frames"] for r in results)
     wall = sum(r["run"]["wall"] for r in results)
-    plain_wall = sum(r["plain"]["wall"] for r in results)
+    plain_wall = sum(r["plain"]["wall"] for r in results) if not a.no_transcode else float("nan")
     print(f"MEAN vidcolor {frames / wall:.2f} fps over {frames} frames (long film {long['fps']:.2f}, short "
           f"{short['fps']:.2f}); transcode {frames / plain_wall:.1f} fps; ratio {plain_wall / wall:.3f} | peak RSS "
           f"{a.minutes:g} min {long['run']['rss']:.0f} MiB / {a.short_minutes:g} min {short['run']['rss']:.0f} MiB "

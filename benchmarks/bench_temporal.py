@@ -20,6 +20,10 @@ black-and-white version, ``../shared/eval``): each clip is coloured with
   changes;
 * CDC (colour distribution consistency, as ``quality.py`` prints it) beside
   the ground truth's own;
+* the same for the black-and-white input (``gray``): no colour, the film's
+  own luma, which every mode keeps: what is left of warp error and CDC
+  once colour changes nothing (CDC is over R, G and B histograms, so the
+  luma's own motion dominates it);
 * PSNR against the ground truth.
 
 Part 2, cost: a generated 480p clip (tests/synth.make_clip, 24 fps) through
@@ -96,7 +100,7 @@ def warp_error(frames: list[np.ndarray], flows, starts: list[int], chroma: bool 
 
 def quality(a, q) -> None:
     modes = a.modes.split(",")
-    rows: dict[str, dict[str, dict]] = {m: {} for m in ["gt", *modes]}
+    rows: dict[str, dict[str, dict]] = {m: {} for m in ["gt", "gray", *modes]}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for clip in sorted(p.parent for p in a.set.glob("*/meta.json")):
@@ -106,6 +110,13 @@ def quality(a, q) -> None:
             flows = gt_flows(gt)
             rows["gt"][clip.name] = {"warp": warp_error(gt, flows, starts), "cwarp": warp_error(gt, flows, starts, True),
                                      "cdc": q.cdc(gt, starts), "psnr": 99.0}
+            # the black-and-white input itself: no colour at all, the film's own luma (which every mode
+            # keeps): the floor of what any colouring can reach on these metrics
+            gray, _ = q.video(clip / meta["gray"])
+            n = min(len(gray), len(gt))
+            rows["gray"][clip.name] = {"warp": warp_error(gray, flows, starts),
+                                       "cwarp": warp_error(gray, flows, starts, True), "cdc": q.cdc(gray, starts),
+                                       "psnr": float(np.mean([q.psnr(gray[i], gt[i]) for i in range(n)]))}
             mp = work / f"{clip.name}.csv"
             with open(mp, "w", newline="") as fh:
                 wr = csv.writer(fh)

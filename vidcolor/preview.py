@@ -28,6 +28,7 @@ import av
 
 from .config import Config
 from .errors import OutputError
+from .farm.assemble import _LOOKAHEAD, PacketJoiner
 from .farm.plan import segment_suffix
 from .io.encode import container_options
 from .io.image import is_image_path
@@ -36,8 +37,6 @@ from .pipeline import PlannedShot, _check_input, _finish, _prepare_output, _remo
 __all__ = ["PreviewReport", "colorize_preview", "preview_output", "compare_output", "part_output", "pick_shots"]
 
 log = logging.getLogger("vidcolor")
-
-_LOOKAHEAD = 32  # packets: more than any decoder's reorder delay
 
 
 def _named(input: str | os.PathLike, tag: str) -> Path:
@@ -168,7 +167,7 @@ def _join(pieces: Sequence[Path], tmp: Path, out: Path, time_base: Fraction, rat
             if rotation:
                 video.set_display_rotation(rotation)
             cursor = Fraction(0)  # seconds: where the next piece begins
-            last_dts: Fraction | None = None
+            joiner = PacketJoiner()
             for path in pieces:
                 with av.open(os.fspath(path)) as c:
                     st = c.streams.video[0]
@@ -181,22 +180,11 @@ def _join(pieces: Sequence[Path], tmp: Path, out: Path, time_base: Fraction, rat
                         continue
                     shift = math.floor(cursor / tb + Fraction(1, 2)) - min(p.pts for p in head)
                     starts.append(float(cursor))
-                    known = next((i for i, p in enumerate(head) if p.dts is not None), None)
-                    for i in range(known - 1, -1, -1) if known else ():  # Matroska: no dts on the first packets
-                        head[i].dts = head[i + 1].dts - 1
+                    overlap = OutputError("cannot join the preview's excerpts (decode timestamps overlap); "
+                                          "use an .mp4 or .mkv output", out)
                     end = None
-                    for p in itertools.chain(head, demux):
-                        p.pts += shift
-                        dts = p.dts + shift if p.dts is not None else p.pts
-                        if last_dts is not None and dts * tb <= last_dts:
-                            dts = math.floor(last_dts / tb) + 1
-                        if dts > p.pts:
-                            raise OutputError("cannot join the preview's excerpts (decode timestamps overlap); "
-                                              "use an .mp4 or .mkv output", out)
-                        p.dts = dts
-                        last_dts = dts * tb
+                    for p in joiner.packets(head, demux, shift, tb, video, overlap):
                         end = p.pts if end is None else max(end, p.pts)
-                        p.stream = video
                         dst.mux(p)
                     cursor = end * tb + 1 / rate
     return starts

@@ -32,6 +32,33 @@ log = logging.getLogger("vidcolor")
 _LOOKAHEAD = 32  # packets: more than any decoder's reorder delay (H.264: 16)
 
 
+class PacketJoiner:
+    """Video packets of several files, one file after another, into one stream:
+    shifted in time, dts filled where the container stores none on the first
+    packets (Matroska) and kept increasing across the joins."""
+
+    def __init__(self):
+        self.last_dts: Fraction | None = None  # seconds
+
+    def packets(self, head: list, rest, shift: int, tb: Fraction, stream, overlap: Exception) -> Iterator[av.Packet]:
+        """``head`` (the first packets, a list) then ``rest``, ``shift`` ticks of ``tb`` later, on
+        ``stream``; ``overlap`` is raised when a packet cannot decode before it is shown."""
+        known = next((i for i, p in enumerate(head) if p.dts is not None), None)
+        for i in range(known - 1, -1, -1) if known else ():  # leading packets with no dts: just before the first
+            head[i].dts = head[i + 1].dts - 1
+        for p in itertools.chain(head, rest):
+            p.pts += shift
+            dts = p.dts + shift if p.dts is not None else p.pts
+            if self.last_dts is not None and dts * tb <= self.last_dts:
+                dts = math.floor(self.last_dts / tb) + 1
+            if dts > p.pts:
+                raise overlap
+            p.dts = dts
+            self.last_dts = dts * tb
+            p.stream = stream
+            yield p
+
+
 def _near(x: Fraction) -> int:
     return math.floor(x + Fraction(1, 2))
 
@@ -40,7 +67,7 @@ def _video_packets(manifest: Manifest, target) -> Iterator[av.Packet]:
     """Every segment's video packets in order, with dts filled where the
     container stores none (Matroska) and kept increasing across joins."""
     extradata = None
-    last_dts: Fraction | None = None  # seconds
+    joiner = PacketJoiner()
     for seg in manifest.segments:
         path = manifest.segment_path(seg.index)
         with av.open(os.fspath(path)) as c:
@@ -61,21 +88,10 @@ def _video_packets(manifest: Manifest, target) -> Iterator[av.Packet]:
             shift = want - min(p.pts for p in head)
             if shift:
                 log.warning("%s: segment %d starts %d ticks off its planned pts; corrected", path, seg.index, shift)
-            known = next((i for i, p in enumerate(head) if p.dts is not None), None)
-            for i in range(known - 1, -1, -1) if known else ():  # leading packets with no dts: just before the first
-                head[i].dts = head[i + 1].dts - 1
+            overlap = OutputError(f"segment {seg.index}: cannot join it after segment {seg.index - 1} (decode "
+                                  "timestamps overlap); use a container that keeps them (.mp4, .mkv)", path)
             count = 0
-            for p in itertools.chain(head, demux):
-                p.pts += shift
-                dts = p.dts + shift if p.dts is not None else p.pts
-                if last_dts is not None and dts * tb <= last_dts:
-                    dts = math.floor(last_dts / tb) + 1
-                if dts > p.pts:
-                    raise OutputError(f"segment {seg.index}: cannot join it after segment {seg.index - 1} (decode "
-                                      "timestamps overlap); use a container that keeps them (.mp4, .mkv)", path)
-                p.dts = dts
-                last_dts = dts * tb
-                p.stream = target
+            for p in joiner.packets(head, demux, shift, tb, target, overlap):
                 count += 1
                 yield p
             if count != seg.frames:

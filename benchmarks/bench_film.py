@@ -13,7 +13,7 @@ no shot is gated to black and white as an unrelated still would be). Then,
 for the --short-minutes film and the --minutes film:
 
 - a plain PyAV transcode of the film (decode, libx264 with vidcolor's
-  default crf 16 / preset medium, audio copied), in a child process;
+  default crf and preset, audio copied), in a child process;
 - ``vidcolor FILM --reference-map FILM_map.csv`` (the default exemplar
   pipeline, or --config / --extra), in a child process;
 

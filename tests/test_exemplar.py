@@ -77,6 +77,26 @@ def test_colour_lands_on_the_square_not_the_background():
     assert (got - true).abs().mean() < 0.02
 
 
+def test_attention_prefers_reference_cells_of_the_frame_cells_tone():
+    """Features alike (a flat red and a flat green patch look the same to a gray backbone's
+    semantics here: identical features), tones apart: with the tone term each frame cell takes
+    the colour of the reference cells of its own mean luminance; without it, their average."""
+    from vidcolor.models.exemplar import FeatureMatcher
+
+    m = FeatureMatcher(torch.device("cpu"), temperature=0.04, tone_weight=1.0)
+    q = torch.nn.functional.normalize(torch.ones(1, 8, 1, 2), dim=1)  # two frame cells
+    k = torch.nn.functional.normalize(torch.ones(1, 8, 1, 2), dim=1)  # two reference cells, same features
+    ab = torch.tensor([[20.0, -20.0], [-10.0, 10.0]]).view(1, 2, 1, 2)  # cell 0 one colour, cell 1 another
+    q_tone, k_tone = torch.tensor([[0.3, 0.7]]), torch.tensor([[0.3, 0.7]])
+    got, best = m.attend(q, k, ab, q_tone, k_tone)
+    assert torch.allclose(got[0, :, 0, 0], ab[0, :, 0, 0], atol=0.5)  # dark cell: the dark cell's colour
+    assert torch.allclose(got[0, :, 0, 1], ab[0, :, 0, 1], atol=0.5)
+    assert torch.allclose(best, torch.ones_like(best))  # the confidence is the features' similarity alone
+    m.tone_weight = 0.0
+    plain, _ = m.attend(q, k, ab, q_tone, k_tone)
+    assert torch.allclose(plain[0, :, 0, 0], ab[0].mean(dim=(1, 2)), atol=1e-4)
+
+
 def test_reference_is_prepared_once_per_shot(monkeypatch):
     c = colorizer()
     calls = []

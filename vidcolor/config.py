@@ -86,7 +86,11 @@ class ExemplarConfig:
     OpenCV DIS preset (ultrafast, fast, medium); ``fb_sigma`` (pixels) and
     ``l_sigma`` (L units): how fast flow confidence falls with the
     forward-backward error and the luminance mismatch; ``temperature``: of
-    the attention softmax over cosine similarities; ``gate_low``/``gate_high``:
+    the attention softmax over cosine similarities; ``tone_weight``: how much a
+    difference in mean luminance (0..1) between a frame cell and a reference
+    cell lowers their similarity (0: features only); ``attention_radius``:
+    the guided filter (working pixels, 0 = none) that makes the attention's
+    colour follow the frame's edges; ``gate_low``/``gate_high``:
     a shot whose match score with the still (as retrieval scores it) is under
     ``gate_low`` gets no colour, over ``gate_high`` full colour;
     ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
@@ -100,7 +104,9 @@ class ExemplarConfig:
     flow_preset: str = "medium"
     fb_sigma: float = 5.0
     l_sigma: float = 15.0
-    temperature: float = 0.02
+    temperature: float = 0.04
+    tone_weight: float = 1.0
+    attention_radius: int = 8
     gate_low: float = 0.3
     gate_high: float = 0.45
     guide_radius: int = 2
@@ -322,6 +328,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad("exemplar.work_size must be >= 32; saturation >= 0; temperature, fb_sigma, l_sigma > 0")
     if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
         raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
+    if e.tone_weight < 0 or e.attention_radius < 0:
+        raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
     tc = cfg.temporal
     if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in ("ultrafast", "fast", "medium"):
         raise bad("temporal.mode must be off, forward or bidirectional; temporal.flow_preset ultrafast, fast or medium")

@@ -12,8 +12,11 @@ described once (Lab, luminance features). Per frame, at the working size:
 2. Semantic alignment: both luminances through the frozen EfficientNet-Lite0
    (stride-8 and stride-16 maps, centred and unit length), cosine
    similarity between every frame cell and every reference cell, softmax
-   attention with temperature ``temperature``: the warped reference a/b and,
-   per cell, the best similarity (the confidence).
+   attention with temperature ``temperature``, a reference cell of another
+   mean luminance weighing less (``tone_weight``: the low-level luminance
+   term): the warped reference a/b, made to follow the frame's edges by a
+   guided filter (``attention_radius``), and, per cell, the best similarity
+   (the confidence).
 3. Fusion: the fusion network (:mod:`vidcolor.models.fusion`) takes L, both
    warped a/b and both confidences and predicts a/b; without trained weights
    a fixed rule blends the two by their confidences.
@@ -119,12 +122,13 @@ class FeatureMatcher:
     similarity.
     """
 
-    def __init__(self, device: torch.device, temperature: float = 0.02):
+    def __init__(self, device: torch.device, temperature: float = 0.02, tone_weight: float = 0.0):
         from .backbone import get_backbone, luminance_input
 
         self.net = get_backbone(device)
         self._input = luminance_input
         self.temperature = temperature
+        self.tone_weight = tone_weight
         self.autocast = contextlib.nullcontext  # the colorizer's mixed precision (GPU)
 
     @torch.inference_mode()
@@ -140,17 +144,29 @@ class FeatureMatcher:
             parts.append(F.normalize(f, dim=1))
         return F.normalize(torch.cat(parts, dim=1), dim=1)
 
+    @staticmethod
+    def tones(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, h, w) L -> (N, P) mean L / 100 of each feature cell (``size``: the features' size)."""
+        return F.adaptive_avg_pool2d(L, size).flatten(1) / 100.0
+
     @torch.inference_mode()
-    def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
+               k_tone: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``q``: (N, C, hq, wq) frame features; ``k``: (1, C, hk, wk) reference
-        features; ``ab``: (1, 2, hk, wk) reference a/b at the features' size.
-        Returns (N, 2, hq, wq) a/b and (N, 1, hq, wq) best similarity."""
+        features; ``ab``: (1, 2, hk, wk) reference a/b at the features' size;
+        ``q_tone``, ``k_tone``: (N, P), (1, Q) the cells' mean L / 100 (:meth:`tones`):
+        with ``tone_weight``, a reference cell of another tone weighs less (the
+        low-level luminance term beside the features: semantics alone match a red
+        coat to a green one). Returns (N, 2, hq, wq) a/b and (N, 1, hq, wq) best
+        feature similarity."""
         n, c, hq, wq = q.shape
         qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
         kf = k.flatten(2)[0]  # (C, Q)
         with self.autocast():
             sim = (qf @ kf).float()  # (N, P, Q)
         best = sim.amax(dim=2)
+        if self.tone_weight > 0 and q_tone is not None and k_tone is not None:
+            sim = sim - self.tone_weight * (q_tone[:, :, None] - k_tone[:, None, :]).abs()
         attn = torch.softmax(sim / self.temperature, dim=2)
         out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
         return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)
@@ -173,7 +189,7 @@ class ExemplarColorizer(Colorizer):
         if self.cfg.flow_preset not in DIS_PRESETS:
             raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
                              f"(valid: {', '.join(DIS_PRESETS)})")
-        self.matcher = FeatureMatcher(device, self.cfg.temperature)
+        self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight)
         self.matcher.autocast = self.autocast
         self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.cfg.flow_preset])
         from .fusion import load_fusion
@@ -211,6 +227,7 @@ class ExemplarColorizer(Colorizer):
         self._ref_ab_np = np.ascontiguousarray(self._ref_ab[0].permute(1, 2, 0).cpu().numpy())
         self._ref_feat = self.matcher.features(self._ref_L)
         self._ref_ab_small = F.adaptive_avg_pool2d(self._ref_ab, self._ref_feat.shape[-2:])
+        self._ref_tone = self.matcher.tones(self._ref_L, self._ref_feat.shape[-2:])
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
         self._shape = shape
 
@@ -268,8 +285,11 @@ class ExemplarColorizer(Colorizer):
             conf_flow = Lw.new_zeros(n, 1, h, w)
         if q is None:
             q = self.matcher.features(Lw)
-        ab_att, sim = self.matcher.attend(q, self._ref_feat, self._ref_ab_small)
+        ab_att, sim = self.matcher.attend(q, self._ref_feat, self._ref_ab_small,
+                                          self.matcher.tones(Lw, q.shape[-2:]), self._ref_tone)
         ab_att = F.interpolate(ab_att, size=(h, w), mode="bilinear", align_corners=False)
+        if self.cfg.attention_radius:  # the attention's cells are 8 px: its colour follows the frame's edges
+            ab_att = guided_upsample(ab_att, Lw, Lw, self.cfg.attention_radius, self.cfg.guide_eps)
         sim = F.interpolate(sim, size=(h, w), mode="bilinear", align_corners=False)
         return {"L": Lw, "ab_flow": ab_flow, "conf_flow": conf_flow, "ab_att": ab_att, "sim": sim}
 

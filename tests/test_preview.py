@@ -82,6 +82,20 @@ def test_part_frames_pts_and_trimmed_audio(tmp_path, still):
     assert all(abs(g - w) < 1e-3 for (g, _), (w, _) in zip(got, want)) and 0 <= got[0][0] < 0.03
 
 
+def test_part_from_the_first_frame_copies_each_audio_packet_once(tmp_path, still):
+    """--duration alone (the part starts at frame 0): the reader had begun demuxing every stream
+    before it knew; its audio must not be muxed beside the part's own (the muxer refused the
+    repeated timestamps and the run failed)."""
+    src = make_clip(tmp_path / "film.mp4", n=72, audio=True)
+    out = tmp_path / "part.mp4"
+    r = run(src, "-r", still, *FAST, "--duration", "1", "-o", out, "-q")
+    assert r.exit_code == 0, r.output
+    assert decode_pts(out) == [i * 512 for i in range(24)]
+    want = [(t, b) for t, b in audio_packets(src) if 0 <= t < 1.0]  # as any part: [first frame, end)
+    got = audio_packets(out)
+    assert [b for _, b in got] == [b for _, b in want]
+
+
 def test_part_timecode_to_the_end_and_vfr(tmp_path, still):
     gaps = [40, 40, 33, 100, 41, 42, 250, 40, 40, 17, 83, 40, 40, 40]
     pts = np.concatenate([[0], np.cumsum(gaps)]).tolist()

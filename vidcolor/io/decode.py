@@ -315,7 +315,8 @@ class VideoReader:
         try:
             for packet in self.container.demux(streams):
                 if packet.stream is not self.stream:
-                    if packet.dts is not None and packet.size:
+                    # (a part from frame 0 turns video-only after this generator began demuxing all)
+                    if packet.dts is not None and packet.size and not self._video_only:
                         yield None, packet
                     continue
                 if packet.size and packet.pts is not None and not packet.is_discard:

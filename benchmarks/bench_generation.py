@@ -7,7 +7,7 @@ pure generation loss. For each film (default: the development clips'
 black-and-white inputs in ../shared/eval/set) this re-encodes the decoded
 YUV 4:2:0 frames with libx264 (preset medium) at each --crf and prints the
 luma PSNR against the input's luma and the file size against the input's.
-It chose x264's default crf (vidcolor/io/encode.py).
+The figures behind the default crf and the advice for masters (vidcolor/io/encode.py).
 """
 from __future__ import annotations
 

@@ -144,7 +144,7 @@ def main() -> None:
 @click.option("--gallery", metavar="DIR", help="Colour stills for shots with no still: each gets its best match "
               "(if any matches), coloured by exemplar and blended with auto by confidence; builtin: the packaged one.")
 @click.option("--codec", help="Video encoder: libx264 (default), libx265, ffv1 (lossless, .mkv), ...")
-@click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 12 for x264].")
+@click.option("--crf", type=click.IntRange(0, 63), help="Quality for x264/x265/AV1/VP9 [default: 16 for x264; 12 for masters].")
 @click.option("--preset", help="Encoder speed preset [default: medium].")
 @click.option("--jobs", type=click.IntRange(1, 1024), help="Render farm: cut the film at shot boundaries into "
               "segments and render N at a time in local processes (resumable: run again to go on).")

@@ -27,16 +27,16 @@ __all__ = ["VideoWriter", "choose_pix_fmt", "encoder_options", "container_option
 
 log = logging.getLogger("vidcolor")
 
-# crf / preset defaults an archivist accepts: standard players, and a second
-# generation that keeps the film's own picture: the luma passes through
-# unchanged, so what the encoder loses of it is pure generation loss. x264
-# crf 12 keeps it at 47-54 dB PSNR against the input's luma on the
-# development clips, in files about the input's size (crf 16: 43-49 dB in
-# files 0.55-0.75x as big; benchmarks/bench_generation.py). FFV1 is lossless
-# (level 3, per-slice CRCs, intra only).
+# crf / preset defaults an archivist accepts: visually transparent, standard
+# players. The luma passes through unchanged, so what the encoder loses of it
+# is pure generation loss: x264 crf 16 keeps it at 43-49 dB PSNR against the
+# input's luma on the development clips, in files 0.55-0.75x the input's;
+# crf 12 at 47-54 dB in files about the input's size, but its encoding costs
+# 30% more CPU (benchmarks/bench_generation.py; --crf 12 for masters). FFV1
+# is lossless (level 3, per-slice CRCs, intra only).
 _ARCHIVAL = {
-    "libx264": {"crf": "12", "preset": "medium"},
-    "libx265": {"crf": "14", "preset": "medium"},
+    "libx264": {"crf": "16", "preset": "medium"},
+    "libx265": {"crf": "18", "preset": "medium"},
     "libsvtav1": {"crf": "24", "preset": "6"},
     "libaom-av1": {"crf": "24", "cpu-used": "4"},
     "libvpx-vp9": {"crf": "20", "b": "0"},

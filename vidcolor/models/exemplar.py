@@ -165,9 +165,10 @@ class FeatureMatcher:
         with self.autocast():
             sim = (qf @ kf).float()  # (N, P, Q)
         best = sim.amax(dim=2)
+        # in place: each (P, Q) map is megabytes, and a fresh one costs its page faults every frame
         if self.tone_weight > 0 and q_tone is not None and k_tone is not None:
-            sim = sim - self.tone_weight * (q_tone[:, :, None] - k_tone[:, None, :]).abs()
-        attn = torch.softmax(sim / self.temperature, dim=2)
+            sim.sub_(torch.cdist(q_tone[..., None].float(), k_tone[..., None].float(), p=1), alpha=self.tone_weight)
+        attn = torch.softmax(sim.div_(self.temperature), dim=2)
         out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
         return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)
 

@@ -167,7 +167,7 @@ class FeatureMatcher:
         best = sim.amax(dim=2)
         # in place: each (P, Q) map is megabytes, and a fresh one costs its page faults every frame
         if self.tone_weight > 0 and q_tone is not None and k_tone is not None:
-            sim.sub_(torch.cdist(q_tone[..., None].float(), k_tone[..., None].float(), p=1), alpha=self.tone_weight)
+            sim.sub_(torch.cdist(q_tone[..., None], k_tone[..., None], p=1), alpha=self.tone_weight)
         attn = torch.softmax(sim.div_(self.temperature), dim=2)
         out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
         return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)

@@ -42,7 +42,8 @@ from ..ops import DIS_PRESETS, pixel_grid
 __all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
 
 MODES = ("off", "forward", "bidirectional")
-MIN_WEIGHT = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
+# fresh colour's confidence is taken in [MIN_CONFIDENCE, MAX_CONFIDENCE] before it becomes a weight (its odds):
+MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory would never count
 
 
@@ -206,7 +207,7 @@ class TemporalSmoother:
                 # the odds that the fresh colour is right, as its precision: colour an exemplar carries
                 # exactly from its keyframe (confidence near 1) is not diluted by what the shot's earlier
                 # frames accumulated; a guess (confidence 0.2) weighs a quarter of one frame's memory
-                c = np.clip(np.asarray(confidence[i], np.float32), MIN_WEIGHT, MAX_CONFIDENCE)
+                c = np.clip(np.asarray(confidence[i], np.float32), MIN_CONFIDENCE, MAX_CONFIDENCE)
                 weight = c / (1.0 - c)
             self._state, _ = self._step(self._state, fresh, weight, None if m is None else m.fwd,
                                         None if m is None else m.conf)

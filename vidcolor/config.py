@@ -83,9 +83,13 @@ class ExemplarConfig:
     ``work_size``: short side at which the network works (``enlarge``: also
     when the film is smaller; DIS's 8-pixel patches are too coarse for a
     144-line film); ``flow_preset``:
-    OpenCV DIS preset (ultrafast, fast, medium); ``fb_sigma`` (pixels) and
+    OpenCV DIS preset (ultrafast, fast, medium; fine: medium carried on to the
+    full resolution, :func:`vidcolor.ops.dis_flow`); ``fb_sigma`` (pixels) and
     ``l_sigma`` (L units): how fast flow confidence falls with the
-    forward-backward error and the luminance mismatch; ``temperature``: of
+    forward-backward error and the luminance mismatch; ``outside_sigma``
+    (pixels): how fast it falls where the flow leaves the still (the still's
+    edge colour carried on; 0: no colour from the flow outside the still);
+    ``temperature``: of
     the attention softmax over cosine similarities; ``tone_weight``: how much a
     difference in mean luminance (0..1) between a frame cell and a reference
     cell lowers their similarity (0: features only); ``attention_radius``:
@@ -104,6 +108,7 @@ class ExemplarConfig:
     flow_preset: str = "medium"
     fb_sigma: float = 5.0
     l_sigma: float = 15.0
+    outside_sigma: float = 16.0
     temperature: float = 0.04
     tone_weight: float = 1.0
     attention_radius: int = 8
@@ -324,15 +329,17 @@ def _validate(cfg: Config, source: str | None) -> Config:
     if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
         raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")
     e = cfg.exemplar
-    if e.work_size < 32 or e.saturation < 0 or e.temperature <= 0 or e.fb_sigma <= 0 or e.l_sigma <= 0:
-        raise bad("exemplar.work_size must be >= 32; saturation >= 0; temperature, fb_sigma, l_sigma > 0")
+    if e.work_size < 32 or e.saturation < 0 or e.temperature <= 0 or e.fb_sigma <= 0 or e.l_sigma <= 0 \
+            or e.outside_sigma < 0:
+        raise bad("exemplar.work_size must be >= 32; saturation, outside_sigma >= 0; temperature, fb_sigma, l_sigma > 0")
     if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
         raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
     if e.tone_weight < 0 or e.attention_radius < 0:
         raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
     tc = cfg.temporal
-    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in ("ultrafast", "fast", "medium"):
-        raise bad("temporal.mode must be off, forward or bidirectional; temporal.flow_preset ultrafast, fast or medium")
+    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in ("ultrafast", "fast", "medium", "fine"):
+        raise bad("temporal.mode must be off, forward or bidirectional; temporal.flow_preset ultrafast, fast, medium "
+                  "or fine")
     if not (0 <= tc.strength < 1 and tc.flow_size >= 16 and tc.fb_sigma > 0 and tc.l_sigma > 0):
         raise bad("temporal.strength must be in [0, 1), flow_size >= 16, fb_sigma and l_sigma > 0")
     if not (tc.window >= 2 and 0 <= tc.overlap <= 1024 and tc.detail >= 0):

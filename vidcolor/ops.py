@@ -12,11 +12,26 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS"]
+__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS", "dis_flow"]
 
-#: OpenCV DIS optical-flow presets by the names configs use
+#: OpenCV DIS optical-flow presets by the names configs use (``fine``: see :func:`dis_flow`)
 DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+               "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+def dis_flow(preset: str) -> "cv2.DISOpticalFlow":
+    """An OpenCV DIS optical flow by preset name. OpenCV's presets stop their
+    coarse-to-fine search one pyramid level short of the image (finest scale 1:
+    half resolution, upsampled), which blurs motion boundaries; ``fine`` is
+    ``medium`` carried on to the full resolution, with a sparser patch grid and
+    fewer iterations there to pay for it (about 2x medium's time)."""
+    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    if preset == "fine":
+        dis.setFinestScale(0)
+        dis.setPatchStride(4)
+        dis.setGradientDescentIterations(12)
+        dis.setVariationalRefinementIterations(2)
+    return dis
 
 
 def use_opencv(t: torch.Tensor) -> bool:

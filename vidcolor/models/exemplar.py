@@ -49,7 +49,7 @@ import torch.nn.functional as F
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
-from ..ops import DIS_PRESETS, box_filter, pixel_grid, work_shape
+from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
 from .registry import Colorizer, register_colorizer
 
 __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher"]
@@ -87,14 +87,16 @@ def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, ra
 
 
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
-               l_sigma: float = 6.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               l_sigma: float = 6.0, outside_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference a/b carried to the target by optical flow, and its confidence.
 
     ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
     ``ref_ab``: (h, w, 2) float32. Returns (h, w, 2) a/b and (h, w) confidence
     in [0, 1]: high where the forward-backward check holds (error in pixels,
     ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``)
-    and the flow stays inside the reference; and the (h, w, 2) flow itself.
+    and the flow stays inside the reference (``outside_sigma`` > 0: falling off
+    with the distance outside, in pixels, as the reference's replicated edge
+    colour goes on; 0: none outside); and the (h, w, 2) flow itself.
     """
     h, w = tgt.shape
     fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
@@ -107,8 +109,13 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     fb = np.sqrt(((fwd + back) ** 2).sum(-1))
     ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     dl = np.abs(ref_l - tgt.astype(np.float32)) / 2.55
-    inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
-    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * np.exp(-0.5 * (dl / l_sigma) ** 2) * inside
+    # where the flow leaves the reference (a pan or a zoom shows what the still does not), the
+    # reference's edge colour, carried on by the replicated border, is still the best guess near it
+    # (sky goes on being sky); trust in it falls off with the distance outside (``outside_sigma`` px)
+    dx = np.maximum(np.maximum(-0.5 - mx, mx - (w - 0.5)), 0.0)
+    dy = np.maximum(np.maximum(-0.5 - my, my - (h - 0.5)), 0.0)
+    out = np.exp(-0.5 * (dx * dx + dy * dy) / outside_sigma ** 2) if outside_sigma > 0 else (dx == 0) & (dy == 0)
+    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * np.exp(-0.5 * (dl / l_sigma) ** 2) * out
     return ab, conf.astype(np.float32), fwd
 
 
@@ -192,7 +199,7 @@ class ExemplarColorizer(Colorizer):
                              f"(valid: {', '.join(DIS_PRESETS)})")
         self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight)
         self.matcher.autocast = self.autocast
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[self.cfg.flow_preset])
+        self._dis = dis_flow(self.cfg.flow_preset)
         from .fusion import load_fusion
 
         self.fusion = load_fusion(self.cfg.weights, device)
@@ -257,7 +264,7 @@ class ExemplarColorizer(Colorizer):
         t = time.perf_counter()
         l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
         out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                          l_sigma=self.cfg.l_sigma) for f in l8]
+                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma) for f in l8]
         self.flow_seconds += time.perf_counter() - t
         return out
 

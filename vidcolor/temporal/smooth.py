@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..ops import DIS_PRESETS, pixel_grid
+from ..ops import DIS_PRESETS, dis_flow, pixel_grid
 
 __all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
 
@@ -124,7 +124,7 @@ class TemporalSmoother:
         self.window, self.overlap = window, overlap
         self.detail = float(detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
         self.shift = max(0, bits - 8)
-        self._dis = cv2.DISOpticalFlow_create(DIS_PRESETS[flow_preset])
+        self._dis = dis_flow(flow_preset)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
         self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)

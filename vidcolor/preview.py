@@ -28,7 +28,7 @@ import av
 
 from .config import Config
 from .errors import OutputError
-from .farm.assemble import _LOOKAHEAD, PacketJoiner
+from .farm.assemble import LOOKAHEAD, PacketJoiner
 from .farm.plan import segment_suffix
 from .io.encode import container_options
 from .io.image import is_image_path
@@ -175,7 +175,7 @@ def _join(pieces: Sequence[Path], tmp: Path, out: Path, time_base: Fraction, rat
                         raise OutputError("preview excerpts were encoded with different codec parameters", path)
                     tb = st.time_base
                     demux = (p for p in c.demux(st) if p.size)
-                    head = list(itertools.islice(demux, _LOOKAHEAD))
+                    head = list(itertools.islice(demux, LOOKAHEAD))
                     if not head:
                         continue
                     shift = math.floor(cursor / tb + Fraction(1, 2)) - min(p.pts for p in head)

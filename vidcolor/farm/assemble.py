@@ -25,11 +25,11 @@ from ..io.encode import container_options
 from ..pipeline import _finish, _prepare_output, _remove
 from .plan import Manifest
 
-__all__ = ["assemble"]
+__all__ = ["assemble", "PacketJoiner", "LOOKAHEAD"]
 
 log = logging.getLogger("vidcolor")
 
-_LOOKAHEAD = 32  # packets: more than any decoder's reorder delay (H.264: 16)
+LOOKAHEAD = 32  # packets: more than any decoder's reorder delay (H.264: 16)
 
 
 class PacketJoiner:
@@ -80,7 +80,7 @@ def _video_packets(manifest: Manifest, target) -> Iterator[av.Packet]:
                 raise OutputError(f"segment {seg.index} was encoded with other codec parameters than segment 0 "
                                   "(another encoder build or config?); re-render it", path)
             demux = (p for p in c.demux(st) if p.size)
-            head = list(itertools.islice(demux, _LOOKAHEAD))  # enough to see the first frame and the first dts
+            head = list(itertools.islice(demux, LOOKAHEAD))  # enough to see the first frame and the first dts
             if not head:
                 raise OutputError(f"segment {seg.index} is empty; re-render it", path)
             # a muxer that moved the segment in time (a rounded edit list) is undone here

@@ -129,7 +129,7 @@ class FeatureMatcher:
     similarity.
     """
 
-    def __init__(self, device: torch.device, temperature: float = 0.02, tone_weight: float = 0.0):
+    def __init__(self, device: torch.device, temperature: float = 0.04, tone_weight: float = 1.0):
         from .backbone import get_backbone, luminance_input
 
         self.net = get_backbone(device)

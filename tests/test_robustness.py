@@ -171,6 +171,31 @@ def test_truncated_file_keeps_everything_decodable_and_says_where_it_ends(tmp_pa
     assert not _leftovers(tmp_path)
 
 
+def test_truncated_file_on_the_render_farm_exits_3_as_a_single_run_does(tmp_path):
+    """--jobs: the plan finds where the input ends; the job holds the frames before that, says so
+    once and exits 3, also when it is resumed from an earlier run's plan."""
+    _, bad = _cut(tmp_path, "mkv")
+    readable = _readable_pts(bad)
+    out, rep = tmp_path / "out.mkv", tmp_path / "r.json"
+    args = [bad, "-r", make_still(tmp_path / "ref.png"), "-o", out, "--colorizer", "transfer", "--jobs", "2",
+            "--report", rep]
+    for attempt in range(2):  # the second: --overwrite resumes the finished job from its manifest
+        r = run(*args, *(["--overwrite"] if attempt else []))
+        assert r.exit_code == 3, r.stderr
+        warning = [ln for ln in r.stderr.splitlines() if ln.startswith("vidcolor: warning:")]
+        assert len(warning) == 1 and "is truncated: the file ends at 00:00:0" in warning[0], r.stderr
+        n = len(decode_pts(out))
+        assert len(readable) - 2 <= n <= len(readable)
+        t = json.loads(rep.read_text())["truncated"]
+        assert t["frames"] == n
+    films = tmp_path / "films"  # in a batch: done as far as the file goes, and the table says where it ends
+    films.mkdir()
+    (films / bad.name).write_bytes(bad.read_bytes())
+    r = run("batch", films, "-o", tmp_path / "batch", "-r", tmp_path / "ref.png", "--colorizer", "transfer")
+    assert r.exit_code == 0 and "1 done, 0 failed" in r.stdout, r.stdout + r.stderr
+    assert "the input is truncated: the file ends at 00:00:0" in r.stdout
+
+
 def test_truncated_file_with_its_index_lost_is_one_clear_error(tmp_path):
     _, bad = _cut(tmp_path, "mp4")  # the index was at the end: nothing is readable
     r = run(bad, "-r", make_still(tmp_path / "ref.png"), "-o", tmp_path / "out.mp4")

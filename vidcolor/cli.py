@@ -566,6 +566,10 @@ def _farm(input, output, reference, reference_map, cfg, jobs, ray, overwrite, qu
         resumed = f", {len(report.skipped)} from an earlier run" if report.skipped else ""
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {report.segments} segment(s): "
                    f"{len(report.rendered)} rendered{resumed}; {report.seconds:.1f} s)", err=True)
+    if report.truncated:  # as a single-machine run: the output holds what could be decoded, exit 3
+        if report.resumed:  # planned by an earlier run, which said so then
+            _warn_damage(input, report)
+        sys.exit(EXIT_TRUNCATED)
 
 
 @main.command("render-segment", context_settings={"help_option_names": ["-h", "--help"]})

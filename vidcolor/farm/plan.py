@@ -277,11 +277,16 @@ def plan_job(input: str | os.PathLike, output: str | os.PathLike, *, reference: 
     elif folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).exists():
         if not overwrite:
             raise OutputError("exists but holds no job manifest; remove it or pass --overwrite", folder)
-    shots, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg, progress=progress)
+    readers: list = []
+    shots, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg, progress=progress,
+                             on_open=readers.append)
+    truncated = readers[0].truncated if readers else None
     segments = group_segments(shots, cfg.farm.segment_seconds, info.rate)
     video = {"time_base": str(info.time_base), "rate": str(info.rate) if info.rate else None,
              "frames": sum(s.frames for s in shots), "width": info.width, "height": info.height,
-             "rotation": info.rotation}
+             "rotation": info.rotation,
+             # the input ends early (vidcolor.io.decode.Truncation): the job holds the frames before that
+             "truncated": dataclasses.asdict(truncated) if truncated is not None else None}
     manifest = Manifest(os.fspath(input), os.fspath(output), checksum, cfg.to_dict(), want["reference"],
                         want["reference_map"], video, shots, segments, segment_suffix(output))
     (folder / "segments").mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,7 @@ class FarmReport:
     seconds: float = 0.0
     seconds_plan: float = 0.0
     seconds_assemble: float = 0.0
+    truncated: dict | None = None  # the input ends early: where (vidcolor.io.decode.Truncation)
 
     def to_dict(self) -> dict:
         import dataclasses
@@ -305,6 +306,7 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
                                         overwrite=overwrite, progress=plan_progress)
     report.seconds_plan = time.monotonic() - t0
     report.segments, report.frames = len(manifest.segments), manifest.frames
+    report.truncated = manifest.video.get("truncated")
     journal = read_journal(manifest.dir)
     pending = []
     for seg in manifest.segments:
@@ -403,4 +405,8 @@ def batch(source: str | os.PathLike, outdir: str | os.PathLike, *, overwrite: bo
         row["status"] = "done"
         row["detail"] = (f"{r.frames} frames, {r.segments} segment(s)"
                          + (f", {len(r.skipped)} resumed" if r.skipped else "") + f", {r.seconds:.1f} s")
+        if r.truncated:  # done, as far as the file goes: the table says where it ends
+            from ..io.decode import Truncation
+
+            row["detail"] += f"; the input {Truncation(**r.truncated).describe()}"
     return rows

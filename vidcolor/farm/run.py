@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from ..config import Config
 from ..errors import ConfigError, InputError, OutputError, VidcolorError
+from ..io.decode import Truncation
 from ..io.image import IMAGE_EXTENSIONS
 from ..pipeline import _check_input, default_output
 from .assemble import assemble
@@ -406,7 +407,5 @@ def batch(source: str | os.PathLike, outdir: str | os.PathLike, *, overwrite: bo
         row["detail"] = (f"{r.frames} frames, {r.segments} segment(s)"
                          + (f", {len(r.skipped)} resumed" if r.skipped else "") + f", {r.seconds:.1f} s")
         if r.truncated:  # done, as far as the file goes: the table says where it ends
-            from ..io.decode import Truncation
-
             row["detail"] += f"; the input {Truncation(**r.truncated).describe()}"
     return rows

@@ -33,8 +33,8 @@ log = logging.getLogger("vidcolor")
 # input's luma on the development clips, in files 0.55-0.75x the input's;
 # crf 12 at 47-54 dB in files about the input's size (1.9x crf 16's), the
 # whole pipeline about 4% slower at 480p (benchmarks/bench_generation.py;
-# --crf 12 or configs/fine.yaml for masters). FFV1
-# is lossless (level 3, per-slice CRCs, intra only).
+# --crf 12 or configs/fine.yaml for masters). FFV1 is lossless (level 3,
+# per-slice CRCs, intra only).
 _ARCHIVAL = {
     "libx264": {"crf": "16", "preset": "medium"},
     "libx265": {"crf": "18", "preset": "medium"},

@@ -196,6 +196,27 @@ def test_truncated_file_on_the_render_farm_exits_3_as_a_single_run_does(tmp_path
     assert "the input is truncated: the file ends at 00:00:0" in r.stdout
 
 
+def test_truncated_file_through_plan_render_segment_and_assemble_exits_3(tmp_path):
+    """An outside scheduler's job (plan, render-segment, assemble) ends as --jobs does: assemble says where
+    the input ends and exits 3; the output holds the readable frames."""
+    _, bad = _cut(tmp_path, "mkv")
+    readable = _readable_pts(bad)
+    out = tmp_path / "out.mkv"
+    r = run("plan", bad, "-r", make_still(tmp_path / "ref.png"), "-o", out, "-q")
+    assert r.exit_code == 0, r.stderr
+    manifest = r.stdout.strip().splitlines()[-1]
+    segments = json.loads(Path(manifest).read_text())["segments"]
+    for k in range(len(segments)):
+        r = run("render-segment", manifest, str(k), "-q")
+        assert r.exit_code == 0, r.stderr
+    r = run("assemble", manifest, "-q")
+    assert r.exit_code == 3, r.stderr
+    warning = [ln for ln in r.stderr.splitlines() if ln.startswith("vidcolor: warning:")]
+    assert len(warning) == 1 and "is truncated: the file ends at 00:00:0" in warning[0], r.stderr
+    n = len(decode_pts(out))
+    assert len(readable) - 2 <= n <= len(readable) and f"the {n} frames before that" in warning[0]
+
+
 def test_truncated_file_with_its_index_lost_is_one_clear_error(tmp_path):
     _, bad = _cut(tmp_path, "mp4")  # the index was at the end: nothing is readable
     r = run(bad, "-r", make_still(tmp_path / "ref.png"), "-o", tmp_path / "out.mp4")

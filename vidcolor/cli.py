@@ -656,6 +656,10 @@ def assemble_cmd(manifest, keep, overwrite, quiet):
         shutil.rmtree(m.dir, ignore_errors=True)
     if not quiet:
         click.echo(f"vidcolor: wrote {out} ({m.frames} frames from {len(m.segments)} segment(s))", err=True)
+    if m.video.get("truncated"):  # as --jobs and a single run: the output holds what could be decoded, exit 3
+        from types import SimpleNamespace
+
+        _warn_damage(m.input, SimpleNamespace(truncated=m.video["truncated"], frames=m.frames))
 
 
 def _raise(e: BaseException):

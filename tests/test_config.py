@@ -64,6 +64,8 @@ def test_file_then_overrides(tmp_path):
     ("encode: [1, 2\n", "not valid YAML"),
     ("transfer:\n  window: 4\n", "window must be a positive odd"),
     ("runtime:\n  device: tpu\n", "runtime.device must be"),
+    ("exemplar:\n  flow_preset: slow\n", "exemplar.flow_preset must be one of ultrafast, fast, medium, fine"),
+    ("temporal:\n  flow_preset: finer\n", "temporal.flow_preset one of ultrafast, fast, medium, fine"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, match):
     p = tmp_path / "bad.yaml"
@@ -82,3 +84,13 @@ def test_config_is_frozen():
     cfg = load_config()
     with pytest.raises(Exception):
         cfg.encode.crf = 3
+
+
+def test_every_flow_preset_a_config_accepts_makes_a_dis_flow():
+    from vidcolor.config import FLOW_PRESETS
+    from vidcolor.ops import dis_flow
+
+    for name in FLOW_PRESETS:
+        assert dis_flow(name) is not None
+    with pytest.raises(ValueError, match="unknown DIS preset"):
+        dis_flow("slow")

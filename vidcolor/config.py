@@ -40,6 +40,8 @@ class EncodeConfig:
 
 #: runtime.precision values
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+#: OpenCV DIS optical-flow presets by name (fine: medium carried on to full resolution, vidcolor.ops.dis_flow)
+FLOW_PRESETS = ("ultrafast", "fast", "medium", "fine")
 
 
 @dataclass(frozen=True)
@@ -337,9 +339,11 @@ def _validate(cfg: Config, source: str | None) -> Config:
     if e.tone_weight < 0 or e.attention_radius < 0:
         raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
     tc = cfg.temporal
-    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in ("ultrafast", "fast", "medium", "fine"):
-        raise bad("temporal.mode must be off, forward or bidirectional; temporal.flow_preset ultrafast, fast, medium "
-                  "or fine")
+    if e.flow_preset not in FLOW_PRESETS:
+        raise bad(f"exemplar.flow_preset must be one of {', '.join(FLOW_PRESETS)}, got {e.flow_preset!r}")
+    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in FLOW_PRESETS:
+        raise bad(f"temporal.mode must be off, forward or bidirectional; temporal.flow_preset one of "
+                  f"{', '.join(FLOW_PRESETS)}")
     if not (0 <= tc.strength < 1 and tc.flow_size >= 16 and tc.fb_sigma > 0 and tc.l_sigma > 0):
         raise bad("temporal.strength must be in [0, 1), flow_size >= 16, fb_sigma and l_sigma > 0")
     if not (tc.window >= 2 and 0 <= tc.overlap <= 1024 and tc.detail >= 0):

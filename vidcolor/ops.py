@@ -12,10 +12,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
+
 __all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS", "dis_flow"]
 
-#: OpenCV DIS optical-flow presets by the names configs use (``fine``: see :func:`dis_flow`)
-DIS_PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+# OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
+_OPENCV_DIS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
@@ -25,7 +27,9 @@ def dis_flow(preset: str) -> "cv2.DISOpticalFlow":
     half resolution, upsampled), which blurs motion boundaries; ``fine`` is
     ``medium`` carried on to the full resolution, with a sparser patch grid and
     fewer iterations there to pay for it (about 2x medium's time)."""
-    dis = cv2.DISOpticalFlow_create(DIS_PRESETS[preset])
+    if preset not in _OPENCV_DIS:
+        raise ValueError(f"unknown DIS preset {preset!r} (valid: {', '.join(DIS_PRESETS)})")
+    dis = cv2.DISOpticalFlow_create(_OPENCV_DIS[preset])
     if preset == "fine":
         dis.setFinestScale(0)
         dis.setPatchStride(4)

@@ -265,3 +265,34 @@ def test_tiny_training_run_lowers_its_loss(tmp_path):
     rows = (tmp_path / "run" / "loss.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, 131))
 
+
+
+def test_motion_examples_move_objects_of_other_photos_over_a_keyframe(tmp_path):
+    """``motion`` training pairs: the target's background with objects cut from other photos on it,
+    the reference the same background with the same objects somewhere else (occlusion, disocclusion)."""
+    import random
+
+    from vidcolor.train.exemplar import make_example
+
+    colours = [(200, 30, 30), (30, 30, 200)]  # flat photos: the background is red, every object blue
+    paths = []
+    for i, c in enumerate(colours):
+        p = tmp_path / f"p{i}.png"
+        cv2.imwrite(str(p), np.full((120, 160, 3), c[::-1], np.uint8))
+        paths.append(p)
+    moved = 0
+    for seed in range(8):
+        rng = random.Random(seed)
+        while True:  # a target on the red photo (the photo is drawn at random)
+            state = rng.getstate()
+            if rng.randrange(len(paths)) == 0:
+                break
+        rng.setstate(state)
+        target, ref = make_example(paths, 64, "motion", rng)
+        assert target.shape == ref.shape == (64, 64, 3) and target.dtype == np.uint8
+        blue_t = target[..., 2] > target[..., 0]
+        blue_r = ref[..., 2] > ref[..., 0]
+        assert (~blue_t).mean() > 0.3 and (~blue_r).mean() > 0.3  # both show the red photo behind the objects
+        assert blue_t.any() or blue_r.any()  # an object is in view in at least one of them
+        moved += (blue_t != blue_r).mean() > 0.02
+    assert moved >= 6  # the objects move between the two

@@ -4,11 +4,18 @@ Data: colour photos (and frames of colour clips) from the configured folders.
 Each example is a target crop, shown to the network as luminance only (the L
 of its luma, as a film frame is), with its true Cb/Cr (BT.601, x 255) as the
 answer, and a
-reference still of one of three kinds (He et al. 2018's two branches):
+reference still of one of four kinds (He et al. 2018's two branches, and a
+film's moving objects):
 
 - ``keyframe``: the same picture moved a little (shift, scale, small elastic
   warp, luminance jitter): what a hand-coloured keyframe of the shot is to
   the other frames. Loss: smooth L1 on a/b against the target's own.
+- ``motion``: a keyframe of a shot with things moving in it: the camera moves
+  a little as for ``keyframe`` and one to three objects (blobs cut from other
+  photos) move on their own between the two, so parts of the target are
+  hidden in the reference and parts of the reference are hidden in the
+  target (occlusion and disocclusion, where flow to the keyframe goes wrong).
+  Loss: smooth L1 on a/b.
 - ``view``: the same picture mirrored and re-framed (another view of the
   scene; optical flow fails). Loss: smooth L1 on a/b.
 - ``other``: another photo. The target's colour cannot be read off it, so the
@@ -50,7 +57,7 @@ from .common import read_train_config, repo_paths
 __all__ = ["TrainExemplarConfig", "train_exemplar", "make_example"]
 
 log = logging.getLogger("vidcolor")
-KINDS = ("keyframe", "view", "other")
+KINDS = ("keyframe", "view", "other", "motion")
 SPEC = YCbCrSpec(BT601, True, 8)  # the matrix training examples are expressed in
 
 
@@ -137,6 +144,30 @@ def _jitter_luma(img: np.ndarray, rng: random.Random) -> np.ndarray:
     return np.clip(img.astype(np.float32) * gain + bias, 0, 255).astype(np.uint8)
 
 
+def _blob(size: int, rng: random.Random) -> np.ndarray:
+    """A random smooth-edged object mask, float32 (size, size) in [0, 1]."""
+    g = np.random.default_rng(rng.randrange(1 << 30))
+    noise = cv2.resize(g.normal(0, 1, (5, 5)).astype(np.float32), (size, size), interpolation=cv2.INTER_CUBIC)
+    yy, xx = (np.mgrid[0:size, 0:size].astype(np.float32) - (size - 1) / 2) / (size / 2)
+    ax = rng.uniform(0.5, 1.0)
+    field = 1.0 - np.sqrt((xx / ax) ** 2 + (yy * ax) ** 2) + 0.2 * noise
+    m = (field > 0.2).astype(np.float32)
+    return cv2.GaussianBlur(m, (0, 0), rng.uniform(0.5, 1.2))
+
+
+def _paste(img: np.ndarray, obj: np.ndarray, mask: np.ndarray, x: int, y: int) -> np.ndarray:
+    """``obj`` over ``img`` through ``mask``, its top-left corner at (x, y) (clipped to the frame)."""
+    h, w = img.shape[:2]
+    s = obj.shape[0]
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + s, w), min(y + s, h)
+    if x1 <= x0 or y1 <= y0:
+        return img
+    out = img.astype(np.float32)
+    m = mask[y0 - y:y1 - y, x0 - x:x1 - x, None]
+    out[y0:y1, x0:x1] = out[y0:y1, x0:x1] * (1 - m) + obj[y0 - y:y1 - y, x0 - x:x1 - x] * m
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def make_example(photos: list[Path], size: int, kind: str, rng: random.Random, cache: dict | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """(target, reference) RGB uint8 (size, size, 3) pair of the given kind."""
@@ -155,6 +186,20 @@ def make_example(photos: list[Path], size: int, kind: str, rng: random.Random, c
         c = (centre[0] + rng.uniform(-0.12, 0.12) * size, centre[1] + rng.uniform(-0.12, 0.12) * size)
         ref, _ = _crop(img, size, rng, scale=s * rng.uniform(0.8, 1.2), centre=c)
         ref = _elastic(ref, rng, rng.uniform(0, 2.5))
+    elif kind == "motion":
+        c = (centre[0] + rng.uniform(-0.08, 0.08) * size, centre[1] + rng.uniform(-0.08, 0.08) * size)
+        ref, _ = _crop(img, size, rng, scale=rng.uniform(0.95, 1.05) * rng.uniform(0.8, 1.2), centre=c)
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            s = rng.randrange(size // 4, size * 3 // 5)
+            j = rng.randrange(len(photos) - 1)
+            obj, _ = _crop(get(j + (j >= i)), s, rng, scale=rng.uniform(0.5, 1.5))
+            mask = _blob(s, rng)
+            x, y = rng.randrange(-s // 4, size - s * 3 // 4), rng.randrange(-s // 4, size - s * 3 // 4)
+            ang, dist = rng.uniform(0, 2 * math.pi), rng.uniform(0.05, 0.3) * size
+            dx, dy = round(dist * math.cos(ang)), round(dist * math.sin(ang))
+            target = _paste(target, obj, mask, x, y)
+            ref = _paste(ref, obj, mask, x + dx, y + dy)
+        ref = _elastic(ref, rng, rng.uniform(0, 1.5))
     elif kind == "view":
         c = (centre[0] + rng.uniform(-0.3, 0.3) * size, centre[1] + rng.uniform(-0.3, 0.3) * size)
         ref, _ = _crop(img, size, rng, scale=rng.uniform(0.8, 1.4), centre=c)

@@ -259,7 +259,16 @@ def test_detected_shots_each_get_their_reference_from_a_map_template(cut_clip, t
     """The CSV of `vidcolor shots`, filled in, drives a colour run: one entry per detected shot."""
     import json
 
-    stills = [make_still(tmp_path / f"s{k}.png", shot=k) for k in range(4)]
+    import cv2
+    from synth_shots import cuts
+
+    frames, _ = cuts()  # each shot's still: a frame of it, tinted (a still that does not match gets auto)
+    stills = []
+    for k, first in enumerate((0, 30, 55, 95)):
+        g = frames[first + 5].astype(np.float32)
+        tinted = np.dstack([g * 0.9, g * 0.8 + 30, g * 0.6]).clip(0, 255).astype(np.uint8)
+        cv2.imwrite(str(tmp_path / f"s{k}.png"), tinted)
+        stills.append(tmp_path / f"s{k}.png")
     r = run("shots", cut_clip, "--detector", "histogram", "--format", "csv")
     lines = r.stdout.strip().splitlines()
     filled = [lines[0]] + [f"{line}{stills[k].name}" for k, line in enumerate(lines[1:])]

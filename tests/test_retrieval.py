@@ -292,6 +292,41 @@ def test_each_shot_gets_its_own_still_from_a_folder(tmp_path, stills, detector):
             assert np.abs(f - true).mean() < 0.5 * np.abs(gray[..., None].astype(float) - true).mean(), (k, t)
 
 
+def test_one_still_unlike_a_shot_gives_it_automatic_colour(tmp_path, stills, caplog, auto_weights):
+    """--reference still.jpg (or a map row) on a shot the still does not match: the exemplar would give
+    it no colour; it gets automatic colour instead, as an unmatched shot of --reference DIR does, with a
+    warning; the render farm's plan chooses the same."""
+    from synth_shots import write_video
+
+    from vidcolor import colorize_video, load_config
+    from vidcolor.pipeline import plan_shots
+
+    gray = cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2GRAY)[:144, :208]
+    y, x = np.mgrid[0:144, 0:208]
+    rings = (128 + 90 * np.sin(np.hypot(x - 104, y - 72) / 3.0)).astype(np.uint8)
+    film = write_video(tmp_path / "film.mp4", [gray] * 20 + [rings] * 20)
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2BGR))
+    cfg = load_config(overrides={"shots.detector": "histogram", "auto.weights": str(auto_weights)})
+    report = colorize_video(film, tmp_path / "out.mp4", reference=still, config=cfg)
+    assert [s["first_frame"] for s in report.shots] == [0, 20]
+    assert [s.get("colorizer") for s in report.shots] == ["exemplar", "auto"]
+    assert report.shots[0]["score"] >= cfg.exemplar.gate_high and not report.shots[0].get("unmatched")
+    assert report.shots[1]["unmatched"] and report.shots[1]["reference"] is None
+    assert report.shots[1]["score"] < cfg.exemplar.gate_low
+    assert "shot 1 (frame 20): still.png does not match it" in caplog.text
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        out = [f.to_ndarray(format="rgb24").astype(int) for f in c.decode(video=0)]
+    spread = lambda f: np.abs(f - f.mean(axis=2, keepdims=True)).mean()  # noqa: E731
+    assert min(spread(f) for f in out[20:]) > 2  # coloured, not left gray
+    plan, _ = plan_shots(film, reference=still, config=cfg)
+    assert [s.reference for s in plan] == [str(still), None]
+    # with the transfer colorizer (no shot gate) the still colours every shot, as before
+    report = colorize_video(film, tmp_path / "t.mp4", reference=still,
+                            config=load_config(overrides={"shots.detector": "histogram", "colorizer": "transfer"}))
+    assert [s.get("colorizer") for s in report.shots] == ["transfer", "transfer"]
+
+
 def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog, auto_weights):
     """A shot unlike every still in the folder is not painted with a wrong still's colours: it gets
     automatic colour, or, where the automatic colorizer has no weights, stays black and white."""

@@ -354,10 +354,14 @@ class _References:
     match from a folder. A run and the farm's plan both choose here."""
 
     def __init__(self, cfg: Config, schedule: ReferenceSchedule, index, lut: torch.Tensor,
-                 origin: float | None = None):
+                 origin: float | None = None, store: ReferenceStore | None = None):
         self.cfg, self.schedule, self.index, self.lut = cfg, schedule, index, lut
         self._origin = origin  # the film's first frame's time (None: the first frame seen)
         self._last_row = None
+        # the exemplar gives a still that does not match its shot no colour; the shot gets automatic
+        # colour instead, as an unmatched shot of --reference DIR does (scored here, as the exemplar scores)
+        self._store = store if cfg.colorizer == "exemplar" and cfg.exemplar.gate_low > 0 else None
+        self._scorers: dict = {}
 
     def row_for(self, index: int, seconds: float):
         row = self.schedule.lookup(index, seconds)
@@ -374,8 +378,17 @@ class _References:
         return changed
 
     def splitter(self, detector: ShotDetector | None, spec: YCbCrSpec) -> ShotSplitter:
+        looks = self.index is not None or self._store is not None
         return ShotSplitter(detector, spec, forced=self._row_starts if len(self.schedule.rows) > 1 else None,
-                            context=SHOT_CONTEXT if self.index is not None else 0, origin=self._origin)
+                            context=SHOT_CONTEXT if looks else 0, origin=self._origin)
+
+    def _score(self, path: Path, shot: Shot) -> float:
+        """How well the still ``path`` matches ``shot`` (the exemplar's shot gate; retrieval's score)."""
+        from .retrieval import ReferenceIndex
+
+        if path not in self._scorers:
+            self._scorers[path] = ReferenceIndex([(path, self._store.get(path))], self._store.device)
+        return float(self._scorers[path].rank(_shot_l(shot.ahead, 3, self.lut))[0].score)
 
     def choose(self, shot: Shot, entry: dict) -> Path | None:
         """The still for ``shot`` (None: it stays black and white); what was chosen and why goes in ``entry``."""
@@ -398,6 +411,14 @@ class _References:
             row = self.row_for(shot.first_frame, shot.start_time)
             path = row.reference
             entry["row"] = row.source
+            if path is not None and self._store is not None and shot.ahead:
+                entry["score"] = round(self._score(path, shot), 4)
+                if entry["score"] < cfg.exemplar.gate_low:
+                    entry["unmatched"] = True
+                    log.warning("shot %d (frame %d): %s does not match it (score %.2f < exemplar.gate_low %.2f); "
+                                "coloured automatically instead", shot.index, shot.first_frame, path.name,
+                                entry["score"], cfg.exemplar.gate_low)
+                    path = None
         entry["reference"] = os.fspath(path) if path else None
         return path
 
@@ -476,7 +497,8 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     _colorizer(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
-    index = _load_references(cfg, schedule, ReferenceStore(device), device)
+    store = ReferenceStore(device)
+    index = _load_references(cfg, schedule, store, device)
     detector = _detector(cfg, device)
     started: list[tuple[Shot, int, dict, Path | None]] = []
     with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
@@ -484,7 +506,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        refs = _References(cfg, schedule, index, luma_lut(info.ycbcr, device))
+        refs = _References(cfg, schedule, index, luma_lut(info.ycbcr, device), store=store)
         splitter = refs.splitter(detector, info.ycbcr)
 
         def take(released) -> None:
@@ -610,7 +632,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             batch_size = auto_batch_size(cfg, device, (info.height, info.width))
             batch: list[LumaFrame] = []
             entries: list = []  # (Shot, report entry): lengths are known at the end
-            refs = (_References(cfg, schedule, index, colorist.lut, origin=part.origin if part else None)
+            refs = (_References(cfg, schedule, index, colorist.lut, origin=part.origin if part else None, store=store)
                     if plan is None else _PlanReferences(plan))
             splitter = refs.splitter(detector, info.ycbcr)
 

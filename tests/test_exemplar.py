@@ -125,6 +125,20 @@ def test_unrelated_reference_gives_no_colour():
     assert ab.abs().max() == 0
 
 
+def test_a_match_score_given_gates_the_shot_without_scoring_again(monkeypatch):
+    """The pipeline passes the score it chose the still by: the colorizer gates by it, scores nothing."""
+    import vidcolor.retrieval
+
+    monkeypatch.setattr(vidcolor.retrieval, "ReferenceIndex", lambda *a, **k: pytest.fail("scored again"))
+    c = colorizer()
+    L = L_of(red_square_scene(dx=3))
+    for score, gate in ((0.2, 0.0), (0.375, 0.5), (0.9, 1.0)):
+        c.begin_shot(to_t(red_square_scene()))
+        c.set_match(score)
+        ab = c.colorize(L)
+        assert c.gate == pytest.approx(gate) and (ab.abs().max() == 0) == (gate == 0)
+
+
 def test_flow_align_confident_where_the_view_holds():
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ref = red_square_scene()

@@ -321,6 +321,16 @@ def test_one_still_unlike_a_shot_gives_it_automatic_colour(tmp_path, stills, cap
     assert min(spread(f) for f in out[20:]) > 2  # coloured, not left gray
     plan, _ = plan_shots(film, reference=still, config=cfg)
     assert [s.reference for s in plan] == [str(still), None]
+    # a photograph: the same
+    from vidcolor import colorize_image
+
+    for name, img, used in (("match.png", gray, "exemplar"), ("rings.png", rings, "auto")):
+        cv2.imwrite(str(tmp_path / name), img)
+        rep = colorize_image(tmp_path / name, tmp_path / f"c_{name}", reference=still, config=cfg)
+        assert rep.shots[0]["colorizer"] == used and bool(rep.shots[0].get("unmatched")) == (used == "auto")
+        out = cv2.imread(str(tmp_path / f"c_{name}")).astype(int)
+        assert spread(out) > 2
+    assert "still.png does not match rings.png" in caplog.text
     # with the transfer colorizer (no shot gate) the still colours every shot, as before
     report = colorize_video(film, tmp_path / "t.mp4", reference=still,
                             config=load_config(overrides={"shots.detector": "histogram", "colorizer": "transfer"}))

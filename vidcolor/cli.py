@@ -166,6 +166,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     """Colourise INPUT (a video or a still image)."""
     _setup_logging(quiet)
     from .config import load_config
+    from .io.image import is_image_path
     from .pipeline import colorize
 
     colorizer, model_overrides = _model_overrides(config_path, colorizer, model, weights, temperature, palette)
@@ -211,7 +212,9 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         _print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score"])
     if profile:
         _print_profile(report)
-    if not quiet:
+    if not quiet and is_image_path(input):
+        click.echo(f"vidcolor: wrote {report.output} ({report.seconds:.1f} s, {report.device})", err=True)
+    elif not quiet:
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
     _warn_damage(input, report)

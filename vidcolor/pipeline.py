@@ -692,6 +692,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                         if isinstance(chosen, GalleryColorizer):
                             chosen.entry = entry  # it records the still it retrieves on the shot's first batch
                         chosen.begin_shot(store.get(path) if path is not None else None)
+                        if path is not None and entry.get("score") is not None and hasattr(chosen, "set_match"):
+                            chosen.set_match(entry["score"])  # the score the still was chosen by gates it
                 shot.ahead = []
                 report.shots.append(entry)
                 entries.append((shot, entry))
@@ -820,6 +822,18 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         colorizer.set_ycbcr(spec)
         colorizer.begin_shot(ref)
         ab = colorizer.colorize(Lw)
+        used = cfg.colorizer if ref is not None or not needs_reference(cfg.colorizer) else AUTOMATIC
+        score = getattr(colorizer, "score", None)  # the exemplar's match of the still to the photograph
+        if getattr(colorizer, "gate", None) == 0.0:  # the still does not match the photograph: auto, as a shot gets
+            log.warning("%s does not match %s (score %.2f < exemplar.gate_low %.2f); coloured automatically "
+                        "instead", Path(row.reference).name, input.name, score, cfg.exemplar.gate_low)
+            colorizer, used = _build_colorizer(AUTOMATIC, cfg, device), AUTOMATIC
+            colorizer.set_precision(precision(cfg, device))
+            colorizer.set_ycbcr(spec)
+            colorizer.begin_shot(None)
+            L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
+            Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
+            ab = colorizer.colorize(Lw)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         if colorizer.chroma == "cbcr":
@@ -832,10 +846,14 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         _finish(tmp, out)
     finally:
         _remove(tmp)
+    shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source, "colorizer": used,
+            "reference": os.fspath(row.reference) if row.reference and used != AUTOMATIC else None}
+    if score is not None:
+        shot["score"] = round(float(score), 4)
+    if used == AUTOMATIC and row.reference:
+        shot["unmatched"] = True
     return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
-                     device=str(device), shots=[{"index": 0, "first_frame": 0, "start_time": 0.0,
-                                                 "reference": os.fspath(row.reference) if row.reference else None,
-                                                 "row": row.source}])
+                     device=str(device), shots=[shot])
 
 
 def colorize(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:

@@ -251,12 +251,17 @@ class ExemplarColorizer(Colorizer):
 
         index = ReferenceIndex([("reference", self._ref_rgb)], self.device)
         pick = Lw[torch.linspace(0, Lw.shape[0] - 1, min(3, Lw.shape[0])).round().long()]
-        self.score = float(index.rank(pick)[0].score)
+        self.set_match(index.rank(pick)[0].score)
+
+    def set_match(self, score: float) -> None:
+        """The shot's match score with the reference (retrieval's), when the caller has it already:
+        sets the shot gate (no colour under ``gate_low``, full colour over ``gate_high``)."""
+        self.score = float(score)
         lo, hi = self.cfg.gate_low, self.cfg.gate_high
         self.gate = float(np.clip((self.score - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
-        if self.gate < 1.0:
-            log.info("exemplar: the reference matches this shot poorly (score %.2f): colour x%.2f",
-                     self.score, self.gate)
+        if self.gate < 1.0:  # at 0 the pipeline colours the shot otherwise (auto) and says so
+            log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
+                    "exemplar: the reference matches this shot poorly (score %.2f): colour x%.2f", self.score, self.gate)
 
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

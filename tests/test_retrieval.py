@@ -367,3 +367,26 @@ def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog, 
     spread = lambda f: np.abs(f - f.mean(axis=2, keepdims=True)).mean()  # noqa: E731
     assert max(spread(f) for f in out[20:]) < 1.5  # gray
     assert min(spread(f) for f in out[:20]) > 5  # coloured
+
+
+def test_many_unmatched_shots_are_counted_not_each_named(tmp_path, caplog, auto_weights):
+    """A long film and one still that matches none of its shots: the first few shots are named, the rest
+    counted in one line at the end (not hundreds of warnings)."""
+    from synth_shots import write_video
+
+    from vidcolor import colorize_video, load_config
+    from vidcolor.pipeline import MAX_SHOT_WARNINGS
+
+    y, x = np.mgrid[0:96, 0:128]
+    n = MAX_SHOT_WARNINGS + 3
+    frames = [(128 + 90 * np.sin(np.hypot(x - 16 * k, y - 48) / (2.0 + k))).astype(np.uint8)
+              for k in range(n) for _ in range(10)]
+    film = write_video(tmp_path / "film.mp4", frames)
+    still = np.dstack([np.tile(np.linspace(0, 255, 128, dtype=np.uint8), (96, 1))] * 3)
+    still[..., 0] = 200
+    cv2.imwrite(str(tmp_path / "still.png"), still)
+    report = colorize_video(film, tmp_path / "out.mp4", reference=tmp_path / "still.png", config=load_config(
+        overrides={"shots.detector": "histogram", "auto.weights": str(auto_weights)}))
+    assert len(report.shots) == n and all(s["unmatched"] for s in report.shots)
+    assert caplog.text.count("does not match it") == MAX_SHOT_WARNINGS
+    assert f"{n} of {n} shots matched no still and were coloured automatically" in caplog.text

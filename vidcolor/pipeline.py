@@ -47,6 +47,7 @@ log = logging.getLogger("vidcolor")
 Progress = Callable[[int], None]
 IMAGE_WORKING_SIDE = 1024
 SHOT_CONTEXT = 24  # frames of a shot's start that choosing its still may look at
+MAX_SHOT_WARNINGS = 5  # shots named in a warning each when no still matches them; the rest are counted
 
 
 @dataclass
@@ -362,6 +363,7 @@ class _References:
         # colour instead, as an unmatched shot of --reference DIR does (scored here, as the exemplar scores)
         self._store = store if cfg.colorizer == "exemplar" and cfg.exemplar.gate_low > 0 else None
         self._scorers: dict = {}
+        self.unmatched = 0  # shots no still matched (coloured automatically)
 
     def row_for(self, index: int, seconds: float):
         row = self.schedule.lookup(index, seconds)
@@ -403,10 +405,10 @@ class _References:
                 # a poor reference paints wrong colours: the shot gets automatic colour instead
                 entry["unmatched"] = True
                 path = None
-                log.warning("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
-                            "coloured automatically instead: add a still or use --reference-map",
-                            shot.index, shot.first_frame, self.schedule.origin, best.path.name, best.score,
-                            cfg.retrieval.threshold)
+                self._unmatched("shot %d (frame %d): no still in %s matches it (best %s, score %.2f < %.2f); "
+                                "coloured automatically instead: add a still or use --reference-map",
+                                shot.index, shot.first_frame, self.schedule.origin, best.path.name, best.score,
+                                cfg.retrieval.threshold)
         else:
             row = self.row_for(shot.first_frame, shot.start_time)
             path = row.reference
@@ -415,12 +417,24 @@ class _References:
                 entry["score"] = round(self._score(path, shot), 4)
                 if entry["score"] < cfg.exemplar.gate_low:
                     entry["unmatched"] = True
-                    log.warning("shot %d (frame %d): %s does not match it (score %.2f < exemplar.gate_low %.2f); "
-                                "coloured automatically instead", shot.index, shot.first_frame, path.name,
-                                entry["score"], cfg.exemplar.gate_low)
+                    self._unmatched("shot %d (frame %d): %s does not match it (score %.2f < exemplar.gate_low "
+                                    "%.2f); coloured automatically instead", shot.index, shot.first_frame, path.name,
+                                    entry["score"], cfg.exemplar.gate_low)
                     path = None
         entry["reference"] = os.fspath(path) if path else None
         return path
+
+    def _unmatched(self, message: str, *args) -> None:
+        """A warning for each of the first MAX_SHOT_WARNINGS shots no still matches; then :meth:`summary`."""
+        self.unmatched += 1
+        if self.unmatched <= MAX_SHOT_WARNINGS:
+            log.warning(message, *args)
+        elif self.unmatched == MAX_SHOT_WARNINGS + 1:
+            log.warning("more shots match no still: counted at the end (--report lists them, 'unmatched')")
+
+    def summary(self, shots: int) -> None:
+        if self.unmatched > MAX_SHOT_WARNINGS:
+            log.warning("%d of %d shots matched no still and were coloured automatically", self.unmatched, shots)
 
 
 @dataclass(frozen=True)
@@ -523,6 +537,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
             if isinstance(item, LumaFrame):
                 take(splitter.feed(item))
         take(splitter.finish())
+        refs.summary(len(started))
         for note in reader.notes():
             log.warning("%s", note)
     plan = [PlannedShot(s.index, s.first_frame, pts, s.start_time, s.frames, os.fspath(p) if p else None,
@@ -752,6 +767,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 report.truncated = dataclasses.asdict(reader.truncated)
             for shot, entry in entries:
                 entry["frames"] = shot.frames
+            if isinstance(refs, _References):
+                refs.summary(len(entries))
         except BaseException:
             if smoother is not None:
                 smoother.close()

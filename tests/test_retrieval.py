@@ -331,6 +331,10 @@ def test_one_still_unlike_a_shot_gives_it_automatic_colour(tmp_path, stills, cap
         out = cv2.imread(str(tmp_path / f"c_{name}")).astype(int)
         assert spread(out) > 2
     assert "still.png does not match rings.png" in caplog.text
+    no_auto = load_config(overrides={"auto.weights": str(tmp_path / "missing.safetensors")})
+    rep = colorize_image(tmp_path / "rings.png", tmp_path / "gray_rings.png", reference=still, config=no_auto)
+    assert rep.shots[0]["colorizer"] == "exemplar" and "no automatic colour either" in caplog.text
+    assert spread(cv2.imread(str(tmp_path / "gray_rings.png")).astype(int)) < 1.5  # left black and white
     # with the transfer colorizer (no shot gate) the still colours every shot, as before
     report = colorize_video(film, tmp_path / "t.mp4", reference=still,
                             config=load_config(overrides={"shots.detector": "histogram", "colorizer": "transfer"}))

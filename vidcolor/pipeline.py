@@ -46,7 +46,8 @@ log = logging.getLogger("vidcolor")
 
 Progress = Callable[[int], None]
 IMAGE_WORKING_SIDE = 1024
-SHOT_CONTEXT = 24  # frames of a shot's start that choosing its still may look at
+SHOT_CONTEXT = 24  # frames of a shot's start that choosing its still from a folder may look at
+MATCH_CONTEXT = 7  # ... and scoring its one still (the first 8 frames: what the exemplar's first batch sees)
 MAX_SHOT_WARNINGS = 5  # shots named in a warning each when no still matches them; the rest are counted
 
 
@@ -380,9 +381,9 @@ class _References:
         return changed
 
     def splitter(self, detector: ShotDetector | None, spec: YCbCrSpec) -> ShotSplitter:
-        looks = self.index is not None or self._store is not None
+        context = SHOT_CONTEXT if self.index is not None else MATCH_CONTEXT if self._store is not None else 0
         return ShotSplitter(detector, spec, forced=self._row_starts if len(self.schedule.rows) > 1 else None,
-                            context=SHOT_CONTEXT if looks else 0, origin=self._origin)
+                            context=context, origin=self._origin)
 
     def _score(self, path: Path, shot: Shot) -> float:
         """How well the still ``path`` matches ``shot`` (the exemplar's shot gate; retrieval's score)."""
@@ -842,15 +843,21 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         used = cfg.colorizer if ref is not None or not needs_reference(cfg.colorizer) else AUTOMATIC
         score = getattr(colorizer, "score", None)  # the exemplar's match of the still to the photograph
         if getattr(colorizer, "gate", None) == 0.0:  # the still does not match the photograph: auto, as a shot gets
-            log.warning("%s does not match %s (score %.2f < exemplar.gate_low %.2f); coloured automatically "
-                        "instead", Path(row.reference).name, input.name, score, cfg.exemplar.gate_low)
-            colorizer, used = _build_colorizer(AUTOMATIC, cfg, device), AUTOMATIC
-            colorizer.set_precision(precision(cfg, device))
-            colorizer.set_ycbcr(spec)
-            colorizer.begin_shot(None)
-            L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
-            Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
-            ab = colorizer.colorize(Lw)
+            why = f"{Path(row.reference).name} does not match {input.name} (score {score:.2f} < exemplar.gate_low " \
+                  f"{cfg.exemplar.gate_low:.2f})"
+            try:
+                auto = _build_colorizer(AUTOMATIC, cfg, device)
+            except ModelError as e:  # as a shot: it stays black and white
+                log.warning("%s; no automatic colour either (%s): it stays black and white", why, e)
+            else:
+                log.warning("%s; coloured automatically instead", why)
+                colorizer, used = auto, AUTOMATIC
+                colorizer.set_precision(precision(cfg, device))
+                colorizer.set_ycbcr(spec)
+                colorizer.begin_shot(None)
+                L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
+                Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
+                ab = colorizer.colorize(Lw)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         if colorizer.chroma == "cbcr":

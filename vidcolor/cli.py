@@ -209,7 +209,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     if report_path:
         _run(_write_json, report_path, report.to_dict())
     if explain:
-        _print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score"])
+        _print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score", "colorizer"])
     if profile:
         _print_profile(report)
     if not quiet and is_image_path(input):

@@ -331,14 +331,21 @@ def _print_table(rows: list[dict], keys: list[str], head: dict[str, str]) -> Non
 
 def _warn_damage(input: str, report) -> None:
     """Damaged frames repaired: a warning. A truncated input: a warning saying where it ends, and exit 3."""
-    from .io.decode import Truncation, damage_note
+    from .io.decode import damage_note
 
     if getattr(report, "damaged_frames", 0):
         click.echo(f"vidcolor: warning: {input}: {damage_note(report.damaged_frames, report.damaged)}", err=True)
     if getattr(report, "truncated", None):
-        click.echo(f"vidcolor: warning: {input}: {Truncation(**report.truncated).describe()}; the output holds the "
-                   f"{report.frames} frames before that", err=True)
-        sys.exit(EXIT_TRUNCATED)
+        _exit_truncated(input, report.truncated, report.frames)
+
+
+def _exit_truncated(input: str, truncated: dict, frames: int) -> None:
+    """A truncated input: a warning saying where it ends and what the output holds, and exit 3."""
+    from .io.decode import Truncation
+
+    click.echo(f"vidcolor: warning: {input}: {Truncation(**truncated).describe()}; the output holds the "
+               f"{frames} frames before that", err=True)
+    sys.exit(EXIT_TRUNCATED)
 
 
 def _model_overrides(config_path, colorizer, model, weights, temperature, palette) -> tuple[str | None, dict]:
@@ -660,9 +667,7 @@ def assemble_cmd(manifest, keep, overwrite, quiet):
     if not quiet:
         click.echo(f"vidcolor: wrote {out} ({m.frames} frames from {len(m.segments)} segment(s))", err=True)
     if m.video.get("truncated"):  # as --jobs and a single run: the output holds what could be decoded, exit 3
-        from types import SimpleNamespace
-
-        _warn_damage(m.input, SimpleNamespace(truncated=m.video["truncated"], frames=m.frames))
+        _exit_truncated(m.input, m.video["truncated"], m.frames)
 
 
 def _raise(e: BaseException):

@@ -833,13 +833,17 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         rgb = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / peak
         spec = YCbCrSpec(BT601, True, 8)  # a photograph's gray is its JPEG luma
         y = rgb_to_luma(rgb, spec)
-        L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
-        h, w = L.shape[-2:]
+        h, w = y.shape[-2:]
         s = IMAGE_WORKING_SIDE / max(h, w)
-        Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
-        colorizer.set_ycbcr(spec)
-        colorizer.begin_shot(ref)
-        ab = colorizer.colorize(Lw)
+
+        def paint(c: Colorizer, still: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+            """(the photograph's L as ``c`` sees it, its a/b or Cb/Cr at the working size)."""
+            L = rgb_to_lab(rgb)[:, :1] if c.chroma == "lab" else gray_to_l(y)
+            c.set_ycbcr(spec)
+            c.begin_shot(still)
+            return L, c.colorize(F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L)
+
+        L, ab = paint(colorizer, ref)
         used = cfg.colorizer if ref is not None or not needs_reference(cfg.colorizer) else AUTOMATIC
         score = getattr(colorizer, "score", None)  # the exemplar's match of the still to the photograph
         if getattr(colorizer, "gate", None) == 0.0:  # the still does not match the photograph: auto, as a shot gets
@@ -853,11 +857,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
                 log.warning("%s; coloured automatically instead", why)
                 colorizer, used = auto, AUTOMATIC
                 colorizer.set_precision(precision(cfg, device))
-                colorizer.set_ycbcr(spec)
-                colorizer.begin_shot(None)
-                L = rgb_to_lab(rgb)[:, :1] if colorizer.chroma == "lab" else gray_to_l(y)
-                Lw = F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L
-                ab = colorizer.colorize(Lw)
+                L, ab = paint(colorizer, None)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         if colorizer.chroma == "cbcr":

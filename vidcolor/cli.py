@@ -470,6 +470,29 @@ def train_exemplar_cmd(config_path, device, fresh, quiet):
     click.echo(f"vidcolor: wrote {path}", err=True)
 
 
+@train_group.command("matcher", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
+              help="Training YAML, e.g. configs/train-matcher.yaml.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
+@click.option("-q", "--quiet", is_flag=True)
+def train_matcher_cmd(config_path, device, fresh, quiet):
+    """Train the exemplar colorizer's similarity sub-net; writes OUT/exemplar_matcher.safetensors."""
+    _setup_logging(quiet)
+    from .pipeline import resolve_device
+    from .train.matcher import load_train_config, train_matcher
+
+    cfg = _run(load_train_config, config_path)
+    dev = _run(resolve_device, device)
+
+    def progress(step: int, loss: float) -> None:
+        if not quiet and (step % 50 == 0 or step == cfg.steps):
+            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
+
+    path = _run(train_matcher, cfg, device=dev, resume=not fresh, progress=progress)
+    click.echo(f"vidcolor: wrote {path}", err=True)
+
+
 @train_group.command("auto", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
               help="Training YAML, e.g. configs/train-auto.yaml.")

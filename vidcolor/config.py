@@ -102,7 +102,10 @@ class ExemplarConfig:
     ``auto`` instead), over ``gate_high`` full colour;
     ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
     size; ``saturation``: 1.0 = as predicted; ``weights``: null for the
-    packaged fusion weights, ``rule`` for the untrained blend, or a file.
+    packaged fusion weights, ``rule`` for the untrained blend, or a file;
+    ``matcher``: the similarity sub-net's weights (the learned projection of
+    the backbone's features that the attention matches on): null for the
+    packaged ones, ``none`` for the raw features, or a file.
     """
 
     work_size: int = 256
@@ -121,6 +124,7 @@ class ExemplarConfig:
     guide_eps: float = 1e-3
     saturation: float = 1.0
     weights: str | None = None
+    matcher: str | None = None
 
 
 @dataclass(frozen=True)

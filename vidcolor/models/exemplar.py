@@ -10,7 +10,8 @@ described once (Lab, luminance features). Per frame, at the working size:
    a/b are carried over pixel for pixel: the most precise correspondence
    there is when the still is a coloured keyframe of the shot.
 2. Semantic alignment: both luminances through the frozen EfficientNet-Lite0
-   (stride-8 and stride-16 maps, centred and unit length), cosine
+   (stride-8 and stride-16 maps, centred, unit length, then the learned
+   projection of the similarity sub-net, :mod:`vidcolor.models.matcher`), cosine
    similarity between every frame cell and every reference cell, softmax
    attention with temperature ``temperature``, a reference cell of another
    mean luminance weighing less (``tone_weight``: the low-level luminance
@@ -36,7 +37,6 @@ its colour exactly, where Lab a/b on an L derived from Y' are not.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -50,6 +50,7 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
 from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
+from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, register_colorizer
 
 __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher"]
@@ -119,67 +120,6 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     return ab, conf.astype(np.float32), fwd
 
 
-class FeatureMatcher:
-    """Dense semantic correspondence on luminance features of the frozen backbone.
-
-    Features: the stride-8 map and the stride-16 map brought to stride 8,
-    each centred per image and scaled to unit length per cell, concatenated
-    and scaled to unit length again. ``attend`` returns, per target cell, the
-    softmax(similarity / temperature)-weighted reference a/b and the best
-    similarity.
-    """
-
-    def __init__(self, device: torch.device, temperature: float = 0.04, tone_weight: float = 1.0):
-        from .backbone import get_backbone, luminance_input
-
-        self.net = get_backbone(device)
-        self._input = luminance_input
-        self.temperature = temperature
-        self.tone_weight = tone_weight
-        self.autocast = contextlib.nullcontext  # the colorizer's mixed precision (GPU)
-
-    @torch.inference_mode()
-    def features(self, L: torch.Tensor) -> torch.Tensor:
-        """(N, 1, h, w) L -> (N, C, ceil(h/8), ceil(w/8)) unit-length features."""
-        with self.autocast():
-            maps = self.net.features(self._input(L), upto=16).maps
-        f8, f16 = maps[2].float(), maps[3].float()
-        f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
-        parts = []
-        for f in (f8, f16):
-            f = f - f.mean(dim=(2, 3), keepdim=True)
-            parts.append(F.normalize(f, dim=1))
-        return F.normalize(torch.cat(parts, dim=1), dim=1)
-
-    @staticmethod
-    def tones(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """(N, 1, h, w) L -> (N, P) mean L / 100 of each feature cell (``size``: the features' size)."""
-        return F.adaptive_avg_pool2d(L, size).flatten(1) / 100.0
-
-    @torch.inference_mode()
-    def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
-               k_tone: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """``q``: (N, C, hq, wq) frame features; ``k``: (1, C, hk, wk) reference
-        features; ``ab``: (1, 2, hk, wk) reference a/b at the features' size;
-        ``q_tone``, ``k_tone``: (N, P), (1, Q) the cells' mean L / 100 (:meth:`tones`):
-        with ``tone_weight``, a reference cell of another tone weighs less (the
-        low-level luminance term beside the features: semantics alone match a red
-        coat to a green one). Returns (N, 2, hq, wq) a/b and (N, 1, hq, wq) best
-        feature similarity."""
-        n, c, hq, wq = q.shape
-        qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
-        kf = k.flatten(2)[0]  # (C, Q)
-        with self.autocast():
-            sim = (qf @ kf).float()  # (N, P, Q)
-        best = sim.amax(dim=2)
-        # in place: each (P, Q) map is megabytes, and a fresh one costs its page faults every frame
-        if self.tone_weight > 0 and q_tone is not None and k_tone is not None:
-            sim.sub_(torch.cdist(q_tone[..., None], k_tone[..., None], p=1), alpha=self.tone_weight)
-        attn = torch.softmax(sim.div_(self.temperature), dim=2)
-        out = attn @ ab.flatten(2)[0].T  # (N, P, 2)
-        return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)
-
-
 @register_colorizer("exemplar")
 class ExemplarColorizer(Colorizer):
     """Exemplar-based colorization: flow where the still is a view of the frame,
@@ -197,7 +137,8 @@ class ExemplarColorizer(Colorizer):
         if self.cfg.flow_preset not in DIS_PRESETS:
             raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
                              f"(valid: {', '.join(DIS_PRESETS)})")
-        self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight)
+        self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight,
+                                      load_matcher(self.cfg.matcher, device))
         self.matcher.autocast = self.autocast
         self._dis = dis_flow(self.cfg.flow_preset)
         from .fusion import load_fusion

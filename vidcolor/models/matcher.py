@@ -1,0 +1,182 @@
+"""The exemplar colorizer's similarity sub-net: dense semantic correspondence
+between a frame and its reference still, on luminance features of the frozen
+backbone (both sides gray, as He et al.'s gray VGG).
+
+- :class:`MatcherHead`: a learned projection of the backbone's features
+  (1x1 and 3x3 convolutions, a residual on the raw features, zero at start:
+  an untrained head *is* the raw features), trained by
+  ``vidcolor train matcher`` so that softmax attention over its features
+  carries the reference's colour to the right places (chrominance loss on
+  pairs where the reference is a transformed copy of the target: a keyframe,
+  moving objects, a mirrored and re-framed view). Shipped with the package as
+  safetensors; its metadata says what produced it.
+- :class:`FeatureMatcher`: features (through the head), and attention.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ModelError
+
+__all__ = ["FeatureMatcher", "MatcherHead", "attend", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
+
+#: Matcher weights shipped with the package (trained here; their metadata says how).
+DEFAULT_MATCHER = Path(__file__).with_name("weights") / "exemplar_matcher.safetensors"
+#: Channels of the raw features: the backbone's stride-8 map (40) and stride-16 map (112).
+SPLIT = (40, 112)
+
+
+def raw_features(net, L: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) L -> (N, 152, ceil(h/8), ceil(w/8)): the backbone's stride-8 map and its
+    stride-16 map brought to stride 8, each centred per image (what the head sees)."""
+    from .backbone import luminance_input
+
+    maps = net.features(luminance_input(L), upto=16).maps
+    f8, f16 = maps[2].float(), maps[3].float()
+    f16 = F.interpolate(f16, size=f8.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.cat([f8 - f8.mean(dim=(2, 3), keepdim=True), f16 - f16.mean(dim=(2, 3), keepdim=True)], dim=1)
+
+
+class MatcherHead(nn.Module):
+    """Raw features -> unit-length matching features (N, 152, h, w).
+
+    Each backbone map is scaled to unit length per cell, the two are
+    concatenated (``x``) and ``normalize(x + proj(x) + context(x))`` is
+    returned: ``proj`` a 1x1 convolution, ``context`` a 3x3 one (a cell's
+    neighbours), both zero at start, so an untrained head gives ``x`` scaled
+    to unit length: the raw features' matching exactly.
+    """
+
+    def __init__(self, context: bool = True):
+        super().__init__()
+        c = sum(SPLIT)
+        self.proj = nn.Conv2d(c, c, 1, bias=False)
+        self.context = nn.Conv2d(c, c, 3, padding=1, bias=False) if context else None
+        nn.init.zeros_(self.proj.weight)
+        if self.context is not None:
+            nn.init.zeros_(self.context.weight)
+
+    @property
+    def config(self) -> dict:
+        return {"context": self.context is not None}
+
+    @staticmethod
+    def base(f: torch.Tensor) -> torch.Tensor:
+        a, b = f.split(SPLIT, dim=1)
+        return torch.cat([F.normalize(a, dim=1), F.normalize(b, dim=1)], dim=1)
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        x = self.base(f)
+        y = x + self.proj(x)
+        if self.context is not None:
+            y = y + self.context(x)
+        return F.normalize(y, dim=1)
+
+
+def save_matcher(head: MatcherHead, path: str | Path, meta: dict) -> None:
+    """Weights as safetensors; ``meta`` (config, data, steps, figures) in its metadata."""
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
+    save_file(state, str(path), metadata={"net": json.dumps(head.config), "meta": json.dumps(meta)})
+
+
+def load_matcher(weights: str | None, device: torch.device) -> MatcherHead | None:
+    """The head: ``weights`` "none" (raw features: None), a safetensors file, or None for the
+    packaged weights (raw features when the package ships none)."""
+    if weights == "none" or (weights is None and not DEFAULT_MATCHER.is_file()):
+        return None
+    path = Path(weights) if weights else DEFAULT_MATCHER
+    if not path.is_file():
+        raise ModelError("matcher weights not found", path)
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+            state = {k: fh.get_tensor(k) for k in fh.keys()}
+        head = MatcherHead(**json.loads(meta.get("net", "{}")))
+        head.load_state_dict(state, strict=True)
+    except Exception as e:  # noqa: BLE001  (not safetensors, wrong keys or shapes)
+        raise ModelError(f"cannot load matcher weights ({type(e).__name__}: {e})", path) from None
+    head.meta = json.loads(meta.get("meta", "{}"))
+    return head.eval().requires_grad_(False).to(device)
+
+
+class FeatureMatcher:
+    """Dense semantic correspondence on luminance features of the frozen backbone.
+
+    Features: the raw stride-8 and stride-16 maps (:func:`raw_features`)
+    through the head (``head`` None: each map scaled to unit length per cell,
+    concatenated and scaled to unit length again). ``attend`` returns, per
+    target cell, the softmax(similarity / temperature)-weighted reference a/b
+    and the best similarity.
+    """
+
+    def __init__(self, device: torch.device, temperature: float = 0.04, tone_weight: float = 1.0,
+                 head: MatcherHead | None = None):
+        from .backbone import get_backbone
+
+        self.net = get_backbone(device)
+        self.head = head
+        self.temperature = temperature
+        self.tone_weight = tone_weight
+        self.autocast = contextlib.nullcontext  # the colorizer's mixed precision (GPU)
+
+    @torch.inference_mode()
+    def features(self, L: torch.Tensor) -> torch.Tensor:
+        """(N, 1, h, w) L -> (N, C, ceil(h/8), ceil(w/8)) unit-length features."""
+        with self.autocast():
+            f = raw_features(self.net, L)
+        if self.head is None:
+            return F.normalize(MatcherHead.base(f), dim=1)
+        return self.head(f)
+
+    @staticmethod
+    def tones(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """(N, 1, h, w) L -> (N, P) mean L / 100 of each feature cell (``size``: the features' size)."""
+        return F.adaptive_avg_pool2d(L, size).flatten(1) / 100.0
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
+               k_tone: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """:func:`attend` with this matcher's temperature, tone weight and mixed precision."""
+        return attend(q, k, ab, q_tone, k_tone, temperature=self.temperature, tone_weight=self.tone_weight,
+                      autocast=self.autocast)
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
+           k_tone: torch.Tensor | None = None, *, temperature: float, tone_weight: float,
+           autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax attention of frame cells over reference cells.
+
+    ``q``: (N, C, hq, wq) frame features; ``k``: (1 or N, C, hk, wk) reference
+    features; ``ab``: (1 or N, 2, hk, wk) reference a/b at the features' size;
+    ``q_tone``, ``k_tone``: (N, P), (1 or N, Q) the cells' mean L / 100
+    (:meth:`FeatureMatcher.tones`): with ``tone_weight``, a reference cell of
+    another tone weighs less (the low-level luminance term beside the features:
+    semantics alone match a red coat to a green one). Returns (N, 2, hq, wq)
+    a/b and (N, 1, hq, wq) best feature similarity. Differentiable with
+    gradients on (training); in inference mode it works in place.
+    """
+    n, c, hq, wq = q.shape
+    qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
+    kf = k.flatten(2)  # (1 or N, C, Q)
+    with autocast():
+        sim = (qf @ kf).float()  # (N, P, Q)
+    best = sim.amax(dim=2)
+    # in place when nothing needs the graph: each (P, Q) map is megabytes, and a fresh one costs its
+    # page faults every frame
+    inplace = not (torch.is_grad_enabled() and sim.requires_grad)
+    if tone_weight > 0 and q_tone is not None and k_tone is not None:
+        gap = (q_tone[:, :, None] - k_tone[:, None, :]).abs()
+        sim = sim.sub_(gap, alpha=tone_weight) if inplace else sim - tone_weight * gap
+    sim = sim.div_(temperature) if inplace else sim / temperature
+    attn = torch.softmax(sim, dim=2)
+    out = attn @ ab.flatten(2).transpose(1, 2)  # (N, P, 2)
+    return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)

@@ -126,3 +126,11 @@ def test_training_holds_out_photos_for_validation(tmp_path):
     assert pool["val"].tolist() == [i % 5 == 0 for i in range(10)]
     assert pool["fq"].shape == (10, 152, 6, 6) and pool["fq"].dtype == torch.float16
     assert pool["tq"].shape == (10, 36) and pool["abq"].shape == (10, 2, 6, 6)
+
+
+def test_the_packaged_head_loads_and_says_what_produced_it():
+    head = load_matcher(None, CPU)
+    assert head is not None and head.meta["command"].startswith("vidcolor train matcher")
+    val = head.meta["validation_mse"]
+    assert val["head"]["all"] < val["raw_features"]["all"]  # it was kept because it matched better on held-out photos
+    assert (head.proj.weight.abs().sum() > 0).item()  # trained, not the zero start

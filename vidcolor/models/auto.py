@@ -30,7 +30,6 @@ Trained by ``vidcolor train auto``.
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +41,7 @@ from ..config import AutoConfig
 from ..errors import ModelError
 from ..ops import work_shape
 from .registry import Colorizer, register_colorizer
+from .store import load_net, save_net
 
 __all__ = [
     "AutoColorizer",
@@ -204,12 +204,9 @@ def backbone_inputs(backbone, L: torch.Tensor) -> dict[str, torch.Tensor]:
 def save_auto(net: AutoNet, path: str | Path, prior: torch.Tensor, meta: dict) -> None:
     """Decoder weights and the ab prior as safetensors; ``meta`` (config, data,
     steps) in its metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: (v.half() if v.is_floating_point() else v).detach().cpu().contiguous()
-             for k, v in net.state_dict().items()}  # float16 halves the file; inference runs in float32
-    state["prior"] = prior.detach().cpu().float().contiguous()
-    save_file(state, str(path), metadata={"net": json.dumps(net.config), "meta": json.dumps(meta)})
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    state["prior"] = prior.float()  # float16 halves the file; inference runs in float32
+    save_net(state, net.config, path, meta)
 
 
 def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") -> AutoNet:
@@ -222,23 +219,17 @@ def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") ->
         raise ModelError("the auto colorizer has no trained weights in this installation: train them with "
                          "'vidcolor train auto --config configs/train-auto.yaml' and copy "
                          "runs/auto/auto.safetensors there, or give auto.weights a file", path)
-    try:
-        from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
+    def build(config: dict, state: dict) -> AutoNet:
         prior = state.pop("prior")
-        state = {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
-        net = AutoNet(**json.loads(meta.get("net", "{}")))
-        net.load_state_dict(state, strict=True)
-    except Exception as e:  # noqa: BLE001  (not safetensors, wrong keys or shapes)
-        raise ModelError(f"cannot load auto colorizer weights ({type(e).__name__}: {e})", path) from None
-    if prior.shape != (net.config["bins"],):
-        raise ModelError(f"auto weights: prior has shape {tuple(prior.shape)}, expected ({net.config['bins']},)", path)
-    net.prior = prior
-    net.meta = json.loads(meta.get("meta", "{}"))
-    return net.eval().requires_grad_(False).to(device)
+        net = AutoNet(**config)
+        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}, strict=True)
+        if prior.shape != (net.config["bins"],):
+            raise ModelError(f"auto weights: prior has shape {tuple(prior.shape)}, expected ({net.config['bins']},)", path)
+        net.prior = prior
+        return net
+
+    return load_net(path, "auto colorizer", build, device)
 
 
 # -- the colorizer -------------------------------------------------------------------------------

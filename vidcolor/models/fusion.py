@@ -14,7 +14,6 @@ feature similarity).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .store import load_net, save_net
 
 __all__ = ["RuleFusion", "FusionNet", "load_fusion", "save_fusion", "DEFAULT_WEIGHTS"]
 
@@ -98,10 +98,7 @@ class FusionNet(nn.Module):
 
 def save_fusion(net: FusionNet, path: str | Path, meta: dict) -> None:
     """Weights as safetensors; ``meta`` (config, data, steps) in its metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(path), metadata={"net": json.dumps(net.config), "meta": json.dumps(meta)})
+    save_net(net.state_dict(), net.config, path, meta)
 
 
 def load_fusion(weights: str | None, device: torch.device) -> nn.Module:
@@ -112,17 +109,10 @@ def load_fusion(weights: str | None, device: torch.device) -> nn.Module:
     path = Path(weights) if weights else DEFAULT_WEIGHTS
     if not path.is_file():
         raise ModelError("exemplar weights not found", path)
-    try:
-        from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
-        net = FusionNet(**json.loads(meta.get("net", "{}")))
+    def build(config: dict, state: dict) -> FusionNet:
+        net = FusionNet(**config)
         net.load_state_dict(state, strict=True)
-    except ModelError:
-        raise
-    except Exception as e:  # noqa: BLE001  (not safetensors, wrong keys or shapes)
-        raise ModelError(f"cannot load exemplar weights ({type(e).__name__}: {e})", path) from None
-    net.meta = json.loads(meta.get("meta", "{}"))
-    return net.eval().requires_grad_(False).to(device)
+        return net
+
+    return load_net(path, "exemplar", build, device)

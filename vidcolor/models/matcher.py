@@ -15,7 +15,6 @@ backbone (both sides gray, as He et al.'s gray VGG).
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 import torch
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from .store import load_net, save_net
 
 __all__ = ["FeatureMatcher", "MatcherHead", "attend", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
 
@@ -81,10 +81,7 @@ class MatcherHead(nn.Module):
 
 def save_matcher(head: MatcherHead, path: str | Path, meta: dict) -> None:
     """Weights as safetensors; ``meta`` (config, data, steps, figures) in its metadata."""
-    from safetensors.torch import save_file
-
-    state = {k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}
-    save_file(state, str(path), metadata={"net": json.dumps(head.config), "meta": json.dumps(meta)})
+    save_net(head.state_dict(), head.config, path, meta)
 
 
 def load_matcher(weights: str | None, device: torch.device) -> MatcherHead | None:
@@ -95,18 +92,13 @@ def load_matcher(weights: str | None, device: torch.device) -> MatcherHead | Non
     path = Path(weights) if weights else DEFAULT_MATCHER
     if not path.is_file():
         raise ModelError("matcher weights not found", path)
-    try:
-        from safetensors import safe_open
 
-        with safe_open(str(path), framework="pt") as fh:
-            meta = fh.metadata() or {}
-            state = {k: fh.get_tensor(k) for k in fh.keys()}
-        head = MatcherHead(**json.loads(meta.get("net", "{}")))
+    def build(config: dict, state: dict) -> MatcherHead:
+        head = MatcherHead(**config)
         head.load_state_dict(state, strict=True)
-    except Exception as e:  # noqa: BLE001  (not safetensors, wrong keys or shapes)
-        raise ModelError(f"cannot load matcher weights ({type(e).__name__}: {e})", path) from None
-    head.meta = json.loads(meta.get("meta", "{}"))
-    return head.eval().requires_grad_(False).to(device)
+        return head
+
+    return load_net(path, "matcher", build, device)
 
 
 class FeatureMatcher:

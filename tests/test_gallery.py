@@ -93,17 +93,20 @@ def test_lab_to_cbcr_is_the_pipelines_conversion():
 
 
 # -- retrieval and blending -------------------------------------------------------------------
-def test_a_matching_still_lands_its_colour(tmp_path, auto):
+def test_a_matching_still_lands_its_colour(tmp_path, auto, monkeypatch):
     folder = write(tmp_path / "gallery", match=red_square_scene(), rings=rings(), stripes=stripes())
     g = GalleryColorizer(device=CPU, folder=folder, auto=auto)
     g.set_ycbcr(SPEC)
     g.entry = {}
+    # the still is gated by the score the gallery chose it by, not scored a second time
+    monkeypatch.setattr(g.exemplar, "_shot_gate", lambda Lw: pytest.fail("the exemplar scored its still again"))
     frame = red_square_scene(dx=8, dy=5)
     L = L_of(frame).repeat(2, 1, 1, 1)
     g.begin_shot(None)
     out = g.colorize(L)
     assert g.match is not None and g.match.path.name == "match.png"
     assert g.entry["reference"].endswith("match.png") and g.entry["score"] >= 0.5
+    assert g.exemplar.score == g.match.score and g.exemplar.gate == 1.0  # over gate_high: full colour
     assert out.shape == (2, 2, 128, 160) and torch.isfinite(out).all()
     true = rgb_to_cbcr(to_t(frame), SPEC)[0]
     square = (slice(None), slice(50, 88), slice(64, 102))
@@ -146,6 +149,9 @@ class _Const(Colorizer):
 
     def begin_shot(self, reference):
         self.reference = reference
+
+    def set_match(self, score):  # the gate stays the one the test chose
+        self.score = score
 
     def colorize(self, L):
         self.confidence = None if self.conf is None else self.conf.expand(L.shape[0], -1, -1, -1)

@@ -118,6 +118,7 @@ class GalleryColorizer(Colorizer):
         if best.score >= self.retrieval.threshold:
             self.match = best
             self.exemplar.begin_shot(self._store.get(best.path))
+            self.exemplar.set_match(best.score)  # gated by the score it was chosen by, not scored again
             entry["reference"] = os.fspath(best.path)
             log.info("gallery: %s for this shot (score %.2f)", best.path.name, best.score)
         else:

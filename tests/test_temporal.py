@@ -210,3 +210,8 @@ def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
     # shot B's first frame is coloured as fresh as without smoothing: red does not carry over the cut
     assert np.allclose(got["forward"][20], got["off"][20], atol=1.0), (got["forward"][20], got["off"][20])
     assert got["forward"][19, 1] > 128 + 10 and got["forward"][20, 0] > 128 + 10  # red Cr before, blue Cb after
+
+
+def test_an_unknown_flow_preset_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown DIS preset 'bogus'.*medium"):
+        TemporalSmoother(flow_preset="bogus")

@@ -37,7 +37,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from ..ops import DIS_PRESETS, dis_flow, pixel_grid
+from ..ops import dis_flow, pixel_grid
 
 __all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
 
@@ -115,8 +115,6 @@ class TemporalSmoother:
                  overlap: int = 16, detail: float = 0.0, bits: int = 8, threaded: bool = True):
         if mode not in MODES:
             raise ValueError(f"temporal mode must be one of {', '.join(MODES)}, got {mode!r}")
-        if flow_preset not in DIS_PRESETS:
-            raise ValueError(f"temporal flow preset must be one of {', '.join(DIS_PRESETS)}, got {flow_preset!r}")
         self.mode = mode
         self.strength = float(strength)
         self.flow_size = flow_size
@@ -124,7 +122,7 @@ class TemporalSmoother:
         self.window, self.overlap = window, overlap
         self.detail = float(detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
         self.shift = max(0, bits - 8)
-        self._dis = dis_flow(flow_preset)
+        self._dis = dis_flow(flow_preset)  # refuses an unknown preset (ValueError)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
         self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)

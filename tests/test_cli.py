@@ -72,6 +72,28 @@ def test_no_reference_without_automatic_weights_is_one_clear_error(clip, tmp_pat
     assert not (tmp_path / "out.mp4").exists()
 
 
+@pytest.mark.parametrize("content", [None, b"not safetensors"], ids=["missing", "not-weights"])
+def test_bad_matcher_weights_are_one_clear_error(clip, still, tmp_path, content):
+    weights = tmp_path / "m.safetensors"
+    if content is not None:
+        weights.write_bytes(content)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"exemplar:\n  matcher: {weights}\n")
+    r = run(clip, "-r", still, "-o", tmp_path / "out.mp4", "-c", cfg)
+    assert r.exit_code == 1
+    assert r.stderr.count("\n") == 1 and "m.safetensors" in r.stderr and "matcher weights" in r.stderr
+    assert "Traceback" not in r.output + r.stderr and not (tmp_path / "out.mp4").exists()
+
+
+def test_train_matcher_with_a_bad_config_is_one_clear_error(tmp_path):
+    (tmp_path / "configs").mkdir()
+    cfg = tmp_path / "configs" / "train-matcher.yaml"
+    cfg.write_text("kinds: {other: 1.0}\n")  # unrelated pairs have no colour to match
+    r = run("train", "matcher", "-c", cfg)
+    assert r.exit_code != 0 and r.stderr.count("\n") == 1
+    assert "train-matcher.yaml" in r.stderr and "kinds must weigh some of keyframe, motion, view" in r.stderr
+
+
 def test_grayscale_reference_warns(clip, tmp_path):
     gray = make_still(tmp_path / "gray.png", gray=True)
     r = run(clip, "-r", gray, "-o", tmp_path / "out.mp4", "-q")

@@ -41,7 +41,7 @@ from ..config import AutoConfig
 from ..errors import ModelError
 from ..ops import work_shape
 from .registry import Colorizer, register_colorizer
-from .store import load_net, save_net
+from .store import load_net, save_net, strict
 
 __all__ = [
     "AutoColorizer",
@@ -213,17 +213,14 @@ def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") ->
     """The trained decoder from ``weights`` (None: the packaged file), in eval
     mode, with ``.prior`` (Q,) and ``.meta`` (dict) attached."""
     path = Path(weights) if weights else DEFAULT_WEIGHTS
-    if not path.is_file():
-        if weights:
-            raise ModelError("auto colorizer weights not found", path)
+    if not weights and not path.is_file():
         raise ModelError("the auto colorizer has no trained weights in this installation: train them with "
                          "'vidcolor train auto --config configs/train-auto.yaml' and copy "
                          "runs/auto/auto.safetensors there, or give auto.weights a file", path)
 
     def build(config: dict, state: dict) -> AutoNet:
         prior = state.pop("prior")
-        net = AutoNet(**config)
-        net.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}, strict=True)
+        net = strict(AutoNet)(config, {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()})
         if prior.shape != (net.config["bins"],):
             raise ModelError(f"auto weights: prior has shape {tuple(prior.shape)}, expected ({net.config['bins']},)", path)
         net.prior = prior

@@ -20,8 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from .store import load_net, save_net
+from .store import load_net, save_net, strict
 
 __all__ = ["RuleFusion", "FusionNet", "load_fusion", "save_fusion", "DEFAULT_WEIGHTS"]
 
@@ -106,13 +105,4 @@ def load_fusion(weights: str | None, device: torch.device) -> nn.Module:
     packaged weights (the rule when the package ships none)."""
     if weights == "rule" or (weights is None and not DEFAULT_WEIGHTS.is_file()):
         return RuleFusion().to(device)
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
-    if not path.is_file():
-        raise ModelError("exemplar weights not found", path)
-
-    def build(config: dict, state: dict) -> FusionNet:
-        net = FusionNet(**config)
-        net.load_state_dict(state, strict=True)
-        return net
-
-    return load_net(path, "exemplar", build, device)
+    return load_net(Path(weights) if weights else DEFAULT_WEIGHTS, "exemplar", strict(FusionNet), device)

@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ModelError
-from .store import load_net, save_net
+from .store import load_net, save_net, strict
 
 __all__ = ["FeatureMatcher", "MatcherHead", "attend", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
 
@@ -89,16 +88,7 @@ def load_matcher(weights: str | None, device: torch.device) -> MatcherHead | Non
     packaged weights (raw features when the package ships none)."""
     if weights == "none" or (weights is None and not DEFAULT_MATCHER.is_file()):
         return None
-    path = Path(weights) if weights else DEFAULT_MATCHER
-    if not path.is_file():
-        raise ModelError("matcher weights not found", path)
-
-    def build(config: dict, state: dict) -> MatcherHead:
-        head = MatcherHead(**config)
-        head.load_state_dict(state, strict=True)
-        return head
-
-    return load_net(path, "matcher", build, device)
+    return load_net(Path(weights) if weights else DEFAULT_MATCHER, "matcher", strict(MatcherHead), device)
 
 
 class FeatureMatcher:

@@ -12,7 +12,7 @@ from torch import nn
 
 from ..errors import ModelError
 
-__all__ = ["save_net", "load_net"]
+__all__ = ["save_net", "load_net", "strict"]
 
 
 def save_net(state: dict[str, torch.Tensor], config: dict, path: str | Path, meta: dict) -> None:
@@ -24,12 +24,24 @@ def save_net(state: dict[str, torch.Tensor], config: dict, path: str | Path, met
               metadata={"net": json.dumps(config), "meta": json.dumps(meta)})
 
 
+def strict(cls: type[nn.Module]) -> Callable[[dict, dict[str, torch.Tensor]], nn.Module]:
+    """A ``build`` for :func:`load_net`: ``cls(**config)`` with every tensor loaded, keys and shapes exact."""
+    def build(config: dict, tensors: dict[str, torch.Tensor]) -> nn.Module:
+        net = cls(**config)
+        net.load_state_dict(tensors, strict=True)
+        return net
+
+    return build
+
+
 def load_net(path: Path, what: str, build: Callable[[dict, dict[str, torch.Tensor]], nn.Module],
              device: torch.device | str = "cpu") -> nn.Module:
-    """The network in the safetensors file ``path``: ``build(config, tensors)`` makes it (and loads
-    the tensors, strictly); returned in eval mode, frozen, on ``device``, with ``.meta`` (dict).
-    A file that is not such weights (not safetensors, wrong keys or shapes) is a ModelError naming
-    it and ``what`` it should have been."""
+    """The network in the safetensors file ``path``: ``build(config, tensors)`` makes it and loads
+    the tensors (:func:`strict`, or more); returned in eval mode, frozen, on ``device``, with
+    ``.meta`` (dict). A missing file, or one that is not such weights (not safetensors, wrong keys
+    or shapes), is a ModelError naming it and ``what`` it should have been."""
+    if not path.is_file():
+        raise ModelError(f"{what} weights not found", path)
     try:
         from safetensors import safe_open
 

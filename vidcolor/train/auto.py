@@ -22,7 +22,6 @@ the prior, the config, the data and the step count.
 """
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import math
@@ -39,7 +38,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
 from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
-from .common import read_train_config, repo_paths
+from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import _load, list_photos
 
 __all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
@@ -182,12 +181,6 @@ def _batch(pool: dict[str, torch.Tensor], idx: torch.Tensor, flip: bool) -> dict
     return b
 
 
-def _save(path: Path, payload: dict) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
-
-
 def _pools(cfg: TrainAutoConfig, out: Path, resume: bool):
     from ..models.backbone import get_backbone
 
@@ -196,29 +189,22 @@ def _pools(cfg: TrainAutoConfig, out: Path, resume: bool):
     if len(train) < 2:
         raise InputError(f"need at least two training images once {cfg.holdout} are held out", cfg.data[0])
     (out / "holdout.txt").write_text("".join(f"{p}\n" for p in held), encoding="utf-8")
-    pool_path = out / "pool.pt"
-    if resume and pool_path.is_file():
-        pools = torch.load(pool_path, weights_only=True)
-        log.info("pool: %d crops from %s", len(pools["train"]["ab"]), pool_path)
-    else:
+
+    def build() -> dict:
         backbone = get_backbone("cpu")
-        rng = random.Random(cfg.seed)
-        pools = {"train": build_pool(train, cfg.pool, cfg.size, rng, backbone)}
+        pools = {"train": build_pool(train, cfg.pool, cfg.size, random.Random(cfg.seed), backbone)}
         pools["val"] = build_pool(held, cfg.val_pool, cfg.size, random.Random(cfg.seed + 1), backbone,
                                   augment=False) if held and cfg.val_pool else {}
-        _save(pool_path, pools)
-    return pools, train, held
+        return pools
+
+    return pool_cache(out / "pool.pt", resume, build), train, held
 
 
 def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resume: bool = True,
                progress=None) -> Path:
     """Train the decoder; returns the path of the exported safetensors (best checkpoint)."""
     device = torch.device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    out = start_run(cfg)
     pools, train, held = _pools(cfg, out, resume)
     bins = ab_bins()
     pool = {k: v.to(device) for k, v in pools["train"].items()}
@@ -230,16 +216,10 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     step, best, spent = 0, float("inf"), 0.0
     ckpt = out / "last.pt"
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
+    state = resume_from(ckpt, device, net=net, opt=opt) if resume else None
+    if state:
         step, best, spent = int(state["step"]), float(state["best"]), float(state.get("seconds", 0.0))
-        log.info("resumed from %s at step %d", ckpt, step)
-    logf = open(out / "loss.csv", "a", newline="")
-    writer = csv.writer(logf)
-    if step == 0:
-        writer.writerow(["step", "loss", "ce", "val_loss", "val_ce", "seconds"])
+    logf, writer = loss_log(out, ["step", "loss", "ce", "val_loss", "val_ce", "seconds"], step)
     n = len(pool["ab"])
     gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     t0 = time.monotonic() - spent
@@ -272,8 +252,8 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
                 if val is None or val[1] < best:  # the plain CE: how likely the true colours are
                     best = val[1] if val is not None else best
                     state["best"] = best
-                    _save(out / "best.pt", {"net": net.state_dict(), "step": step, "val": best, "prior": prior})
-                _save(ckpt, state)
+                    save_atomic(out / "best.pt", {"net": net.state_dict(), "step": step, "val": best, "prior": prior})
+                save_atomic(ckpt, state)
             writer.writerow(row)
             if step % cfg.checkpoint_every == 0:
                 logf.flush()

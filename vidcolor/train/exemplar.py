@@ -31,8 +31,6 @@ with the config, data and step count in their metadata.
 """
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import math
 import os
@@ -52,7 +50,7 @@ from ..errors import ConfigError, InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..models.exemplar import ExemplarColorizer
 from ..models.fusion import FusionNet, rule_blend, save_fusion
-from .common import read_train_config, repo_paths
+from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
 
 __all__ = ["TrainExemplarConfig", "train_exemplar", "make_example"]
 
@@ -262,41 +260,25 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
     from ..models.backbone import efficientnet_lite0
 
     device = torch.device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(cfg)
     rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
     photos = list_photos(cfg.data)
     ecfg = ExemplarConfig(**{**asdict(ExemplarConfig()), **cfg.exemplar, "weights": "rule"})
-    pool_path = out / "pool.pt"
-    if resume and pool_path.is_file():
-        pool = torch.load(pool_path, weights_only=True)
-        log.info("pool: %d examples from %s", len(pool["kind"]), pool_path)
-    else:
+
+    def align() -> dict[str, torch.Tensor]:
         colorizer = ExemplarColorizer(device=torch.device("cpu"), config=ecfg)
         colorizer.set_ycbcr(SPEC)
-        pool = build_pool(cfg, photos, colorizer, rng)
-        torch.save(pool, pool_path)
-    pool = {k: v.to(device) for k, v in pool.items()}
+        return build_pool(cfg, photos, colorizer, rng)
+
+    pool = {k: v.to(device) for k, v in pool_cache(out / "pool.pt", resume, align).items()}
     net = FusionNet(width=cfg.width, depth=cfg.depth).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
     backbone = efficientnet_lite0(pretrained=True).to(device).requires_grad_(False)
-    step = 0
     ckpt = out / "last.pt"
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        net.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step = int(state["step"])
-        log.info("resumed from %s at step %d", ckpt, step)
-    logf = open(out / "loss.csv", "a", newline="")
-    writer = csv.writer(logf)
-    if step == 0:
-        writer.writerow(["step", "loss", "ab_same", "ab_other", "perceptual", "rule_ab_same", "seconds"])
+    state = resume_from(ckpt, device, net=net, opt=opt, sched=sched) if resume else None
+    step = int(state["step"]) if state else 0
+    logf, writer = loss_log(out, ["step", "loss", "ab_same", "ab_other", "perceptual", "rule_ab_same", "seconds"], step)
     n = len(pool["kind"])
     other = KINDS.index("other")
     t0 = time.monotonic()
@@ -331,10 +313,8 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
                 progress(step, loss.item())
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 logf.flush()
-                tmp = ckpt.with_suffix(".tmp")
-                torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "step": step}, tmp)
-                os.replace(tmp, ckpt)
+                save_atomic(ckpt, {"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                   "step": step})
     finally:
         logf.close()
     net.eval()

@@ -22,7 +22,6 @@ metadata.
 """
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import random
@@ -37,7 +36,7 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ConfigError
 from ..models.matcher import FeatureMatcher, MatcherHead, attend, raw_features, save_matcher
-from .common import read_train_config, repo_paths
+from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import SPEC, _to_tensor, list_photos, make_example
 
 __all__ = ["TrainMatcherConfig", "load_train_config", "train_matcher", "build_pool", "validate"]
@@ -152,44 +151,23 @@ def train_matcher(cfg: TrainMatcherConfig, *, device: torch.device | str = "cpu"
     from ..models.backbone import get_backbone
 
     device = torch.device(device)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = start_run(cfg)
     rng = random.Random(cfg.seed)
-    torch.manual_seed(cfg.seed)
     photos = list_photos(cfg.data)
     ecfg = ExemplarConfig(**{**asdict(ExemplarConfig()), **cfg.exemplar})
-    pool_path = out / "pool.pt"
-    if resume and pool_path.is_file():
-        pool = torch.load(pool_path, weights_only=True)
-        log.info("pool: %d examples from %s", len(pool["kind"]), pool_path)
-    else:
-        pool = build_pool(cfg, photos, get_backbone(torch.device("cpu")), rng)
-        tmp = pool_path.with_suffix(".tmp")
-        torch.save(pool, tmp)
-        os.replace(tmp, pool_path)
+    pool = pool_cache(out / "pool.pt", resume, lambda: build_pool(cfg, photos, get_backbone(torch.device("cpu")), rng))
     pool = {k: v.to(device) for k, v in pool.items()}
     train_idx = torch.nonzero(~pool["val"]).flatten()
     val_idx = torch.nonzero(pool["val"]).flatten()
     head = MatcherHead(context=cfg.context).to(device)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
-    step = 0
     ckpt = out / "last.pt"
-    if resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=True)
-        head.load_state_dict(state["net"])
-        opt.load_state_dict(state["opt"])
-        sched.load_state_dict(state["sched"])
-        step = int(state["step"])
-        log.info("resumed from %s at step %d", ckpt, step)
+    state = resume_from(ckpt, device, net=head, opt=opt, sched=sched) if resume else None
+    step = int(state["step"]) if state else 0
     base = validate(None, pool, val_idx, ecfg)
     log.info("validation, raw features: %s", base)
-    logf = open(out / "loss.csv", "a", newline="")
-    writer = csv.writer(logf)
-    if step == 0:
-        writer.writerow(["step", "loss", "val_mse", "raw_val_mse", "seconds"])
+    logf, writer = loss_log(out, ["step", "loss", "val_mse", "raw_val_mse", "seconds"], step)
     t0 = time.monotonic()
     val = base
     head.train()
@@ -213,10 +191,8 @@ def train_matcher(cfg: TrainMatcherConfig, *, device: torch.device | str = "cpu"
                 head.train()
                 row[2:4] = [val["all"], base["all"]]
                 log.info("step %d: validation %s (raw features %s)", step, val, base["all"])
-                tmp = ckpt.with_suffix(".tmp")
-                torch.save({"net": head.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                            "step": step}, tmp)
-                os.replace(tmp, ckpt)
+                save_atomic(ckpt, {"net": head.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                                   "step": step})
             writer.writerow(row)
     finally:
         logf.close()

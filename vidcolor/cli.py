@@ -447,69 +447,62 @@ def train_group() -> None:
     """Train a model shipped with vidcolor (long: run it in the background)."""
 
 
-@train_group.command("exemplar", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
-              help="Training YAML, e.g. configs/train-exemplar.yaml.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
-@click.option("-q", "--quiet", is_flag=True)
-def train_exemplar_cmd(config_path, device, fresh, quiet):
-    """Train the exemplar colorizer's fusion network; writes OUT/exemplar_fusion.safetensors."""
-    _setup_logging(quiet)
+def _train_command(name: str, summary: str):
+    """``vidcolor train NAME``: the options every training command has (-c, --device, --fresh, -q)."""
+    def decorate(fn):
+        for option in reversed((
+            click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
+                         help=f"Training YAML, e.g. configs/train-{name}.yaml."),
+            click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
+            click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint."),
+            click.option("-q", "--quiet", is_flag=True),
+        )):
+            fn = option(fn)
+        return train_group.command(name, help=summary, context_settings={"help_option_names": ["-h", "--help"]})(fn)
+
+    return decorate
+
+
+def _train(train, cfg, device: str, fresh: bool, quiet: bool) -> None:
+    """Run a training loop with a progress line every 50 steps, then say where its weights went."""
     from .pipeline import resolve_device
+
+    dev = _run(resolve_device, device)
+
+    def progress(step: int, loss: float) -> None:
+        if not quiet and (step % 50 == 0 or step == cfg.steps):
+            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
+
+    path = _run(train, cfg, device=dev, resume=not fresh, progress=progress)
+    click.echo(f"vidcolor: wrote {path}", err=True)
+
+
+@_train_command("exemplar", "Train the exemplar colorizer's fusion network; writes OUT/exemplar_fusion.safetensors.")
+def train_exemplar_cmd(config_path, device, fresh, quiet):
+    _setup_logging(quiet)
     from .train.exemplar import load_train_config, train_exemplar
 
-    cfg = _run(load_train_config, config_path)
-    dev = _run(resolve_device, device)
-
-    def progress(step: int, loss: float) -> None:
-        if not quiet and (step % 50 == 0 or step == cfg.steps):
-            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
-
-    path = _run(train_exemplar, cfg, device=dev, resume=not fresh, progress=progress)
-    click.echo(f"vidcolor: wrote {path}", err=True)
+    _train(train_exemplar, _run(load_train_config, config_path), device, fresh, quiet)
 
 
-@train_group.command("matcher", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
-              help="Training YAML, e.g. configs/train-matcher.yaml.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
-@click.option("-q", "--quiet", is_flag=True)
+@_train_command("matcher", "Train the exemplar colorizer's similarity sub-net; writes OUT/exemplar_matcher.safetensors.")
 def train_matcher_cmd(config_path, device, fresh, quiet):
-    """Train the exemplar colorizer's similarity sub-net; writes OUT/exemplar_matcher.safetensors."""
     _setup_logging(quiet)
-    from .pipeline import resolve_device
     from .train.matcher import load_train_config, train_matcher
 
-    cfg = _run(load_train_config, config_path)
-    dev = _run(resolve_device, device)
-
-    def progress(step: int, loss: float) -> None:
-        if not quiet and (step % 50 == 0 or step == cfg.steps):
-            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
-
-    path = _run(train_matcher, cfg, device=dev, resume=not fresh, progress=progress)
-    click.echo(f"vidcolor: wrote {path}", err=True)
+    _train(train_matcher, _run(load_train_config, config_path), device, fresh, quiet)
 
 
-@train_group.command("auto", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-c", "--config", "config_path", required=True, type=click.Path(path_type=str),
-              help="Training YAML, e.g. configs/train-auto.yaml.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--fresh", is_flag=True, help="Start over instead of resuming from the run folder's checkpoint.")
+@_train_command("auto", "Train the auto colorizer's decoder; writes OUT/auto.safetensors.")
 @click.option("--threads", type=click.IntRange(0, 256), help="PyTorch threads [default: the config's].")
 @click.option("--minutes", type=click.FloatRange(0), help="Stop after this much training time as well "
               "[default: the config's]; the learning-rate schedule follows whichever limit comes first.")
 @click.option("--export", "export_only", type=click.Choice(["best", "last"]),
               help="Only write OUT/auto.safetensors from the best (or last) checkpoint so far.")
-@click.option("-q", "--quiet", is_flag=True)
-def train_auto_cmd(config_path, device, fresh, threads, minutes, export_only, quiet):
-    """Train the auto colorizer's decoder; writes OUT/auto.safetensors."""
+def train_auto_cmd(config_path, device, fresh, quiet, threads, minutes, export_only):
     _setup_logging(quiet)
     import dataclasses
 
-    from .pipeline import resolve_device
     from .train.auto import export_auto, load_train_config, train_auto
 
     cfg = _run(load_train_config, config_path)
@@ -521,14 +514,7 @@ def train_auto_cmd(config_path, device, fresh, threads, minutes, export_only, qu
         path = _run(export_auto, cfg, which=export_only)
         click.echo(f"vidcolor: wrote {path}", err=True)
         return
-    dev = _run(resolve_device, device)
-
-    def progress(step: int, loss: float) -> None:
-        if not quiet and (step % 50 == 0 or step == cfg.steps):
-            click.echo(f"vidcolor: step {step}/{cfg.steps} loss {loss:.4f}", err=True)
-
-    path = _run(train_auto, cfg, device=dev, resume=not fresh, progress=progress)
-    click.echo(f"vidcolor: wrote {path}", err=True)
+    _train(train_auto, cfg, device, fresh, quiet)
 
 
 # -- render farm ------------------------------------------------------------------------------

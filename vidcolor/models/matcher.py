@@ -3,7 +3,7 @@ between a frame and its reference still, on luminance features of the frozen
 backbone (both sides gray, as He et al.'s gray VGG).
 
 - :class:`MatcherHead`: a learned projection of the backbone's features
-  (1x1 and 3x3 convolutions, a residual on the raw features, zero at start:
+  (a 1x1 convolution and optionally a 3x3 one, a residual on the raw features, zero at start:
   an untrained head *is* the raw features), trained by
   ``vidcolor train matcher`` so that softmax attention over its features
   carries the reference's colour to the right places (chrominance loss on
@@ -23,7 +23,7 @@ from torch import nn
 
 from .store import load_net, save_net, strict
 
-__all__ = ["FeatureMatcher", "MatcherHead", "attend", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
+__all__ = ["FeatureMatcher", "MatcherHead", "attend", "matching_features", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
 
 #: Matcher weights shipped with the package (trained here; their metadata says how).
 DEFAULT_MATCHER = Path(__file__).with_name("weights") / "exemplar_matcher.safetensors"
@@ -78,6 +78,12 @@ class MatcherHead(nn.Module):
         return F.normalize(y, dim=1)
 
 
+def matching_features(f: torch.Tensor, head: MatcherHead | None) -> torch.Tensor:
+    """Raw features (:func:`raw_features`) -> unit-length features to match on: through ``head``,
+    or (None) each map scaled to unit length per cell, concatenated and scaled to unit length again."""
+    return head(f) if head is not None else F.normalize(MatcherHead.base(f), dim=1)
+
+
 def save_matcher(head: MatcherHead, path: str | Path, meta: dict) -> None:
     """Weights as safetensors; ``meta`` (config, data, steps, figures) in its metadata."""
     save_net(head.state_dict(), head.config, path, meta)
@@ -116,9 +122,7 @@ class FeatureMatcher:
         """(N, 1, h, w) L -> (N, C, ceil(h/8), ceil(w/8)) unit-length features."""
         with self.autocast():
             f = raw_features(self.net, L)
-        if self.head is None:
-            return F.normalize(MatcherHead.base(f), dim=1)
-        return self.head(f)
+        return matching_features(f, self.head)
 
     @staticmethod
     def tones(L: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ConfigError
-from ..models.matcher import FeatureMatcher, MatcherHead, attend, raw_features, save_matcher
+from ..models.matcher import FeatureMatcher, MatcherHead, attend, matching_features, raw_features, save_matcher
 from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import SPEC, _to_tensor, list_photos, make_example
 
@@ -110,9 +110,7 @@ def build_pool(cfg: TrainMatcherConfig, photos: list[Path], net, rng: random.Ran
 
 def _attend(head: MatcherHead | None, b: dict[str, torch.Tensor], ecfg: ExemplarConfig) -> torch.Tensor:
     """Attended Cb/Cr of a batch's targets (N, 2, h, w); ``head`` None: the raw features."""
-    fq, fk = b["fq"].float(), b["fk"].float()
-    q = head(fq) if head is not None else F.normalize(MatcherHead.base(fq), dim=1)
-    k = head(fk) if head is not None else F.normalize(MatcherHead.base(fk), dim=1)
+    q, k = matching_features(b["fq"].float(), head), matching_features(b["fk"].float(), head)
     return attend(q, k, b["abk"], b["tq"], b["tk"], temperature=ecfg.temperature, tone_weight=ecfg.tone_weight)[0]
 
 

@@ -17,7 +17,7 @@ from vidcolor.color import BT601, BT709, YCbCrSpec, gray_to_l, lab_to_chroma_cod
 from vidcolor.config import AutoConfig, RetrievalConfig
 from vidcolor.errors import ConfigError, InputError
 from vidcolor.models import get_colorizer
-from vidcolor.models.gallery import BUILTIN_GALLERY, GalleryColorizer, gallery_folder, lab_to_cbcr
+from vidcolor.models.gallery import BUILTIN_GALLERY, BlendColorizer, GalleryColorizer, gallery_folder, lab_to_cbcr
 from vidcolor.models.registry import Colorizer
 
 CPU = torch.device("cpu")
@@ -177,6 +177,40 @@ def test_blend_weights_follow_the_exemplars_confidence(tmp_path, gate):
     assert out[0, 1, :, -1].mean() > out[0, 1, :, 0].mean() * 3
     assert torch.allclose(g.weight, gate * conf.expand(2, -1, -1, -1))
     assert torch.allclose(g.confidence, 1 - gate * conf * (1 - conf))
+
+
+@pytest.mark.parametrize("gate", [1.0, 0.5, 0.0])
+def test_a_given_still_blends_with_auto_by_its_gate(gate):
+    """A still given for the shot (not retrieved): at full match the exemplar's colour everywhere, as the
+    exemplar alone; a partial match mixes in automatic colour, more of it where the exemplar is less sure,
+    smoothly down to automatic colour alone (gate 0); never faded toward gray."""
+    conf = torch.linspace(0.2, 1.0, 8).view(1, 1, 1, 8).expand(1, 1, 4, 8)
+    ex = _Const([-0.1, 0.3], confidence=conf, gate=gate)
+    auto = _Const([0.05, -0.2])  # already Cb/Cr
+    b = BlendColorizer(device=CPU, auto=auto, exemplar=ex)
+    assert b.name == f"{ex.name}+{auto.name}"
+    b.set_ycbcr(SPEC)
+    still = torch.rand(1, 3, 8, 16)
+    b.begin_shot(still)
+    assert ex.reference is still and b.needs_reference
+    L = torch.full((2, 1, 8, 16), 50.0)
+    out = b.colorize(L)
+    w = gate * (conf + gate * (1 - conf))
+    up = torch.nn.functional.interpolate(w, size=(8, 16), mode="bilinear", align_corners=False)
+    want = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1) * up + torch.tensor([0.05, -0.2]).view(1, 2, 1, 1) * (1 - up)
+    if gate == 0.0:
+        assert torch.equal(out, auto.colorize(L)) and b.confidence is None
+        return
+    assert torch.allclose(out, want.expand(2, -1, -1, -1), atol=1e-6)
+    if gate == 1.0:  # the exemplar alone, its confidence unchanged
+        assert torch.allclose(out, torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1).expand(2, 2, 8, 16), atol=1e-6)
+        assert torch.allclose(b.confidence, conf.expand(2, -1, -1, -1))
+    else:  # auto's colour fills in most where the exemplar is least sure
+        assert b.weight[0, 0, 0, 0] < b.weight[0, 0, 0, -1] <= gate + 1e-6
+        assert (out[:, 1] - 0.3).abs().max() > 0.1 and (out[:, 1] - (-0.2)).abs().min() > 0.1
+    # no still for a shot: automatic colour
+    b.begin_shot(None)
+    assert torch.equal(b.colorize(L), auto.colorize(L)) and b.weight is None
 
 
 def test_a_closed_gate_gives_autos_colour(tmp_path):

@@ -341,6 +341,44 @@ def test_one_still_unlike_a_shot_gives_it_automatic_colour(tmp_path, stills, cap
     assert [s.get("colorizer") for s in report.shots] == ["transfer", "transfer"]
 
 
+def test_a_still_matching_a_shot_partly_is_blended_with_automatic_colour(tmp_path, stills, auto_weights):
+    """A still scoring between exemplar.gate_low and gate_high: its colour mixed with automatic colour
+    (reported as 'exemplar+auto'), not faded toward gray; the same for a photograph."""
+    from synth_shots import write_video
+
+    from vidcolor import colorize_image, colorize_video, load_config
+
+    gray = cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2GRAY)[:144, :208]
+    film = write_video(tmp_path / "film.mp4", [gray] * 12)
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2BGR))
+    base = {"shots.detector": "histogram", "auto.weights": str(auto_weights), "temporal.mode": "off"}
+    full = colorize_video(film, tmp_path / "full.mp4", reference=still, config=load_config(overrides=base))
+    score = full.shots[0]["score"]
+    assert full.shots[0]["colorizer"] == "exemplar" and 0.3 < score < 1.0
+    # the same still, judged by a stricter gate: a partial match (gate 0.5)
+    part = load_config(overrides={**base, "exemplar.gate_low": score - 0.1, "exemplar.gate_high": score + 0.1})
+    report = colorize_video(film, tmp_path / "part.mp4", reference=still, config=part)
+    assert report.shots[0]["colorizer"] == "exemplar+auto" and report.shots[0]["reference"] == str(still)
+    assert not report.shots[0].get("unmatched")
+    faded = colorize_video(film, tmp_path / "faded.mp4", reference=still, config=load_config(
+        overrides={**base, "exemplar.gate_low": score - 0.1, "exemplar.gate_high": score + 0.1,
+                   "auto.weights": str(tmp_path / "missing.safetensors")}))
+    assert faded.shots[0]["colorizer"] == "exemplar"  # no automatic colour: the still's, faded
+    chroma = {}
+    for name in ("full", "part", "faded"):
+        with av.open(str(tmp_path / f"{name}.mp4")) as c:
+            f = [fr.to_ndarray(format="yuv444p")[1:].astype(float) - 128 for fr in c.decode(video=0)]
+        chroma[name] = np.stack(f)
+    # faded: half the still's colour; blended: half of it plus half of auto's (not gray)
+    assert np.abs(chroma["faded"] - 0.5 * chroma["full"]).mean() < 1.0
+    assert np.abs(chroma["part"] - chroma["faded"]).mean() > 2.0
+    # the photograph
+    cv2.imwrite(str(tmp_path / "photo.png"), gray)
+    rep = colorize_image(tmp_path / "photo.png", tmp_path / "c.png", reference=still, config=part)
+    assert rep.shots[0]["colorizer"] == "exemplar+auto" and rep.shots[0]["reference"] == str(still)
+
+
 def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog, auto_weights):
     """A shot unlike every still in the folder is not painted with a wrong still's colours: it gets
     automatic colour, or, where the automatic colorizer has no weights, stays black and white."""

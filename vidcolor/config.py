@@ -99,7 +99,8 @@ class ExemplarConfig:
     colour follow the frame's edges; ``gate_low``/``gate_high``:
     a shot whose match score with the still (as retrieval scores it) is under
     ``gate_low`` gets no colour from it (a run colours that shot with
-    ``auto`` instead), over ``gate_high`` full colour;
+    ``auto`` instead), over ``gate_high`` full colour, between them its
+    colour mixed with ``auto``'s in proportion;
     ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
     size; ``saturation``: 1.0 = as predicted; ``weights``: null for the
     packaged fusion weights, ``rule`` for the untrained blend, or a file;

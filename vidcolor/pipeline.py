@@ -32,7 +32,7 @@ from .io.encode import VideoWriter
 from .io.image import is_image_path, read_image, write_image
 from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer, get_colorizer
-from .models.gallery import GalleryColorizer, gallery_from_config
+from .models.gallery import BlendColorizer, GalleryColorizer, gallery_from_config
 from .models.registry import needs_reference
 from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
@@ -161,6 +161,20 @@ def _colorizers(cfg: Config, schedule: ReferenceSchedule, device: torch.device) 
         return c, c
     primary = _build_colorizer(cfg.colorizer, cfg, device)
     return primary, _build_colorizer(AUTOMATIC, cfg, device) if schedule.needs_automatic else None
+
+
+def _partial_match(cfg: Config, score: float | None) -> bool:
+    """Whether a still of this match score gates the exemplar partly (between gate_low and gate_high)."""
+    return (cfg.colorizer == "exemplar" and score is not None
+            and cfg.exemplar.gate_low <= score < cfg.exemplar.gate_high)
+
+
+def _partial_blend(exemplar: Colorizer, auto: Colorizer, amp) -> BlendColorizer:
+    """``exemplar`` blended with automatic colour (a gallery's own ``auto``: the still is the shot's)."""
+    b = BlendColorizer(device=exemplar.device, auto=getattr(auto, "auto", auto), exemplar=exemplar)
+    b.set_ycbcr(exemplar.ycbcr)
+    b.set_precision(amp)
+    return b
 
 
 def _colorizer(cfg: Config, schedule: ReferenceSchedule, device: torch.device) -> Colorizer:
@@ -604,6 +618,15 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 log.warning("no automatic colour for shots without a still (%s): they stay black and white", e)
         return auto
 
+    blend: list[BlendColorizer] = []
+
+    def blended() -> BlendColorizer | None:
+        """The exemplar blended with automatic colour, for a still that matches its shot only
+        partly; built the first time a shot needs it (None when there is no automatic colour)."""
+        if not blend and automatic() is not None:
+            blend.append(_partial_blend(colorizer, auto, amp))
+        return blend[0] if blend else None
+
     store = ReferenceStore(device)
     start = None
     part = None
@@ -701,6 +724,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 with timers("references"):
                     path = refs.choose(shot, entry)
                     chosen = colorizer if path is not None else automatic()
+                    if chosen is colorizer and _partial_match(cfg, entry.get("score")):
+                        chosen = blended() or colorizer  # the still's colour where sure, automatic elsewhere
                     colorist.neutral = chosen is None
                     if chosen is not None:
                         colorist.colorizer = chosen
@@ -858,6 +883,15 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
                 colorizer, used = auto, AUTOMATIC
                 colorizer.set_precision(precision(cfg, device))
                 L, ab = paint(colorizer, None)
+        elif _partial_match(cfg, score):  # a partial match: the still's colour where sure, automatic elsewhere
+            try:
+                auto = _build_colorizer(AUTOMATIC, cfg, device)
+            except ModelError as e:  # as a shot: the still's colour, faded
+                log.warning("no automatic colour to blend the partly matching still with (%s)", e)
+            else:
+                colorizer = _partial_blend(colorizer, auto, precision(cfg, device))
+                used = colorizer.name
+                L, ab = paint(colorizer, ref)
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
         if colorizer.chroma == "cbcr":

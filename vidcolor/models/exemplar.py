@@ -202,7 +202,8 @@ class ExemplarColorizer(Colorizer):
         self.gate = float(np.clip((self.score - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
         if self.gate < 1.0:  # at 0 the pipeline colours the shot otherwise (auto) and says so
             log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
-                    "exemplar: the reference matches this shot poorly (score %.2f): colour x%.2f", self.score, self.gate)
+                    "exemplar: the reference matches this shot only partly (score %.2f, gate %.2f)", self.score,
+                    self.gate)
 
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

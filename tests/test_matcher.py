@@ -2,6 +2,8 @@
 its weights and its training (CPU, synthetic)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -104,6 +106,12 @@ def test_tiny_training_run_lowers_its_loss_resumes_and_ships_its_figures(tmp_pat
     assert rows[0].startswith("step,loss") and len(rows) == 61
     head = load_matcher(str(weights), CPU)
     assert head.meta["steps"] == 60 and set(head.meta["validation_mse"]) == {"raw_features", "head"}
+    recorded = head.meta["config"]  # relative to the repository, whatever machine ran it
+    assert not any(Path(d).is_absolute() for d in recorded["data"] + [recorded["out"]])
+    import vidcolor.train.common as common
+
+    root = Path(common.__file__).resolve().parents[2]  # the checkout the training ran from
+    assert (root / recorded["out"]).resolve() == (tmp_path / "run").resolve()
     # on its own pool, the trained head's attention carries colour better than the raw features it started as
     pool = torch.load(tmp_path / "run" / "pool.pt", weights_only=True)
     idx = torch.arange(len(pool["kind"]))
@@ -134,3 +142,6 @@ def test_the_packaged_head_loads_and_says_what_produced_it():
     val = head.meta["validation_mse"]
     assert val["head"]["all"] < val["raw_features"]["all"]  # it was kept because it matched better on held-out photos
     assert (head.proj.weight.abs().sum() > 0).item()  # trained, not the zero start
+    # its recipe as configs/ names it, not the paths of the machine that trained it
+    cfg = head.meta["config"]
+    assert cfg["data"] == ["../shared/data/photos"] and cfg["out"] == "runs/matcher" and cfg["context"] is False

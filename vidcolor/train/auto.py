@@ -28,7 +28,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -38,7 +38,7 @@ import torch.nn.functional as F
 
 from ..errors import ConfigError, InputError
 from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
-from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
+from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import _load, list_photos
 
 __all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
@@ -301,7 +301,7 @@ def export_auto(cfg: TrainAutoConfig, *, photos: int | None = None, held: int | 
         photos, held = len(tr), len(hd)
     weights = out / "auto.safetensors"
     save_auto(net.eval(), weights, state["prior"], {
-        "config": asdict(cfg), "steps": int(state["step"]), "val_ce": state.get("val"), "photos": photos,
+        "config": provenance(cfg), "steps": int(state["step"]), "val_ce": state.get("val"), "photos": photos,
         "held_out": held, "data": [os.path.basename(d) for d in cfg.data],
         "command": "vidcolor train auto --config configs/train-auto.yaml"})
     return weights

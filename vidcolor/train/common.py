@@ -10,7 +10,7 @@ from typing import Callable, TypeVar
 
 from ..errors import ConfigError
 
-__all__ = ["read_train_config", "repo_paths", "start_run", "save_atomic", "pool_cache", "resume_from", "loss_log"]
+__all__ = ["read_train_config", "repo_paths", "provenance", "start_run", "save_atomic", "pool_cache", "resume_from", "loss_log"]
 
 log = logging.getLogger("vidcolor")
 
@@ -40,6 +40,14 @@ def repo_paths(cfg: T, p: Path) -> T:
     return type(cfg)(**{**asdict(cfg), "data": [os.fspath((base / d).resolve()) if not os.path.isabs(d) else d
                                                  for d in cfg.data],
                         "out": os.fspath(base / cfg.out) if not os.path.isabs(cfg.out) else cfg.out})
+
+
+def provenance(cfg) -> dict:
+    """``cfg`` as the weights' metadata records it: its ``data`` folders and ``out`` relative to the
+    repository (as configs/ names them), not this machine's absolute paths."""
+    root = Path(__file__).resolve().parents[2]
+    rel = lambda d: os.path.relpath(d, root) if os.path.isabs(d) else d  # noqa: E731
+    return {**asdict(cfg), "data": [rel(d) for d in cfg.data], "out": rel(cfg.out)}
 
 
 def start_run(cfg) -> Path:

@@ -50,7 +50,7 @@ from ..errors import ConfigError, InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..models.exemplar import ExemplarColorizer
 from ..models.fusion import FusionNet, rule_blend, save_fusion
-from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
+from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
 
 __all__ = ["TrainExemplarConfig", "train_exemplar", "make_example"]
 
@@ -319,7 +319,7 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
         logf.close()
     net.eval()
     weights = out / "exemplar_fusion.safetensors"
-    save_fusion(net, weights, {"config": asdict(cfg), "steps": step, "photos": len(photos),
+    save_fusion(net, weights, {"config": provenance(cfg), "steps": step, "photos": len(photos),
                                "data": [os.path.basename(d) for d in cfg.data],
                                "command": "vidcolor train exemplar --config configs/train-exemplar.yaml"})
     return weights

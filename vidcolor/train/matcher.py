@@ -36,7 +36,7 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ConfigError
 from ..models.matcher import FeatureMatcher, MatcherHead, attend, matching_features, raw_features, save_matcher
-from .common import loss_log, pool_cache, read_train_config, repo_paths, resume_from, save_atomic, start_run
+from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import SPEC, _to_tensor, list_photos, make_example
 
 __all__ = ["TrainMatcherConfig", "load_train_config", "train_matcher", "build_pool", "validate"]
@@ -57,7 +57,7 @@ class TrainMatcherConfig:
     steps: int = 3000
     batch: int = 16
     lr: float = 1e-3
-    context: bool = True  # the head's 3x3 convolution (a cell's neighbours)
+    context: bool = False  # the head's 3x3 convolution too (a cell's neighbours): slower, as configs/train-matcher.yaml says
     holdout: int = 5  # every holdout-th photo is held out for validation (0: none)
     seed: int = 0
     checkpoint_every: int = 250
@@ -196,7 +196,7 @@ def train_matcher(cfg: TrainMatcherConfig, *, device: torch.device | str = "cpu"
         logf.close()
     head.eval()
     weights = out / "exemplar_matcher.safetensors"
-    save_matcher(head, weights, {"config": asdict(cfg), "steps": step, "photos": len(photos),
+    save_matcher(head, weights, {"config": provenance(cfg), "steps": step, "photos": len(photos),
                                  "data": [os.path.basename(d) for d in cfg.data],
                                  "validation_mse": {"raw_features": base, "head": val},
                                  "command": "vidcolor train matcher --config configs/train-matcher.yaml"})

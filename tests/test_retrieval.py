@@ -373,6 +373,16 @@ def test_a_still_matching_a_shot_partly_is_blended_with_automatic_colour(tmp_pat
     # faded: half the still's colour; blended: half of it plus half of auto's (not gray)
     assert np.abs(chroma["faded"] - 0.5 * chroma["full"]).mean() < 1.0
     assert np.abs(chroma["part"] - chroma["faded"]).mean() > 2.0
+    # a render farm's segment, rendered from the plan, blends the same
+    from vidcolor.pipeline import plan_shots
+
+    plan, _ = plan_shots(film, reference=still, config=part)
+    seg = colorize_video(film, tmp_path / "seg.mp4", reference=still, config=part, plan=plan, frames=(0, 12),
+                         video_only=True)
+    assert seg.shots[0]["colorizer"] == "exemplar+auto"
+    # a plan rendered with no reference at all: automatic colour, as before (no exemplar to blend)
+    seg = colorize_video(film, tmp_path / "seg2.mp4", config=part, plan=plan, frames=(0, 12), video_only=True)
+    assert seg.shots[0]["colorizer"] == "auto"
     # the photograph
     cv2.imwrite(str(tmp_path / "photo.png"), gray)
     rep = colorize_image(tmp_path / "photo.png", tmp_path / "c.png", reference=still, config=part)

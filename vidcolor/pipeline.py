@@ -163,9 +163,10 @@ def _colorizers(cfg: Config, schedule: ReferenceSchedule, device: torch.device) 
     return primary, _build_colorizer(AUTOMATIC, cfg, device) if schedule.needs_automatic else None
 
 
-def _partial_match(cfg: Config, score: float | None) -> bool:
-    """Whether a still of this match score gates the exemplar partly (between gate_low and gate_high)."""
-    return (cfg.colorizer == "exemplar" and score is not None
+def _partial_match(colorizer: Colorizer, cfg: Config, score: float | None) -> bool:
+    """Whether a still of this match score gates ``colorizer``, an exemplar, partly (between gate_low
+    and gate_high)."""
+    return (colorizer.name == "exemplar" and score is not None
             and cfg.exemplar.gate_low <= score < cfg.exemplar.gate_high)
 
 
@@ -724,7 +725,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 with timers("references"):
                     path = refs.choose(shot, entry)
                     chosen = colorizer if path is not None else automatic()
-                    if chosen is colorizer and _partial_match(cfg, entry.get("score")):
+                    if chosen is colorizer and _partial_match(colorizer, cfg, entry.get("score")):
                         chosen = blended() or colorizer  # the still's colour where sure, automatic elsewhere
                     colorist.neutral = chosen is None
                     if chosen is not None:
@@ -883,7 +884,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
                 colorizer, used = auto, AUTOMATIC
                 colorizer.set_precision(precision(cfg, device))
                 L, ab = paint(colorizer, None)
-        elif _partial_match(cfg, score):  # a partial match: the still's colour where sure, automatic elsewhere
+        elif _partial_match(colorizer, cfg, score):  # a partial match: the still's colour where sure, automatic elsewhere
             try:
                 auto = _build_colorizer(AUTOMATIC, cfg, device)
             except ModelError as e:  # as a shot: the still's colour, faded

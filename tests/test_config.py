@@ -65,6 +65,7 @@ def test_file_then_overrides(tmp_path):
     ("transfer:\n  window: 4\n", "window must be a positive odd"),
     ("runtime:\n  device: tpu\n", "runtime.device must be"),
     ("exemplar:\n  flow_preset: slow\n", "exemplar.flow_preset must be one of ultrafast, fast, medium, fine"),
+    ("exemplar:\n  check_preset: slow\n", "exemplar.check_preset must be one of ultrafast, fast, medium, fine"),
     ("temporal:\n  flow_preset: finer\n", "temporal.flow_preset one of ultrafast, fast, medium, fine"),
 ])
 def test_bad_configs_name_file_and_key(tmp_path, text, match):

@@ -156,6 +156,38 @@ def test_flow_align_confident_where_the_view_holds():
     assert conf_m.mean() < conf.mean()
 
 
+def test_the_backward_flow_only_checks_and_may_be_coarser():
+    """flow_align's backward pass (still -> frame) runs on ``check``; the colour follows the forward flow.
+    The colorizer builds its check flow from exemplar.check_preset (none apart when it is flow_preset)."""
+    calls = []
+
+    class Rec:
+        def __init__(self, name, preset):
+            self.name, self.dis = name, cv2.DISOpticalFlow_create(preset)
+
+        def calc(self, a, b, flow):
+            calls.append(self.name)
+            return self.dis.calc(a, b, flow)
+
+    ref = red_square_scene()
+    lab = rgb_to_lab(to_t(ref))[0]
+    ref_l8 = (lab[0].numpy() * 2.55).round().astype(np.uint8)
+    ref_ab = np.ascontiguousarray(lab[1:].permute(1, 2, 0).numpy())
+    moved = rgb_to_lab(to_t(red_square_scene(dx=5, dy=3)))[0]
+    tgt_l8 = (moved[0].numpy() * 2.55).round().astype(np.uint8)
+    fwd = Rec("forward", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ab, conf, _ = flow_align(tgt_l8, ref_l8, ref_ab, fwd, check=Rec("check", cv2.DISOPTICAL_FLOW_PRESET_FAST))
+    assert calls == ["forward", "check"]
+    ab1, conf1, _ = flow_align(tgt_l8, ref_l8, ref_ab, fwd)
+    assert calls[2:] == ["forward", "forward"]
+    assert np.array_equal(ab, ab1)  # the colour is the forward flow's either way
+    assert np.median(conf) > 0.5 and abs(float(conf.mean()) - float(conf1.mean())) < 0.1
+    assert colorizer(check_preset="fast")._check is not None
+    assert colorizer(check_preset="medium")._check is None
+    with pytest.raises(ModelError, match="unknown flow preset 'slow'"):
+        colorizer(check_preset="slow")
+
+
 def test_flow_align_carries_the_stills_edge_colour_past_its_edge():
     """A pan: the frame shows 12 columns the still does not. Past the still's edge its edge colour
     goes on (a blue wall stays blue), trusted less the farther out; with outside_sigma 0 nothing."""

@@ -86,7 +86,9 @@ class ExemplarConfig:
     when the film is smaller; DIS's 8-pixel patches are too coarse for a
     144-line film); ``flow_preset``:
     OpenCV DIS preset (ultrafast, fast, medium; fine: medium carried on to the
-    full resolution, :func:`vidcolor.ops.dis_flow`); ``fb_sigma`` (pixels) and
+    full resolution, :func:`vidcolor.ops.dis_flow`); ``check_preset``: the
+    DIS preset of the backward flow (still to frame) that only checks the
+    forward one (a coarser one is enough there); ``fb_sigma`` (pixels) and
     ``l_sigma`` (L units): how fast flow confidence falls with the
     forward-backward error and the luminance mismatch; ``outside_sigma``
     (pixels): how fast it falls where the flow leaves the still (the still's
@@ -113,6 +115,7 @@ class ExemplarConfig:
     enlarge: bool = True  # a film smaller than work_size is enlarged to it (DIS's patches are a fixed 8 px)
     flow: bool = True
     flow_preset: str = "medium"
+    check_preset: str = "fast"
     fb_sigma: float = 5.0
     l_sigma: float = 15.0
     outside_sigma: float = 16.0
@@ -345,8 +348,9 @@ def _validate(cfg: Config, source: str | None) -> Config:
     if e.tone_weight < 0 or e.attention_radius < 0:
         raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
     tc = cfg.temporal
-    if e.flow_preset not in FLOW_PRESETS:
-        raise bad(f"exemplar.flow_preset must be one of {', '.join(FLOW_PRESETS)}, got {e.flow_preset!r}")
+    for key in ("flow_preset", "check_preset"):
+        if getattr(e, key) not in FLOW_PRESETS:
+            raise bad(f"exemplar.{key} must be one of {', '.join(FLOW_PRESETS)}, got {getattr(e, key)!r}")
     if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in FLOW_PRESETS:
         raise bad(f"temporal.mode must be off, forward or bidirectional; temporal.flow_preset one of "
                   f"{', '.join(FLOW_PRESETS)}")

@@ -88,7 +88,8 @@ def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, ra
 
 
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
-               l_sigma: float = 6.0, outside_sigma: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               l_sigma: float = 6.0, outside_sigma: float = 0.0,
+               check=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference a/b carried to the target by optical flow, and its confidence.
 
     ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
@@ -97,11 +98,12 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``)
     and the flow stays inside the reference (``outside_sigma`` > 0: falling off
     with the distance outside, in pixels, as the reference's replicated edge
-    colour goes on; 0: none outside); and the (h, w, 2) flow itself.
+    colour goes on; 0: none outside); and the (h, w, 2) flow itself. ``check``: the DIS
+    flow for the backward pass, which only checks the forward one (None: ``dis``).
     """
     h, w = tgt.shape
     fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
-    bwd = dis.calc(ref, tgt, None)
+    bwd = (check or dis).calc(ref, tgt, None)
     grid = pixel_grid(h, w)
     pos = grid + fwd
     mx, my = pos[..., 0], pos[..., 1]
@@ -134,13 +136,14 @@ class ExemplarColorizer(Colorizer):
     def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None):
         super().__init__(device)
         self.cfg = config or ExemplarConfig()
-        if self.cfg.flow_preset not in DIS_PRESETS:
-            raise ModelError(f"exemplar: unknown flow preset '{self.cfg.flow_preset}' "
-                             f"(valid: {', '.join(DIS_PRESETS)})")
+        for preset in (self.cfg.flow_preset, self.cfg.check_preset):
+            if preset not in DIS_PRESETS:
+                raise ModelError(f"exemplar: unknown flow preset '{preset}' (valid: {', '.join(DIS_PRESETS)})")
         self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight,
                                       load_matcher(self.cfg.matcher, device))
         self.matcher.autocast = self.autocast
         self._dis = dis_flow(self.cfg.flow_preset)
+        self._check = dis_flow(self.cfg.check_preset) if self.cfg.check_preset != self.cfg.flow_preset else None
         from .fusion import load_fusion
 
         self.fusion = load_fusion(self.cfg.weights, device)
@@ -211,7 +214,8 @@ class ExemplarColorizer(Colorizer):
         t = time.perf_counter()
         l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
         out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma) for f in l8]
+                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma, check=self._check)
+               for f in l8]
         self.flow_seconds += time.perf_counter() - t
         return out
 

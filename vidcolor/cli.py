@@ -158,7 +158,7 @@ def main() -> None:
 @click.option("--compare", is_flag=True, help="Review video: the input's gray | the colour, side by side, same "
               "height and timing (also with --preview, --start) [default output: ..._compare.EXT].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; warnings and errors only.")
 def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
                  profile, model, weights, temperature, palette, gallery,
                  device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,

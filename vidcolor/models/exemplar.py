@@ -103,7 +103,7 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     """
     h, w = tgt.shape
     fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
-    bwd = (check or dis).calc(ref, tgt, None)
+    bwd = (dis if check is None else check).calc(ref, tgt, None)
     grid = pixel_grid(h, w)
     pos = grid + fwd
     mx, my = pos[..., 0], pos[..., 1]

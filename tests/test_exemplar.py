@@ -139,14 +139,19 @@ def test_a_match_score_given_gates_the_shot_without_scoring_again(monkeypatch):
         assert c.gate == pytest.approx(gate) and (ab.abs().max() == 0) == (gate == 0)
 
 
-def test_flow_align_confident_where_the_view_holds():
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    ref = red_square_scene()
-    lab = rgb_to_lab(to_t(ref))[0]
+def moved_pair():
+    """flow_align's inputs for the red-square scene moved by (5, 3): the still's uint8 L and a/b, the
+    moved frame's Lab (3, H, W) and uint8 L."""
+    lab = rgb_to_lab(to_t(red_square_scene()))[0]
     ref_l8 = (lab[0].numpy() * 2.55).round().astype(np.uint8)
     ref_ab = np.ascontiguousarray(lab[1:].permute(1, 2, 0).numpy())
     moved = rgb_to_lab(to_t(red_square_scene(dx=5, dy=3)))[0]
-    tgt_l8 = (moved[0].numpy() * 2.55).round().astype(np.uint8)
+    return ref_l8, ref_ab, moved, (moved[0].numpy() * 2.55).round().astype(np.uint8)
+
+
+def test_flow_align_confident_where_the_view_holds():
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    ref_l8, ref_ab, moved, tgt_l8 = moved_pair()
     ab, conf, _ = flow_align(tgt_l8, ref_l8, ref_ab, dis)
     err = np.abs(ab - moved[1:].permute(1, 2, 0).numpy()).mean(-1)
     assert np.median(conf) > 0.5
@@ -169,12 +174,7 @@ def test_the_backward_flow_only_checks_and_may_be_coarser():
             calls.append(self.name)
             return self.dis.calc(a, b, flow)
 
-    ref = red_square_scene()
-    lab = rgb_to_lab(to_t(ref))[0]
-    ref_l8 = (lab[0].numpy() * 2.55).round().astype(np.uint8)
-    ref_ab = np.ascontiguousarray(lab[1:].permute(1, 2, 0).numpy())
-    moved = rgb_to_lab(to_t(red_square_scene(dx=5, dy=3)))[0]
-    tgt_l8 = (moved[0].numpy() * 2.55).round().astype(np.uint8)
+    ref_l8, ref_ab, _, tgt_l8 = moved_pair()
     fwd = Rec("forward", cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     ab, conf, _ = flow_align(tgt_l8, ref_l8, ref_ab, fwd, check=Rec("check", cv2.DISOPTICAL_FLOW_PRESET_FAST))
     assert calls == ["forward", "check"]

@@ -10,7 +10,8 @@ from typing import Callable, TypeVar
 
 from ..errors import ConfigError
 
-__all__ = ["read_train_config", "repo_paths", "provenance", "start_run", "save_atomic", "pool_cache", "resume_from", "loss_log"]
+__all__ = ["read_train_config", "repo_paths", "provenance", "start_run", "adam_cosine", "save_atomic", "pool_cache",
+           "resume_from", "loss_log"]
 
 log = logging.getLogger("vidcolor")
 
@@ -60,6 +61,15 @@ def start_run(cfg) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
     return out
+
+
+def adam_cosine(net, cfg):
+    """Adam at ``cfg.lr`` on ``net``'s parameters, and its learning rate annealed along a cosine over
+    ``cfg.steps`` down to 5% of it: the optimiser and schedule of the exemplar's training loops."""
+    import torch
+
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
 
 
 def save_atomic(path: Path, payload) -> None:

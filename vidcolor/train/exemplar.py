@@ -36,7 +36,7 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -50,7 +50,8 @@ from ..errors import ConfigError, InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..models.exemplar import ExemplarColorizer
 from ..models.fusion import FusionNet, rule_blend, save_fusion
-from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
+from .common import (adam_cosine, loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from,
+                     save_atomic, start_run)
 
 __all__ = ["TrainExemplarConfig", "train_exemplar", "make_example"]
 
@@ -263,7 +264,7 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
     out = start_run(cfg)
     rng = random.Random(cfg.seed)
     photos = list_photos(cfg.data)
-    ecfg = ExemplarConfig(**{**asdict(ExemplarConfig()), **cfg.exemplar, "weights": "rule"})
+    ecfg = ExemplarConfig(**{**cfg.exemplar, "weights": "rule"})
 
     def align() -> dict[str, torch.Tensor]:
         colorizer = ExemplarColorizer(device=torch.device("cpu"), config=ecfg)
@@ -272,8 +273,7 @@ def train_exemplar(cfg: TrainExemplarConfig, *, device: torch.device | str = "cp
 
     pool = {k: v.to(device) for k, v in pool_cache(out / "pool.pt", resume, align).items()}
     net = FusionNet(width=cfg.width, depth=cfg.depth).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
+    opt, sched = adam_cosine(net, cfg)
     backbone = efficientnet_lite0(pretrained=True).to(device).requires_grad_(False)
     ckpt = out / "last.pt"
     state = resume_from(ckpt, device, net=net, opt=opt, sched=sched) if resume else None

@@ -26,7 +26,7 @@ import logging
 import os
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -36,7 +36,8 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ConfigError
 from ..models.matcher import FeatureMatcher, MatcherHead, attend, matching_features, raw_features, save_matcher
-from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
+from .common import (adam_cosine, loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from,
+                     save_atomic, start_run)
 from .exemplar import SPEC, _to_tensor, list_photos, make_example
 
 __all__ = ["TrainMatcherConfig", "load_train_config", "train_matcher", "build_pool", "validate"]
@@ -57,7 +58,7 @@ class TrainMatcherConfig:
     steps: int = 3000
     batch: int = 16
     lr: float = 1e-3
-    context: bool = False  # the head's 3x3 convolution too (a cell's neighbours): slower, as configs/train-matcher.yaml says
+    context: bool = False  # a 3x3 convolution too (a cell's neighbours; slower), off as in configs/train-matcher.yaml
     holdout: int = 5  # every holdout-th photo is held out for validation (0: none)
     seed: int = 0
     checkpoint_every: int = 250
@@ -152,14 +153,13 @@ def train_matcher(cfg: TrainMatcherConfig, *, device: torch.device | str = "cpu"
     out = start_run(cfg)
     rng = random.Random(cfg.seed)
     photos = list_photos(cfg.data)
-    ecfg = ExemplarConfig(**{**asdict(ExemplarConfig()), **cfg.exemplar})
+    ecfg = ExemplarConfig(**cfg.exemplar)
     pool = pool_cache(out / "pool.pt", resume, lambda: build_pool(cfg, photos, get_backbone(torch.device("cpu")), rng))
     pool = {k: v.to(device) for k, v in pool.items()}
     train_idx = torch.nonzero(~pool["val"]).flatten()
     val_idx = torch.nonzero(pool["val"]).flatten()
     head = MatcherHead(context=cfg.context).to(device)
-    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.05)
+    opt, sched = adam_cosine(head, cfg)
     ckpt = out / "last.pt"
     state = resume_from(ckpt, device, net=head, opt=opt, sched=sched) if resume else None
     step = int(state["step"]) if state else 0

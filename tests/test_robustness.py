@@ -280,11 +280,19 @@ def test_output_folder_removed_mid_run(tmp_path, clip, still):
 
 # -- 4. SIGINT / SIGTERM -------------------------------------------------------------------------
 
+def _as_from_a_terminal() -> None:
+    # A test run started in the background (`pytest ... &`, nohup) hands its children SIGINT ignored, and
+    # vidcolor rightly keeps an ignored SIGINT (so Ctrl-C at the terminal spares background jobs): give the
+    # run the default disposition a command typed at a terminal has.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(*args) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("VIDCOLOR_DEBUG", None)
     return subprocess.Popen([sys.executable, "-m", "vidcolor", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_as_from_a_terminal)
 
 
 def _wait_for(cond, proc, timeout=60.0) -> None:

@@ -1,4 +1,4 @@
-"""Keyframe propagation on the development clips, and where the encoder's share of the error goes.
+"""Keyframe propagation on the development clips, where the encoder's share of the error goes, and the flow floor written alike.
 
     python benchmarks/bench_keyframe.py [--ref mid|alt] [--crf 0,16] [-- VIDCOLOR ARGS ...]
 
@@ -15,7 +15,18 @@ what the encoding costs in two, in the Y'CbCr 4:2:0 planes of the files:
 - ``luma vs input``: PSNR of the output's luma against the input's, which
   vidcolor passes through unchanged (pure generation loss of the encoder).
 
-Extra arguments after ``--`` go to vidcolor (``-- -c configs/fine.yaml``).
+Beside it, the ``flow_map`` floor of ../shared/eval/quality.py (each
+shot's still carried to its frames by DIS optical flow) is scored twice:
+``raw`` as quality.py scores it, RGB frames that were never encoded, and
+``written alike``: the same frames stored the way vidcolor stores its
+output (Y'CbCr 4:2:0, x264 with vidcolor's options at that crf). Only the
+second is on equal terms with the tool: 4:2:0 and the encoder's noise alone
+raise CDC (colour distribution consistency: JS divergence of the frames'
+RGB histograms; lower is steadier). Both sides are scored by quality.py's own
+``score`` (PSNR, SSIM, colourfulness, CDC), so it needs scikit-image.
+
+Extra arguments after ``--`` go to vidcolor (``-- -c configs/fine.yaml``);
+the floor is written with the codec's archival options at each crf.
 """
 from __future__ import annotations
 
@@ -28,10 +39,15 @@ import tempfile
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-DEV_SET = HERE.parent.parent / "shared" / "eval" / "set"
+EVAL = HERE.parent.parent / "shared" / "eval"
+DEV_SET = EVAL / "set"
+sys.path.insert(0, str(HERE.parent))
+from vidcolor.config import EncodeConfig  # noqa: E402
+from vidcolor.io.encode import encoder_options  # noqa: E402
 
 
 def planes(path: Path) -> list[np.ndarray]:
@@ -54,6 +70,37 @@ def with_luma(y_of: np.ndarray, c_of: np.ndarray) -> np.ndarray:
     out = c_of.copy()
     out[:h] = y_of[:h]
     return out
+
+
+def write_alike(frames: list[np.ndarray], rate, crf: str, work: Path) -> list[np.ndarray]:
+    """RGB frames stored as vidcolor stores its output (x264 4:2:0, its options at ``crf``), decoded back."""
+    path = work / "floor.mp4"
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=rate)
+        s.height, s.width = frames[0].shape[:2]
+        s.pix_fmt = "yuv420p"
+        s.options = encoder_options(EncodeConfig(crf=int(crf)))
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24").reformat(format="yuv420p")
+            vf.pts = i
+            c.mux(s.encode(vf))
+        c.mux(s.encode(None))
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+def flow_floor(quality, clip: Path, meta: dict, kind: str, gray_rgb: list[np.ndarray]) -> list[np.ndarray]:
+    starts = meta["shot_starts"]
+    bounds = starts[1:] + [len(gray_rgb)]
+    out = []
+    for k, (a, b) in enumerate(zip(starts, bounds)):
+        still = cv2.cvtColor(cv2.imread(str(clip / "refs" / f"shot{k}_{kind}.png")), cv2.COLOR_BGR2RGB)
+        out += [quality.flow_carry(g, still) for g in gray_rgb[a:b]]
+    return out
+
+
+def fmt(m: dict) -> str:
+    return f"psnr {m['psnr']:.2f} ssim {m['ssim']:.3f} cdc {m['cdc']:.5f}"
 
 
 def colour(clip: Path, meta: dict, kind: str, crf: str, work: Path, extra: list[str]) -> Path:
@@ -79,29 +126,50 @@ def main() -> None:
     clips = sorted(p.parent for p in a.set.glob("*/meta.json"))
     if not clips:
         ap.error(f"no development set at {a.set}")
+    sys.path.insert(0, str(EVAL))
+    import quality  # the evaluation's own floor and scores
+
     crfs = a.crf.split(",")
     rows: dict[str, list[float]] = {}
+    scores: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         for clip in clips:
             meta = json.loads((clip / "meta.json").read_text())
+            starts = meta["shot_starts"]
             truth = planes(a.set.parent / "src" / meta["source"])
             truth_rgb = [rgb(f) for f in truth]
             gray = planes(clip / meta["gray"])
+            with av.open(str(clip / meta["gray"])) as c:
+                rate = c.streams.video[0].average_rate
             h = gray[0].shape[0] * 2 // 3
             bound = np.mean([psnr(rgb(with_luma(g, t)), r) for g, t, r in zip(gray, truth, truth_rgb)])
-            line = [f"{clip.name:10s} input luma + true chroma {bound:.2f}"]
+            print(f"{clip.name:10s} input luma + true chroma {bound:.2f}", flush=True)
+            floor = flow_floor(quality, clip, meta, a.ref, [rgb(g) for g in gray])
+            m = quality.score(floor, truth_rgb, starts)
+            scores.setdefault("raw", []).append(m)
+            print(f"{'':10s} flow_map raw (quality.py's floor, never encoded): {fmt(m)}", flush=True)
             for crf in crfs:
                 out = planes(colour(clip, meta, a.ref, crf, Path(tmp), a.extra))
-                vals = [np.mean([psnr(rgb(o), r) for o, r in zip(out, truth_rgb)]),
+                out_rgb = [rgb(o) for o in out]
+                vals = [np.mean([psnr(o, r) for o, r in zip(out_rgb, truth_rgb)]),
                         np.mean([psnr(rgb(with_luma(g, o)), r) for g, o, r in zip(gray, out, truth_rgb)]),
                         np.mean([psnr(o[:h], g[:h]) for o, g in zip(out, gray)])]
                 rows.setdefault(crf, []).append(vals)
-                line.append(f"| crf {crf}: {vals[0]:.2f} (chroma {vals[1]:.2f}, luma vs input {vals[2]:.2f})")
-            print(" ".join(line), flush=True)
+                tool = quality.score(out_rgb, truth_rgb, starts)
+                alike = quality.score(write_alike(floor, rate, crf, Path(tmp)), truth_rgb, starts)
+                scores.setdefault(f"tool {crf}", []).append(tool)
+                scores.setdefault(f"alike {crf}", []).append(alike)
+                print(f"{'':10s} crf {crf}: tool {fmt(tool)} (chroma {vals[1]:.2f}, luma vs input {vals[2]:.2f}) | "
+                      f"flow_map written alike {fmt(alike)}", flush=True)
+
+    def mean(key: str) -> dict:
+        return {k: float(np.mean([m[k] for m in scores[key]])) for k in ("psnr", "ssim", "cdc")}
+
+    print(f"MEAN --ref {a.ref} flow_map raw (quality.py's floor): {fmt(mean('raw'))}")
     for crf, v in rows.items():
         m = np.mean(v, axis=0)
-        print(f"MEAN --ref {a.ref} crf {crf}: psnr {m[0]:.2f} | input luma + our chroma {m[1]:.2f} | "
-              f"luma vs input {m[2]:.2f}")
+        print(f"MEAN --ref {a.ref} crf {crf}: tool {fmt(mean(f'tool {crf}'))} | input luma + our chroma {m[1]:.2f} | "
+              f"luma vs input {m[2]:.2f} | flow_map written alike {fmt(mean(f'alike {crf}'))}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from vidcolor.color import BT709, YCbCrSpec, gray_to_l, rgb_to_cbcr, rgb_to_lab,
 from vidcolor.config import ExemplarConfig
 from vidcolor.errors import ModelError
 from vidcolor.models import get_colorizer
-from vidcolor.models.exemplar import ExemplarColorizer, flow_align, guided_upsample
+from vidcolor.models.exemplar import ExemplarColorizer, GlobalAlign, flow_align, guided_upsample
 from vidcolor.models.fusion import FusionNet, RuleFusion, load_fusion, save_fusion
 from vidcolor.ops import dis_flow
 
@@ -186,6 +186,70 @@ def test_the_backward_flow_only_checks_and_may_be_coarser():
     assert colorizer(check_preset="medium")._check is None
     with pytest.raises(ModelError, match="unknown flow preset 'slow'"):
         colorizer(check_preset="slow")
+
+
+def pushed_in(zoom=2.0, x0=60.0, y0=40.0, seed=4):
+    """A wide still (256 x 320: a textured scene with a red square) and a frame that pushes in on part
+    of it (``zoom`` x, the crop's corner at (x0, y0) in the still): both RGB, and the true (2, 3) map
+    from frame pixels to still pixels."""
+    still = textured(256, 320, seed=seed)
+    cv2.rectangle(still, (110, 80), (190, 150), (200, 30, 30), -1)
+    cv2.rectangle(still, (130, 95), (140, 105), (240, 120, 120), -1)
+    true = np.float64([[1 / zoom, 0, x0], [0, 1 / zoom, y0]])
+    frame = cv2.warpAffine(still, true, (320, 256), flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP)
+    return still, frame, true
+
+
+def l8(rgb: np.ndarray) -> np.ndarray:
+    return (rgb_to_lab(to_t(rgb))[0, 0].numpy() * 2.55).round().astype(np.uint8)
+
+
+def test_global_align_finds_a_pushed_in_frame_in_its_still_and_nothing_where_no_map_holds():
+    still, frame, true = pushed_in()
+    found = GlobalAlign(l8(still))(l8(frame))
+    assert found is not None
+    corners = np.float32([[0, 0], [319, 0], [0, 255], [319, 255]])
+    moved = cv2.perspectiveTransform(corners[:, None], found)[:, 0]
+    assert np.abs(moved - (corners @ true[:, :2].T + true[:, 2])).max() < 2.0  # pixels of the still
+    mirrored = np.ascontiguousarray(l8(frame)[:, ::-1])  # another view: no affine map moves it onto the still
+    assert GlobalAlign(l8(still))(mirrored) is None
+    assert GlobalAlign(l8(still))(l8(textured(256, 320, seed=9))) is None  # an unrelated scene
+    # refit: the frames between fits take the last answer
+    align = GlobalAlign(l8(still), refit=3)
+    answers = [align(f) for f in (l8(frame), mirrored, mirrored, mirrored)]
+    assert answers[1] is answers[0] and answers[2] is answers[0] and answers[3] is None
+
+
+def test_a_prealigned_flow_colours_a_pushed_in_frame_where_the_plain_flow_cannot():
+    still, frame, _ = pushed_in()
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    lab = rgb_to_lab(to_t(still))[0]
+    ref_ab = np.ascontiguousarray(lab[1:].permute(1, 2, 0).numpy())
+    truth = rgb_to_lab(to_t(frame))[0, 1:].permute(1, 2, 0).numpy()
+    tgt = l8(frame)
+    plain_ab, plain_conf, _ = flow_align(tgt, l8(still), ref_ab, dis, fb_sigma=5.0, l_sigma=15.0)
+    ab, conf, flow = flow_align(tgt, l8(still), ref_ab, dis, fb_sigma=5.0, l_sigma=15.0,
+                                prealign=GlobalAlign(l8(still))(tgt))
+    err = np.abs(ab - truth).mean(-1)
+    assert np.median(conf) > 0.5 and err[conf > 0.5].mean() < 4
+    assert np.median(plain_conf) < 0.2 and np.abs(plain_ab - truth).mean() > 2 * err.mean()
+    # the flow returned includes the map: frame pixel (100, 100) lies at (110, 90) in the still
+    assert np.allclose(flow[100, 100] + [100, 100], [110, 90], atol=1.5)
+    square = (slice(110, 180), slice(110, 240))  # the red square, pushed in
+    assert ab[square][..., 0].mean() > 40  # a*: red
+
+
+def test_the_colorizer_prealigns_a_still_framed_wider_than_the_shot():
+    still, frame, _ = pushed_in()
+    truth = cbcr(frame)
+    err = {}
+    for prealign in (True, False):
+        c = colorizer(prealign=prealign, work_size=256)
+        c.begin_shot(to_t(still))
+        c.set_match(0.9)
+        err[prealign] = float((c.colorize(L_of(frame))[0] - truth).abs().mean())
+        assert (c._aligner is not None) == prealign
+    assert err[True] < 0.5 * err[False]
 
 
 def test_flow_align_carries_the_stills_edge_colour_past_its_edge():

@@ -93,7 +93,9 @@ class ExemplarConfig:
     forward-backward error and the luminance mismatch; ``outside_sigma``
     (pixels): how fast it falls where the flow leaves the still (the still's
     edge colour carried on; 0: no colour from the flow outside the still);
-    ``temperature``: of
+    ``prealign``: bring the still onto each frame by an affine map fitted to
+    feature matches before the flow, where one clearly holds (a still framed
+    or zoomed otherwise than the shot); ``temperature``: of
     the attention softmax over cosine similarities; ``tone_weight``: how much a
     difference in mean luminance (0..1) between a frame cell and a reference
     cell lowers their similarity (0: features only); ``attention_radius``:
@@ -119,6 +121,7 @@ class ExemplarConfig:
     fb_sigma: float = 5.0
     l_sigma: float = 15.0
     outside_sigma: float = 16.0
+    prealign: bool = True
     temperature: float = 0.04
     tone_weight: float = 1.0
     attention_radius: int = 8

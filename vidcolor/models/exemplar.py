@@ -8,7 +8,12 @@ described once (Lab, luminance features). Per frame, at the working size:
    luminance to the reference's and back. Where the two agree (forward-
    backward check) and the luminances under the flow match, the reference's
    a/b are carried over pixel for pixel: the most precise correspondence
-   there is when the still is a coloured keyframe of the shot.
+   there is when the still is a coloured keyframe of the shot. A still framed
+   otherwise (a publicity photo of the scene, the keyframe of a shot that
+   zooms or pans) lies further from the frame than the flow reaches: an
+   affine map fitted to ORB feature matches by RANSAC (:class:`GlobalAlign`)
+   brings the still onto the frame first, where it clearly aligns them, and
+   the flow corrects what remains.
 2. Semantic alignment: both luminances through the frozen EfficientNet-Lite0
    (stride-8 and stride-16 maps, centred, unit length, then the learned
    projection of the similarity sub-net, :mod:`vidcolor.models.matcher`), cosine
@@ -53,7 +58,7 @@ from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, register_colorizer
 
-__all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "FeatureMatcher"]
+__all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
 
 log = logging.getLogger("vidcolor")
 
@@ -87,9 +92,87 @@ def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, ra
     return A * (L_hi / 100.0) + B
 
 
+class GlobalAlign:
+    """An affine map from frames to one still, where one holds (ORB features, RANSAC).
+
+    Dense flow follows motions of some tens of pixels; a still framed
+    otherwise than the shot (zoomed out, shifted, a keyframe of a shot that
+    pushes in) is further away than that. Called with a frame's (h, w) uint8
+    luminance at the still's size, returns the (3, 3) map from frame pixels
+    to still pixels, or None where no map clearly holds: too few feature
+    matches agree with one (``min_inliers``), the still so mapped covers too
+    little of the frame (``min_overlap``), or its luminance does not match
+    the frame's clearly better than the still as it is (mean absolute
+    difference over the overlap at most ``gain`` x the unmapped one): a
+    keyframe of a still shot, another view (a mirrored photo: no map holds),
+    a scene that no single map moves (a face before a passing window).
+    The fit and the check run at ``scale`` of the given size (the flow then
+    corrects the map's last pixel or two), on every ``refit``-th frame of the
+    calls (a shot's frames, in order); the frames between take the last
+    answer, as a camera moves a few pixels a frame, which the flow corrects.
+    The still's features are computed once.
+    """
+
+    def __init__(self, ref: np.ndarray, *, scale: float = 0.5, features: int = 500, min_inliers: int = 12,
+                 gain: float = 0.7, min_overlap: float = 0.3, refit: int = 4):
+        self.refit, self.calls, self.last = refit, 0, None
+        self.scale = scale
+        self.ref = self._small(ref)
+        self.orb = cv2.ORB_create(features, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self.keys, self.desc = self.orb.detectAndCompute(self.ref, None)
+        self.min_inliers, self.gain, self.min_overlap = min_inliers, gain, min_overlap
+
+    def _small(self, img: np.ndarray) -> np.ndarray:
+        if self.scale == 1.0:
+            return img
+        h, w = img.shape
+        return cv2.resize(img, (max(16, round(w * self.scale)), max(16, round(h * self.scale))),
+                          interpolation=cv2.INTER_AREA)
+
+    def __call__(self, tgt: np.ndarray) -> np.ndarray | None:
+        if self.calls % self.refit == 0:
+            self.last = self.fit(tgt)
+        self.calls += 1
+        return self.last
+
+    def fit(self, tgt: np.ndarray) -> np.ndarray | None:
+        """The map for ``tgt``, or None (see the class docstring)."""
+        if self.desc is None or len(self.keys) < self.min_inliers:
+            return None
+        full = tgt.shape
+        tgt = self._small(tgt)
+        keys, desc = self.orb.detectAndCompute(tgt, None)
+        if desc is None or len(keys) < self.min_inliers:
+            return None
+        pairs = self.matcher.knnMatch(desc, self.desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]  # Lowe's ratio test
+        if len(good) < self.min_inliers:
+            return None
+        src = np.float32([keys[m.queryIdx].pt for m in good])
+        dst = np.float32([self.keys[m.trainIdx].pt for m in good])
+        affine, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+        if affine is None or int(inliers.sum()) < self.min_inliers:
+            return None
+        h, w = tgt.shape
+        mapped = cv2.warpAffine(self.ref, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        inside = cv2.warpAffine(np.ones_like(self.ref), affine, (w, h),
+                                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
+        if inside.mean() < self.min_overlap:
+            return None
+        t = tgt.astype(np.float32)
+        before = np.abs(t - self.ref).mean()
+        after = np.abs(t - mapped)[inside].mean()
+        if after > self.gain * before:
+            return None
+        sx, sy = tgt.shape[1] / full[1], tgt.shape[0] / full[0]  # back to the full size: S^-1 A S
+        to_small = np.diag([sx, sy, 1.0])
+        return np.diag([1 / sx, 1 / sy, 1.0]) @ np.vstack([affine, [0.0, 0.0, 1.0]]) @ to_small
+
+
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
-               l_sigma: float = 6.0, outside_sigma: float = 0.0,
-               check=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               l_sigma: float = 6.0, outside_sigma: float = 0.0, check=None,
+               prealign: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference a/b carried to the target by optical flow, and its confidence.
 
     ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
@@ -100,16 +183,26 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     with the distance outside, in pixels, as the reference's replicated edge
     colour goes on; 0: none outside); and the (h, w, 2) flow itself. ``check``: the DIS
     flow for the backward pass, which only checks the forward one (None: ``dis``).
+    ``prealign``: a (3, 3) map from target pixels to reference pixels (:class:`GlobalAlign`)
+    that brings the reference onto the target before the flow; the flow returned includes it.
     """
     h, w = tgt.shape
-    fwd = dis.calc(tgt, ref, None)  # target pixel x is at x + fwd(x) in the reference
-    bwd = (dis if check is None else check).calc(ref, tgt, None)
     grid = pixel_grid(h, w)
+    if prealign is not None:  # the flow between the target and the reference mapped onto it
+        ref_on = cv2.warpPerspective(ref, prealign, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE)
+    else:
+        ref_on = ref
+    fwd = dis.calc(tgt, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
+    bwd = (dis if check is None else check).calc(ref_on, tgt, None)
     pos = grid + fwd
-    mx, my = pos[..., 0], pos[..., 1]
-    ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    back = cv2.remap(bwd, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    back = cv2.remap(bwd, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb = np.sqrt(((fwd + back) ** 2).sum(-1))
+    if prealign is not None:  # positions in the reference itself
+        pos = cv2.perspectiveTransform(pos.reshape(-1, 1, 2), prealign).reshape(h, w, 2)
+        fwd = pos - grid
+    mx, my = np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1])
+    ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     dl = np.abs(ref_l - tgt.astype(np.float32)) / 2.55
     # where the flow leaves the reference (a pan or a zoom shows what the still does not), the
@@ -176,6 +269,7 @@ class ExemplarColorizer(Colorizer):
         """The reference at the working size ``shape``: L, chroma, uint8 L, features."""
         self._ref_L, self._ref_ab = self._reference_at(shape)
         self._ref_l8 = (self._ref_L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+        self._aligner = GlobalAlign(self._ref_l8) if self.cfg.prealign and self.cfg.flow else None
         self._ref_ab_np = np.ascontiguousarray(self._ref_ab[0].permute(1, 2, 0).cpu().numpy())
         self._ref_feat = self.matcher.features(self._ref_L)
         self._ref_ab_small = F.adaptive_avg_pool2d(self._ref_ab, self._ref_feat.shape[-2:])
@@ -214,7 +308,8 @@ class ExemplarColorizer(Colorizer):
         t = time.perf_counter()
         l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
         out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma, check=self._check)
+                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma, check=self._check,
+                          prealign=self._aligner(f) if self._aligner is not None else None)
                for f in l8]
         self.flow_seconds += time.perf_counter() - t
         return out

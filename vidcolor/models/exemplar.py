@@ -106,17 +106,18 @@ class GlobalAlign:
     difference over the overlap at most ``gain`` x the unmapped one): a
     keyframe of a still shot, another view (a mirrored photo: no map holds),
     a scene that no single map moves (a face before a passing window).
-    The fit and the check run at ``scale`` of the given size (the flow then
-    corrects the map's last pixel or two), on every ``refit``-th frame of the
+    The fit and the check run at a short side of ``size`` pixels at most (at
+    the default working size, half of it; the flow then corrects the map's
+    last pixel or two), on every ``refit``-th frame of the
     calls (a shot's frames, in order); the frames between take the last
     answer, as a camera moves a few pixels a frame, which the flow corrects.
     The still's features are computed once.
     """
 
-    def __init__(self, ref: np.ndarray, *, scale: float = 0.5, features: int = 500, min_inliers: int = 12,
+    def __init__(self, ref: np.ndarray, *, size: int = 128, features: int = 500, min_inliers: int = 12,
                  gain: float = 0.7, min_overlap: float = 0.3, refit: int = 4):
         self.refit, self.calls, self.last = refit, 0, None
-        self.scale = scale
+        self.scale = min(1.0, size / min(ref.shape))
         self.ref = self._small(ref)
         self.orb = cv2.ORB_create(features, fastThreshold=10, edgeThreshold=15, patchSize=15)
         self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)

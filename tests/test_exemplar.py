@@ -406,3 +406,35 @@ def test_motion_examples_move_objects_of_other_photos_over_a_keyframe(tmp_path):
         assert blue_t.any() or blue_r.any()  # an object is in view in at least one of them
         moved += (blue_t != blue_r).mean() > 0.02
     assert moved >= 6  # the objects move between the two
+
+
+def test_the_report_says_on_how_many_frames_of_a_shot_the_still_was_prealigned(tmp_path):
+    import json
+
+    import av
+    from click.testing import CliRunner
+
+    from vidcolor.cli import main
+
+    still, _, _ = pushed_in()
+    cv2.imwrite(str(tmp_path / "still.png"), cv2.cvtColor(still, cv2.COLOR_RGB2BGR))
+    clip = tmp_path / "push.mp4"
+    with av.open(str(clip), "w") as c:
+        s = c.add_stream("libx264", rate=24)
+        s.width, s.height, s.pix_fmt = 320, 256, "yuv420p"
+        for i in range(12):  # pushing in on the still, drifting right
+            _, frame, _ = pushed_in(x0=60.0 + i)
+            yuv = av.VideoFrame.from_ndarray(frame, format="rgb24").reformat(format="yuv420p").to_ndarray()
+            yuv[256:] = 128  # black and white
+            c.mux(s.encode(av.VideoFrame.from_ndarray(yuv, format="yuv420p")))
+        c.mux(s.encode(None))
+    (tmp_path / "off.yaml").write_text("exemplar:\n  prealign: false\n")
+    shots = {}
+    for name, extra in (("on", []), ("off", ["-c", str(tmp_path / "off.yaml")])):
+        rep = tmp_path / f"{name}.json"
+        r = CliRunner().invoke(main, [str(clip), "-r", str(tmp_path / "still.png"), "-o", str(tmp_path / f"{name}.mp4"),
+                                      "--detector", "off", "--report", str(rep), "-q", *extra])
+        assert r.exit_code == 0, r.output
+        shots[name] = json.loads(rep.read_text())["shots"]
+    assert len(shots["on"]) == 1 and shots["on"][0]["prealigned"] == 12
+    assert "prealigned" not in shots["off"][0]

@@ -119,6 +119,17 @@ def _colorizer_parts(*colorizers: Colorizer | None) -> list[Colorizer]:
     return list(seen.values())
 
 
+def _note_prealigned(entry: dict, colorizer: Colorizer) -> None:
+    """Record in a shot's report entry on how many of its frames the exemplar brought its still onto the
+    frame before the flow (a still framed otherwise than the shot), when it had a still for the shot."""
+    for part in _colorizer_parts(colorizer):
+        take = getattr(part, "take_prealigned", None)
+        if take is not None:
+            n = take()  # taken either way: a shot the exemplar had no still for must not inherit the count
+            if n is not None and entry.get("reference"):
+                entry["prealigned"] = n
+
+
 def default_output(input: str | os.PathLike) -> Path:
     p = Path(input)
     return p.with_name(f"{p.stem}_color{p.suffix}")
@@ -718,6 +729,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 with timers("temporal"):
                     ready = smoother.end_shot()
                 write_smoothed(ready)
+                if entries and not colorist.neutral:  # the shot just coloured
+                    _note_prealigned(entries[-1][1], colorist.colorizer)
 
             def begin(shot) -> None:
                 end_shot()  # no colour is carried across a cut

@@ -103,9 +103,10 @@ class GlobalAlign:
     matches agree with one (``min_inliers``), the still so mapped covers too
     little of the frame (``min_overlap``), or its luminance does not match
     the frame's clearly better than the still as it is (mean absolute
-    difference over the overlap at most ``gain`` x the unmapped one): a
-    keyframe of a still shot, another view (a mirrored photo: no map holds),
-    a scene that no single map moves (a face before a passing window).
+    difference over the overlap at most ``gain`` x the unmapped one), or the
+    map is not a re-framing (:meth:`plausible`): a keyframe of a still shot,
+    another view (a mirrored photo: no map holds), a scene that no single map
+    moves (a face before a passing window).
     The fit and the check run at a short side of ``size`` pixels at most (at
     the default working size, half of it; the flow then corrects the map's
     last pixel or two), on every ``refit``-th frame of the
@@ -114,7 +115,7 @@ class GlobalAlign:
     The still's features are computed once.
     """
 
-    def __init__(self, ref: np.ndarray, *, size: int = 128, features: int = 500, min_inliers: int = 12,
+    def __init__(self, ref: np.ndarray, *, size: int = 128, features: int = 500, min_inliers: int = 8,
                  gain: float = 0.7, min_overlap: float = 0.3, refit: int = 4):
         self.refit, self.calls, self.last = refit, 0, None
         self.scale = min(1.0, size / min(ref.shape))
@@ -137,6 +138,16 @@ class GlobalAlign:
         self.calls += 1
         return self.last
 
+    @staticmethod
+    def plausible(a: np.ndarray) -> bool:
+        """Whether the linear part ``a`` (2, 2) of a map is a re-framing: a zoom of 1/5..5x, the
+        two axes scaled within 3x of each other (a still of another aspect ratio is stretched to
+        the frame's), little rotation or shear, no mirroring. Degenerate fits on flat regions
+        (a road, a sky) can match the luminance better than the still as it is; these they are not."""
+        sx, sy = a[0, 0], a[1, 1]
+        return (0.2 < sx < 5 and 0.2 < sy < 5 and 1 / 3 < sx / sy < 3
+                and abs(a[0, 1]) < 0.25 * min(sx, sy) and abs(a[1, 0]) < 0.25 * min(sx, sy))
+
     def fit(self, tgt: np.ndarray) -> np.ndarray | None:
         """The map for ``tgt``, or None (see the class docstring)."""
         if self.desc is None or len(self.keys) < self.min_inliers:
@@ -153,7 +164,7 @@ class GlobalAlign:
         src = np.float32([keys[m.queryIdx].pt for m in good])
         dst = np.float32([self.keys[m.trainIdx].pt for m in good])
         affine, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
-        if affine is None or int(inliers.sum()) < self.min_inliers:
+        if affine is None or int(inliers.sum()) < self.min_inliers or not self.plausible(affine[:, :2]):
             return None
         h, w = tgt.shape
         mapped = cv2.warpAffine(self.ref, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
@@ -247,6 +258,7 @@ class ExemplarColorizer(Colorizer):
         self.flow_seconds = 0.0  # spent in flows to the reference (mostly on the worker thread)
         self.gate: float | None = None  # shot gate, set on the shot's first batch
         self.score: float | None = None
+        self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
 
     # -- per shot ------------------------------------------------------------------------------
     def begin_shot(self, reference: torch.Tensor | None) -> None:
@@ -303,15 +315,23 @@ class ExemplarColorizer(Colorizer):
                     "exemplar: the reference matches this shot only partly (score %.2f, gate %.2f)", self.score,
                     self.gate)
 
+    def take_prealigned(self) -> int | None:
+        """How many frames coloured since the last call had the still pre-aligned onto them
+        (:class:`GlobalAlign`); None when ``prealign`` is off. For the run's report, per shot."""
+        n, self._prealigned = self._prealigned, 0
+        return n if self.cfg.prealign and self.cfg.flow else None
+
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held)."""
         t = time.perf_counter()
         l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+        maps = [self._aligner(f) if self._aligner is not None else None for f in l8]
+        self._prealigned += sum(m is not None for m in maps)
         out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
                           l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma, check=self._check,
-                          prealign=self._aligner(f) if self._aligner is not None else None)
-               for f in l8]
+                          prealign=m)
+               for f, m in zip(l8, maps)]
         self.flow_seconds += time.perf_counter() - t
         return out
 

@@ -220,6 +220,16 @@ def test_global_align_finds_a_pushed_in_frame_in_its_still_and_nothing_where_no_
     assert answers[1] is answers[0] and answers[2] is answers[0] and answers[3] is None
 
 
+def test_only_a_reframing_counts_as_a_map():
+    """Zoom, shift and another aspect ratio are re-framings; a mirror, a quarter turn, a collapse are not
+    (fits like these on a road or a sky can match the luminance better than the still as it is)."""
+    assert GlobalAlign.plausible(np.array([[0.99, 0.01], [-0.01, 0.56]]))  # a square photo for a 16:9 push-in
+    assert GlobalAlign.plausible(np.array([[2.0, 0.0], [0.0, 2.0]]))
+    for a in ([[-1.2, -0.14], [-0.24, 1.04]], [[0.42, -1.89], [-0.18, 0.67]], [[0.0, 1.0], [-1.0, 0.0]],
+              [[0.05, 0.0], [0.0, 0.05]], [[3.0, 0.0], [0.0, 0.5]]):
+        assert not GlobalAlign.plausible(np.array(a))
+
+
 def test_a_prealigned_flow_colours_a_pushed_in_frame_where_the_plain_flow_cannot():
     still, frame, _ = pushed_in()
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

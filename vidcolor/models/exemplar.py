@@ -258,6 +258,7 @@ class ExemplarColorizer(Colorizer):
         self.flow_seconds = 0.0  # spent in flows to the reference (mostly on the worker thread)
         self.gate: float | None = None  # shot gate, set on the shot's first batch
         self.score: float | None = None
+        self._prealign = self.cfg.prealign and self.cfg.flow  # GlobalAlign before the flow to the still
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
 
     # -- per shot ------------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class ExemplarColorizer(Colorizer):
         """The reference at the working size ``shape``: L, chroma, uint8 L, features."""
         self._ref_L, self._ref_ab = self._reference_at(shape)
         self._ref_l8 = (self._ref_L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-        self._aligner = GlobalAlign(self._ref_l8) if self.cfg.prealign and self.cfg.flow else None
+        self._aligner = GlobalAlign(self._ref_l8) if self._prealign else None
         self._ref_ab_np = np.ascontiguousarray(self._ref_ab[0].permute(1, 2, 0).cpu().numpy())
         self._ref_feat = self.matcher.features(self._ref_L)
         self._ref_ab_small = F.adaptive_avg_pool2d(self._ref_ab, self._ref_feat.shape[-2:])
@@ -319,7 +320,7 @@ class ExemplarColorizer(Colorizer):
         """How many frames coloured since the last call had the still pre-aligned onto them
         (:class:`GlobalAlign`); None when ``prealign`` is off. For the run's report, per shot."""
         n, self._prealigned = self._prealigned, 0
-        return n if self.cfg.prealign and self.cfg.flow else None
+        return n if self._prealign else None
 
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:

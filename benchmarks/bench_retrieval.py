@@ -5,7 +5,7 @@
 
 For every clip of the set (``meta.json``: ``shot_starts``, ``refs``), the
 middle frame of each shot is read from ``gray.mp4`` (PyAV ``gray`` frames,
-L = the Lab L of that gray) and ranked by :class:`vidcolor.retrieval.ReferenceIndex`
+L = the Lab L of that gray) and ranked by :class:`vidcolor.references.retrieval.ReferenceIndex`
 against the stills of one kind (``mid``: the shot's keyframe, ``alt``: the
 same still mirrored and re-framed) of ALL the clips pooled together,
 optionally with a folder of unrelated photos added as distractors. Prints,
@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from vidcolor.color import gray_to_l  # noqa: E402
 from vidcolor.references import ReferenceStore, list_images  # noqa: E402
-from vidcolor.retrieval import DEFAULT_THRESHOLD, ReferenceIndex  # noqa: E402
+from vidcolor.references.retrieval import DEFAULT_THRESHOLD, ReferenceIndex  # noqa: E402
 
 
 def read_frames(path: Path, wanted: set[int]) -> dict[int, np.ndarray]:

@@ -1,6 +1,8 @@
 """The exemplar colorizer: alignment, fusion, guided upsampling, weights, training (CPU, synthetic)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -113,30 +115,23 @@ def test_reference_is_prepared_once_per_shot(monkeypatch):
     assert calls == [1, 1, 1, 1, 1, 1]
 
 
-def test_unrelated_reference_gives_no_colour():
-    """A still unlike the shot must not paint it: the shot gate turns colour off."""
-    y, x = np.mgrid[0:128, 0:160]
-    rings = (128 + 100 * np.sin(np.hypot(x - 80, y - 64) / 2.5)).astype(np.uint8)
-    shot = np.repeat(rings[..., None], 3, axis=2)
-    c = colorizer()
-    c.begin_shot(to_t(red_square_scene()))
-    ab = c.colorize(L_of(shot))
-    assert c.score < c.cfg.gate_low and c.gate == 0.0
-    assert ab.abs().max() == 0
+def test_the_choice_gate_sets_the_share_of_the_stills_colour():
+    """The exemplar gives ``choice.gate`` of its still's colour (decided outside, by the chooser): none at 0,
+    half at 0.5, all at 1; it scores nothing itself."""
+    from vidcolor.references import ShotChoice
 
-
-def test_a_match_score_given_gates_the_shot_without_scoring_again(monkeypatch):
-    """The pipeline passes the score it chose the still by: the colorizer gates by it, scores nothing."""
-    import vidcolor.retrieval
-
-    monkeypatch.setattr(vidcolor.retrieval, "ReferenceIndex", lambda *a, **k: pytest.fail("scored again"))
     c = colorizer()
     L = L_of(red_square_scene(dx=3))
-    for score, gate in ((0.2, 0.0), (0.375, 0.5), (0.9, 1.0)):
-        c.begin_shot(to_t(red_square_scene()))
-        c.set_match(score)
+    full = None
+    for gate in (1.0, 0.5, 0.0):
+        c.begin_shot(to_t(red_square_scene()), ShotChoice("exemplar", Path("still.png"), 0.5, gate))
         ab = c.colorize(L)
-        assert c.gate == pytest.approx(gate) and (ab.abs().max() == 0) == (gate == 0)
+        assert c.gate == gate
+        if full is None:
+            full = ab
+            assert ab.abs().max() > 0.05
+        else:
+            assert torch.allclose(ab, full * gate, atol=1e-5)
 
 
 def moved_pair():
@@ -256,7 +251,6 @@ def test_the_colorizer_prealigns_a_still_framed_wider_than_the_shot():
     for prealign in (True, False):
         c = colorizer(prealign=prealign, work_size=256)
         c.begin_shot(to_t(still))
-        c.set_match(0.9)
         err[prealign] = float((c.colorize(L_of(frame))[0] - truth).abs().mean())
         assert (c._aligner is not None) == prealign
     assert err[True] < 0.5 * err[False]

@@ -1,4 +1,4 @@
-"""The gallery colorizer: a still retrieved per shot from a gallery, exemplar blended with
+"""The gallery: a still retrieved per shot from a gallery by the chooser, exemplar blended with
 auto by the exemplar's confidence (CPU, synthetic stills)."""
 from __future__ import annotations
 
@@ -14,11 +14,14 @@ from synth import make_clip, make_still
 from vidcolor import colorize_video, load_config
 from vidcolor.cli import main
 from vidcolor.color import BT601, BT709, YCbCrSpec, gray_to_l, lab_to_chroma_codes, quantize_chroma, rgb_to_cbcr, rgb_to_lab, rgb_to_luma
-from vidcolor.config import AutoConfig, RetrievalConfig
+from vidcolor.color import luma_lut
+from vidcolor.config import AutoConfig
 from vidcolor.errors import ConfigError, InputError
 from vidcolor.models import get_colorizer
-from vidcolor.models.gallery import BUILTIN_GALLERY, BlendColorizer, GalleryColorizer, gallery_folder, lab_to_cbcr
+from vidcolor.models.blend import BlendColorizer, lab_to_cbcr
 from vidcolor.models.registry import Colorizer
+from vidcolor.references import ReferenceSchedule, ReferenceStore
+from vidcolor.references.choose import BUILTIN_GALLERY, Chooser, gallery_folder
 
 CPU = torch.device("cpu")
 SPEC = YCbCrSpec(BT709, True, 8)
@@ -93,20 +96,34 @@ def test_lab_to_cbcr_is_the_pipelines_conversion():
 
 
 # -- retrieval and blending -------------------------------------------------------------------
+def gallery_chooser(folder, **retrieval):
+    """The chooser of a run with no still and ``folder`` as its gallery."""
+    cfg = load_config(overrides={"gallery": str(folder), **{f"retrieval.{k}": v for k, v in retrieval.items()}})
+    return Chooser(cfg, ReferenceSchedule.automatic(), ReferenceStore(CPU), luma_lut(SPEC, CPU))
+
+
+def gallery_blend(auto, exemplar=None):
+    b = BlendColorizer(device=CPU, auto=auto, exemplar=exemplar or get_colorizer("exemplar", device=CPU), full=False,
+                       name="gallery")
+    b.set_ycbcr(SPEC)
+    return b
+
+
 def test_a_matching_still_lands_its_colour(tmp_path, auto, monkeypatch):
     folder = write(tmp_path / "gallery", match=red_square_scene(), rings=rings(), stripes=stripes())
-    g = GalleryColorizer(device=CPU, folder=folder, auto=auto)
-    g.set_ycbcr(SPEC)
-    g.entry = {}
-    # the still is gated by the score the gallery chose it by, not scored a second time
-    monkeypatch.setattr(g.exemplar, "_shot_gate", lambda Lw: pytest.fail("the exemplar scored its still again"))
     frame = red_square_scene(dx=8, dy=5)
     L = L_of(frame).repeat(2, 1, 1, 1)
-    g.begin_shot(None)
+    choice = gallery_chooser(folder).choose_image(L[:1], "frame")
+    assert choice.kind == "gallery" and choice.still.name == "match.png"
+    assert choice.score >= 0.5 and choice.gate == 1.0  # over gate_high: full colour
+    # the still is gated by the score the chooser chose it by: nothing is scored again
+    import vidcolor.references.retrieval as retrieval
+
+    monkeypatch.setattr(retrieval, "ReferenceIndex", lambda *a, **k: pytest.fail("scored again"))
+    g = gallery_blend(auto)
+    g.begin_shot(ReferenceStore(CPU).get(choice.still), choice)
     out = g.colorize(L)
-    assert g.match is not None and g.match.path.name == "match.png"
-    assert g.entry["reference"].endswith("match.png") and g.entry["score"] >= 0.5
-    assert g.exemplar.score == g.match.score and g.exemplar.gate == 1.0  # over gate_high: full colour
+    assert g.exemplar.score == choice.score and g.exemplar.gate == 1.0
     assert out.shape == (2, 2, 128, 160) and torch.isfinite(out).all()
     true = rgb_to_cbcr(to_t(frame), SPEC)[0]
     square = (slice(None), slice(50, 88), slice(64, 102))
@@ -117,22 +134,19 @@ def test_a_matching_still_lands_its_colour(tmp_path, auto, monkeypatch):
     assert g.weight is not None and (g.weight > 0.8).float().mean() > 0.5
     # and the result is not auto's (random weights here: wrong colours)
     assert (out - auto_cbcr(auto, L)).abs().mean() > 0.01
-    # the next shot chooses again
-    g.begin_shot(None)
-    assert g.match is None
 
 
 def test_an_unrelated_gallery_gives_autos_colour_exactly(tmp_path, auto, monkeypatch):
     folder = write(tmp_path / "gallery", rings=rings(), stripes=stripes())
-    g = GalleryColorizer(device=CPU, folder=folder, auto=auto)
-    g.set_ycbcr(SPEC)
-    g.entry = {}
+    L = L_of(red_square_scene(dx=3)).repeat(3, 1, 1, 1)
+    choice = gallery_chooser(folder).choose_image(L[:1], "frame")
+    assert choice.kind == "auto" and choice.still is None
+    assert choice.report["unmatched"] and choice.report["score"] < 0.5
+    g = gallery_blend(auto)
     painted = []
     monkeypatch.setattr(g.exemplar, "colorize", lambda L: painted.append(L) or torch.zeros(1))
-    L = L_of(red_square_scene(dx=3)).repeat(3, 1, 1, 1)
-    g.begin_shot(None)
+    g.begin_shot(None, choice)
     out = g.colorize(L)
-    assert g.match is None and g.entry["unmatched"] and g.entry["score"] < 0.5
     assert not painted  # no still's colour anywhere
     assert torch.equal(out, auto_cbcr(auto, L))
     assert g.confidence is None and g.weight is None
@@ -147,11 +161,8 @@ class _Const(Colorizer):
         super().__init__(CPU)
         self.value, self.chroma, self.conf, self.gate = torch.tensor(value), chroma, confidence, gate
 
-    def begin_shot(self, reference):
+    def begin_shot(self, reference, choice=None):  # the gate stays the one the test chose
         self.reference = reference
-
-    def set_match(self, score):  # the gate stays the one the test chose
-        self.score = score
 
     def colorize(self, L):
         self.confidence = None if self.conf is None else self.conf.expand(L.shape[0], -1, -1, -1)
@@ -159,14 +170,12 @@ class _Const(Colorizer):
 
 
 @pytest.mark.parametrize("gate", [1.0, 0.5])
-def test_blend_weights_follow_the_exemplars_confidence(tmp_path, gate):
-    folder = write(tmp_path / "gallery", still=stripes())
+def test_blend_weights_follow_the_exemplars_confidence(gate):
     conf = torch.linspace(0.2, 1.0, 8).view(1, 1, 1, 8).expand(1, 1, 4, 8)  # working size: half the frame's
     ex = _Const([-0.1, 0.3], confidence=conf, gate=gate)
     auto = _Const([0.0, 0.0], chroma="lab")  # gray
-    g = GalleryColorizer(device=CPU, folder=folder, auto=auto, exemplar=ex, retrieval=RetrievalConfig(threshold=0.0))
-    g.set_ycbcr(SPEC)
-    g.begin_shot(None)
+    g = gallery_blend(auto, ex)
+    g.begin_shot(to_t(stripes()))
     L = torch.full((2, 1, 8, 16), 50.0)
     out = g.colorize(L)
     assert ex.reference is not None  # the still went to the exemplar
@@ -213,13 +222,11 @@ def test_a_given_still_blends_with_auto_by_its_gate(gate):
     assert torch.equal(b.colorize(L), auto.colorize(L)) and b.weight is None
 
 
-def test_a_closed_gate_gives_autos_colour(tmp_path):
-    folder = write(tmp_path / "gallery", still=stripes())
+def test_a_closed_gate_gives_autos_colour():
     ex = _Const([-0.1, 0.3], confidence=None, gate=0.0)
     auto = _Const([5.0, 20.0], chroma="lab")
-    g = GalleryColorizer(device=CPU, folder=folder, auto=auto, exemplar=ex, retrieval=RetrievalConfig(threshold=0.0))
-    g.set_ycbcr(SPEC)
-    g.begin_shot(None)
+    g = gallery_blend(auto, ex)
+    g.begin_shot(to_t(stripes()))
     L = torch.full((1, 1, 8, 16), 50.0)
     assert torch.equal(g.colorize(L), lab_to_cbcr(L, auto.colorize(L), SPEC))
 
@@ -234,16 +241,17 @@ def test_gallery_folder_and_builtin():
     assert sum(p.stat().st_size for p in BUILTIN_GALLERY.glob("*.jpg")) < 400_000
 
 
-def test_bad_gallery_is_one_clear_error(tmp_path, auto):
+def test_bad_gallery_is_one_clear_error(tmp_path):
+    L = torch.full((1, 1, 32, 32), 50.0)
     with pytest.raises(InputError, match="gallery folder not found"):
-        GalleryColorizer(device=CPU, folder=tmp_path / "nope", auto=auto)
+        gallery_chooser(tmp_path / "nope").choose_image(L, "frame")
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="no images"):
-        GalleryColorizer(device=CPU, folder=tmp_path / "empty", auto=auto)
-    from vidcolor.models.gallery import gallery_from_config
+        gallery_chooser(tmp_path / "empty").choose_image(L, "frame")
+    from vidcolor.pipeline import Painters
 
     with pytest.raises(ConfigError, match="--gallery"):
-        gallery_from_config(load_config(), CPU)
+        Painters(load_config(overrides={"colorizer": "gallery"}), ReferenceSchedule.automatic(), CPU)
 
 
 def test_video_with_a_gallery(tmp_path, auto_weights):

@@ -23,7 +23,7 @@ from vidcolor.models.backbone import (
     luminance_input,
 )
 from vidcolor.references import ReferenceStore
-from vidcolor.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, hist_correl, l_histogram
+from vidcolor.references.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, hist_correl, l_histogram
 
 N_STILLS = 6
 
@@ -321,20 +321,31 @@ def test_one_still_unlike_a_shot_gives_it_automatic_colour(tmp_path, stills, cap
     assert min(spread(f) for f in out[20:]) > 2  # coloured, not left gray
     plan, _ = plan_shots(film, reference=still, config=cfg)
     assert [s.reference for s in plan] == [str(still), None]
-    # a photograph: the same
+    # references.match: force takes the still for every shot (nothing scored); strict as normal here
+    forced = colorize_video(film, tmp_path / "force.mp4", reference=still, config=load_config(
+        overrides={"shots.detector": "histogram", "auto.weights": str(auto_weights), "references.match": "force"}))
+    assert [s.get("colorizer") for s in forced.shots] == ["exemplar", "exemplar"]
+    assert [s["reference"] for s in forced.shots] == [str(still)] * 2
+    assert all("score" not in s and not s.get("unmatched") for s in forced.shots)
+    plan, _ = plan_shots(film, reference=still, config=load_config(
+        overrides={"shots.detector": "histogram", "references.match": "force"}))
+    assert [s.reference for s in plan] == [str(still)] * 2
+    # a photograph: the still the user named for it is used, even where it scores low (a warning says so)
     from vidcolor import colorize_image
 
-    for name, img, used in (("match.png", gray, "exemplar"), ("rings.png", rings, "auto")):
+    for name, img in (("match.png", gray), ("rings.png", rings)):
         cv2.imwrite(str(tmp_path / name), img)
         rep = colorize_image(tmp_path / name, tmp_path / f"c_{name}", reference=still, config=cfg)
-        assert rep.shots[0]["colorizer"] == used and bool(rep.shots[0].get("unmatched")) == (used == "auto")
-        out = cv2.imread(str(tmp_path / f"c_{name}")).astype(int)
-        assert spread(out) > 2
-    assert "still.png does not match rings.png" in caplog.text
-    no_auto = load_config(overrides={"auto.weights": str(tmp_path / "missing.safetensors")})
-    rep = colorize_image(tmp_path / "rings.png", tmp_path / "gray_rings.png", reference=still, config=no_auto)
-    assert rep.shots[0]["colorizer"] == "exemplar" and "no automatic colour either" in caplog.text
-    assert spread(cv2.imread(str(tmp_path / "gray_rings.png")).astype(int)) < 1.5  # left black and white
+        assert rep.shots[0]["colorizer"] == "exemplar" and not rep.shots[0].get("unmatched")
+        assert rep.shots[0]["reference"] == str(still) and "score" in rep.shots[0]
+    assert rep.shots[0]["score"] < cfg.exemplar.gate_low
+    assert "rings.png: still.png matches it poorly" in caplog.text
+    assert "match.png: still.png matches it poorly" not in caplog.text
+    # a film of one shot (shot detection off) with one still: the same
+    one = write_video(tmp_path / "one.mp4", [rings] * 12)
+    rep = colorize_video(one, tmp_path / "one_c.mp4", reference=still, config=load_config(
+        overrides={"shots.detector": "off", "auto.weights": str(auto_weights)}))
+    assert rep.shots[0]["colorizer"] == "exemplar" and rep.shots[0]["score"] < cfg.exemplar.gate_low
     # with the transfer colorizer (no shot gate) the still colours every shot, as before
     report = colorize_video(film, tmp_path / "t.mp4", reference=still,
                             config=load_config(overrides={"shots.detector": "histogram", "colorizer": "transfer"}))
@@ -386,7 +397,12 @@ def test_a_still_matching_a_shot_partly_is_blended_with_automatic_colour(tmp_pat
     # the photograph
     cv2.imwrite(str(tmp_path / "photo.png"), gray)
     rep = colorize_image(tmp_path / "photo.png", tmp_path / "c.png", reference=still, config=part)
-    assert rep.shots[0]["colorizer"] == "exemplar+auto" and rep.shots[0]["reference"] == str(still)
+    assert rep.shots[0]["colorizer"] == "exemplar" and rep.shots[0]["reference"] == str(still)  # named: used
+    # references.match: strict takes no partial match: automatic colour
+    strict = colorize_video(film, tmp_path / "strict.mp4", reference=still, config=load_config(
+        overrides={**base, "exemplar.gate_low": score - 0.1, "exemplar.gate_high": score + 0.1,
+                   "references.match": "strict"}))
+    assert strict.shots[0]["colorizer"] == "auto" and strict.shots[0]["unmatched"]
 
 
 def test_a_shot_with_no_matching_still_is_not_painted(tmp_path, stills, caplog, auto_weights):

@@ -13,7 +13,7 @@ import torch
 from test_exemplar import L_of, colorizer, red_square_scene, to_t
 from vidcolor.config import Config, load_config
 from vidcolor.errors import ConfigError
-from vidcolor.pipeline import auto_batch_size, precision
+from vidcolor.runtime import auto_batch_size, precision
 
 CUDA = torch.device("cuda")
 CPU = torch.device("cpu")

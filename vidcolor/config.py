@@ -17,7 +17,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "ReferencesConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
            "PreviewConfig", "load_config"]
 
 
@@ -208,6 +208,18 @@ class ShotsConfig:
 
 
 @dataclass(frozen=True)
+class ReferencesConfig:
+    """How a shot's given still is taken (:mod:`vidcolor.references.choose`). ``match``:
+    ``normal``: a still that matches its shot poorly (score under ``exemplar.gate_low``)
+    gives way to automatic colour, one that matches partly is blended with it; ``strict``:
+    only a still over ``exemplar.gate_high`` is used; ``force``: every shot takes its
+    given still at full strength. The still named for one photograph (or a film of one
+    shot, shot detection off) is always used."""
+
+    match: str = "normal"
+
+
+@dataclass(frozen=True)
 class RetrievalConfig:
     """Choosing a still per shot from a folder (Deep Exemplar-based Colorization, section 4)."""
 
@@ -244,6 +256,7 @@ class Config:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    references: ReferencesConfig = field(default_factory=ReferencesConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     exemplar: ExemplarConfig = field(default_factory=ExemplarConfig)
     auto: AutoConfig = field(default_factory=AutoConfig)
@@ -259,7 +272,7 @@ class Config:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
         """The inverse of :meth:`to_dict` (keys left out keep their defaults), validated."""
-        return _validate(_build(cls, data, "", source), source)
+        return _validate(build_section(cls, data, "", source), source)
 
 
 def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
@@ -301,7 +314,7 @@ def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
-def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
+def build_section(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}", source)
     base = base if base is not None else cls()
@@ -314,7 +327,7 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, 
             raise ConfigError(f"unknown key '{where}' (valid: {', '.join(prefix + n for n in names)})", source)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            changes[key] = _build(tp, value, f"{where}.", source, getattr(base, key))
+            changes[key] = build_section(tp, value, f"{where}.", source, getattr(base, key))
         else:
             changes[key] = _check_type(value, tp, where, source)
     return dataclasses.replace(base, **changes)
@@ -339,6 +352,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
+    if cfg.references.match not in ("strict", "normal", "force"):
+        raise bad(f"references.match must be strict, normal or force, got {cfg.references.match!r}")
     r = cfg.retrieval
     if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
         raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")
@@ -407,7 +422,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
         except OSError as e:
             raise ConfigError(f"cannot be read ({e.strerror})", source) from None
         if data is not None:
-            cfg = _build(Config, data, "", source, cfg)
+            cfg = build_section(Config, data, "", source, cfg)
     if overrides:
         nested: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -418,5 +433,5 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
-        cfg = _build(Config, nested, "", "command line", cfg)
+        cfg = build_section(Config, nested, "", "command line", cfg)
     return _validate(cfg, source)

@@ -256,7 +256,7 @@ class AutoColorizer(Colorizer):
 
             self.palette = Palette.from_image(self.cfg.palette)
 
-    def begin_shot(self, reference: torch.Tensor | None) -> None:
+    def begin_shot(self, reference: torch.Tensor | None, choice=None) -> None:
         """Nothing to prepare: the reference (if any) is not used."""
 
     @torch.inference_mode()

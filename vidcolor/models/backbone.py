@@ -219,7 +219,7 @@ class EfficientNetLite0(nn.Module):
     def fuse_(self) -> "EfficientNetLite0":
         """Fold the stem's and the blocks' BatchNorms into their convolutions, for
         inference: the same function, about a fifth less time on a CPU. The head's
-        BatchNorm stays (its statistics are read by :mod:`vidcolor.retrieval`)."""
+        BatchNorm stays (its statistics are read by :mod:`vidcolor.references.retrieval`)."""
         if not self.fused:
             self._conv_stem.fold(self._bn0)
             self._bn0 = nn.Identity()

@@ -26,10 +26,10 @@ described once (Lab, luminance features). Per frame, at the working size:
 3. Fusion: the fusion network (:mod:`vidcolor.models.fusion`) takes L, both
    warped a/b and both confidences and predicts a/b; without trained weights
    a fixed rule blends the two by their confidences.
-4. Shot gate: on the shot's first frames the reference is scored as
-   :mod:`vidcolor.retrieval` scores a still for a shot; a reference unlike
-   the shot (one still given for a whole film) fades to no colour rather
-   than painting wrong colours.
+4. Shot gate: the shot's :class:`~vidcolor.references.ShotChoice` says how
+   much of the still's colour to give (its ``gate``, from the still's match
+   with the shot, scored by :mod:`vidcolor.references.choose`): a still that
+   matches only partly gives faded colour rather than wrong colour.
 5. Full size: where the flow holds, the reference's chroma is carried at
    full size by the flow brought up from the working size; elsewhere the
    fused chroma is brought up by a fast guided filter guided by the
@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -56,7 +57,10 @@ from ..config import ExemplarConfig
 from ..errors import ModelError
 from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
 from .matcher import FeatureMatcher, load_matcher
-from .registry import Colorizer, register_colorizer
+from .registry import Colorizer, ShotStats, register_colorizer
+
+if TYPE_CHECKING:
+    from ..references import ShotChoice
 
 __all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
 
@@ -256,20 +260,26 @@ class ExemplarColorizer(Colorizer):
         self._shape: tuple[int, int] | None = None  # working size the reference is prepared for
         self._pool: ThreadPoolExecutor | None = None  # flows to the reference, beside the backbone
         self.flow_seconds = 0.0  # spent in flows to the reference (mostly on the worker thread)
-        self.gate: float | None = None  # shot gate, set on the shot's first batch
-        self.score: float | None = None
+        self.gate = 1.0  # the shot's gate: the share of the still's colour it gives (ShotChoice.gate)
+        self.score: float | None = None  # the still's match with the shot, as chosen
+        self._shot_flow_start = 0.0
         self._prealign = self.cfg.prealign and self.cfg.flow  # GlobalAlign before the flow to the still
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
 
     # -- per shot ------------------------------------------------------------------------------
-    def begin_shot(self, reference: torch.Tensor | None) -> None:
+    def begin_shot(self, reference: torch.Tensor | None, choice: ShotChoice | None = None) -> None:
+        """The shot's still, at ``choice.gate`` of its colour (no choice: all of it)."""
         if reference is None:
             raise ModelError("the exemplar colorizer needs a reference still for every shot")
         if reference.dim() != 4 or reference.shape[:2] != (1, 3):
             raise ValueError(f"reference must have a shape of (1, 3, H, W). Got {tuple(reference.shape)}")
         self._ref_rgb = reference.to(self.device, torch.float32)
         self._shape = None
-        self.gate = self.score = None
+        self.gate = 1.0 if choice is None else float(choice.gate)
+        self.score = None if choice is None else choice.score
+        if self.gate < 1.0:
+            log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
+                    "exemplar: the reference matches this shot only partly (score %s, gate %.2f)", self.score, self.gate)
 
     def _reference_at(self, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
         """The reference resized to ``shape``: its L (of its luma, as the frames'
@@ -297,30 +307,11 @@ class ExemplarColorizer(Colorizer):
             self._full = (shape, np.ascontiguousarray(self._reference_at(shape)[1][0].permute(1, 2, 0).cpu().numpy()))
         return self._full[1]
 
-    def _shot_gate(self, Lw: torch.Tensor) -> None:
-        """Score the reference against the shot's first frames (as retrieval does) once."""
-        from ..retrieval import ReferenceIndex
-
-        index = ReferenceIndex([("reference", self._ref_rgb)], self.device)
-        pick = Lw[torch.linspace(0, Lw.shape[0] - 1, min(3, Lw.shape[0])).round().long()]
-        self.set_match(index.rank(pick)[0].score)
-
-    def set_match(self, score: float) -> None:
-        """The shot's match score with the reference (retrieval's), when the caller has it already:
-        sets the shot gate (no colour under ``gate_low``, full colour over ``gate_high``)."""
-        self.score = float(score)
-        lo, hi = self.cfg.gate_low, self.cfg.gate_high
-        self.gate = float(np.clip((self.score - lo) / max(hi - lo, 1e-6), 0.0, 1.0))
-        if self.gate < 1.0:  # at 0 the pipeline colours the shot otherwise (auto) and says so
-            log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
-                    "exemplar: the reference matches this shot only partly (score %.2f, gate %.2f)", self.score,
-                    self.gate)
-
-    def take_prealigned(self) -> int | None:
-        """How many frames coloured since the last call had the still pre-aligned onto them
-        (:class:`GlobalAlign`); None when ``prealign`` is off. For the run's report, per shot."""
+    def end_shot(self) -> ShotStats:
+        """Frames the still was pre-aligned onto (None when ``prealign`` is off) and the flows' time."""
         n, self._prealigned = self._prealigned, 0
-        return n if self._prealign else None
+        spent, self._shot_flow_start = self.flow_seconds - self._shot_flow_start, self.flow_seconds
+        return ShotStats(n if self._prealign else None, spent)
 
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -384,8 +375,6 @@ class ExemplarColorizer(Colorizer):
             Lw = F.interpolate(L, size=(h, w), mode="area")
         else:  # a small film, enlarged for the flows and the features
             Lw = F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
-        if self.gate is None:
-            self._shot_gate(Lw)
         if self.gate == 0.0:
             self.confidence = None
             return L.new_zeros(L.shape[0], 2, H, W)

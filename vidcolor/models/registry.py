@@ -3,21 +3,50 @@ from __future__ import annotations
 
 import contextlib
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import torch
 
 from ..color import BT709, YCbCrSpec
 from ..registry import Registry
 
-__all__ = ["Colorizer", "register_colorizer", "get_colorizer", "list_colorizers", "needs_reference"]
+if TYPE_CHECKING:
+    from ..references import ShotChoice
+
+__all__ = ["Colorizer", "ShotStats", "register_colorizer", "get_colorizer", "list_colorizers", "needs_reference"]
+
+
+@dataclass
+class ShotStats:
+    """What a colorizer says about the shot it has just coloured (:meth:`Colorizer.end_shot`).
+
+    ``prealigned``: frames whose still was brought onto them before the flow
+    (the exemplar; None: not tried); ``reference_flow_seconds``: spent in
+    flows to the still; ``extra``: colorizer-specific figures for the report's
+    shot entry (JSON values).
+    """
+
+    prealigned: int | None = None
+    reference_flow_seconds: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    def merge(self, other: "ShotStats") -> "ShotStats":
+        pre = (None if self.prealigned is None and other.prealigned is None
+               else (self.prealigned or 0) + (other.prealigned or 0))
+        return ShotStats(pre, self.reference_flow_seconds + other.reference_flow_seconds,
+                         {**self.extra, **other.extra})
 
 
 class Colorizer(ABC):
     """Predicts chroma from luminance, one shot at a time.
 
-    The pipeline calls ``begin_shot(reference)`` at every shot start (the
-    reference is (1, 3, H, W) RGB in [0, 1], or None for automatic colour),
-    then ``colorize(L)`` with batches of that shot's frames: L is
+    The pipeline calls ``begin_shot(reference, choice)`` at every shot start
+    (the reference is (1, 3, H, W) RGB in [0, 1], or None for automatic
+    colour; ``choice`` the :class:`~vidcolor.references.ShotChoice` that
+    chose it: its score and gate, decided once, outside the colorizer), then
+    ``colorize(L)`` with batches of that shot's frames, then ``end_shot()``
+    for the shot's :class:`ShotStats`. L is
     (N, 1, H, W) in [0, 100] at the size the pipeline chose; the result is
     (N, 2, H, W) a/b in about [-128, 127] at the same size.
 
@@ -65,7 +94,11 @@ class Colorizer(ABC):
         self.ycbcr = spec
 
     @abstractmethod
-    def begin_shot(self, reference: torch.Tensor | None) -> None: ...
+    def begin_shot(self, reference: torch.Tensor | None, choice: "ShotChoice | None" = None) -> None: ...
+
+    def end_shot(self) -> ShotStats:
+        """The shot is over: what the report says about how it was coloured."""
+        return ShotStats()
 
     @abstractmethod
     def colorize(self, L: torch.Tensor) -> torch.Tensor: ...

@@ -54,7 +54,7 @@ class TransferColorizer(Colorizer):
         self._ref_lab: torch.Tensor | None = None
         self._table: torch.Tensor | None = None
 
-    def begin_shot(self, reference: torch.Tensor | None) -> None:
+    def begin_shot(self, reference: torch.Tensor | None, choice=None) -> None:
         if reference is None:
             raise ModelError("the transfer colorizer needs a reference still for every shot")
         if reference.dim() != 4 or reference.shape[:2] != (1, 3):

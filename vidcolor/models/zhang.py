@@ -176,7 +176,7 @@ class ZhangColorizer(Colorizer):
         net = load_zhang_state(ARCHITECTURES[self.arch](), self.cfg.weights, self.arch)
         self.net = net.eval().requires_grad_(False).to(device)
 
-    def begin_shot(self, reference: torch.Tensor | None) -> None:
+    def begin_shot(self, reference: torch.Tensor | None, choice=None) -> None:
         """Nothing to prepare: the reference (if any) is not used."""
 
     def predict(self, Lw: torch.Tensor) -> torch.Tensor:

@@ -63,9 +63,9 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_lab
-from .errors import InputError
-from .models.backbone import EfficientNetLite0, get_backbone, luminance_input
+from ..color import rgb_to_lab
+from ..errors import InputError
+from ..models.backbone import EfficientNetLite0, get_backbone, luminance_input
 
 __all__ = [
     "Match",
@@ -212,7 +212,8 @@ class ReferenceIndex:
     ) -> "ReferenceIndex":
         """Index every image in ``folder`` (natural order), loaded through
         ``store`` (a :class:`vidcolor.references.ReferenceStore`)."""
-        from .references import list_images  # noqa: PLC0415  (references may import this module)
+
+        from .stills import list_images
 
         folder = Path(folder)
         if not folder.is_dir():

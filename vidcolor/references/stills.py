@@ -22,9 +22,9 @@ import cv2
 import numpy as np
 import torch
 
-from .color import mean_chroma
-from .errors import InputError
-from .io.image import IMAGE_EXTENSIONS, read_image
+from ..color import mean_chroma
+from ..errors import InputError
+from ..io.image import IMAGE_EXTENSIONS, read_image
 
 __all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "parse_start", "list_images"]
 

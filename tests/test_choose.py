@@ -1,0 +1,110 @@
+"""The one decision per shot (vidcolor.references.choose): policies, gates, plans (no video, no network)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vidcolor import load_config
+from vidcolor.color import BT709, YCbCrSpec, luma_lut
+from vidcolor.errors import ConfigError
+from vidcolor.references import ReferenceSchedule, ReferenceStore, ShotChoice
+from vidcolor.references.choice import gate_of
+from vidcolor.references.choose import Chooser
+from vidcolor.references.plan import PlannedShot
+from vidcolor.shots.split import Shot
+
+CPU = torch.device("cpu")
+
+
+class _Frame:
+    def __init__(self, index):
+        self.index, self.time = index, index / 24
+        self.luma = np.full((48, 64), 100, np.uint8)
+
+
+def chooser(tmp_path, score, *, match="normal", single=False, colorizer="exemplar"):
+    """A chooser for one still (``tmp_path/still.png``) whose match score with any shot is ``score``."""
+    still = tmp_path / "still.png"
+    still.write_bytes(b"")  # never read: scoring is replaced below
+    cfg = load_config(overrides={"references.match": match, "colorizer": colorizer})
+    c = Chooser(cfg, ReferenceSchedule.single(still), ReferenceStore(CPU), luma_lut(YCbCrSpec(BT709, False, 8), CPU),
+                single=single)
+    calls = []
+    c._score = lambda path, L: calls.append(path) or score
+    return c, still, calls
+
+
+def shot():
+    return Shot(0, 0, 0.0, None, [_Frame(i) for i in range(8)])
+
+
+@pytest.mark.parametrize("score,kind,gate", [(0.9, "exemplar", 1.0), (0.375, "blend", 0.5), (0.1, "auto", None)])
+def test_normal_policy(tmp_path, score, kind, gate):
+    c, still, calls = chooser(tmp_path, score)
+    choice = c.choose(shot())
+    assert choice.kind == kind and calls == [still]
+    assert choice.report["score"] == round(score, 4)
+    if kind == "auto":
+        assert choice.still is None and choice.report["unmatched"] and c.unmatched == 1
+    else:
+        assert choice.still == still and choice.score == score and choice.gate == pytest.approx(gate)
+
+
+@pytest.mark.parametrize("score,kind", [(0.9, "exemplar"), (0.375, "auto"), (0.1, "auto")])
+def test_strict_policy_takes_only_a_full_match(tmp_path, score, kind):
+    c, _, _ = chooser(tmp_path, score, match="strict")
+    assert c.choose(shot()).kind == kind
+
+
+def test_force_takes_every_still_and_scores_nothing(tmp_path):
+    c, still, calls = chooser(tmp_path, 0.01, match="force")
+    choice = c.choose(shot())
+    assert (choice.kind, choice.still, choice.gate, choice.score) == ("exemplar", still, 1.0, None)
+    assert calls == [] and c.context == 0  # no frames held back for a score
+
+
+def test_a_single_picture_uses_its_named_still(tmp_path, caplog):
+    c, still, _ = chooser(tmp_path, 0.1, single=True)
+    choice = c.choose(shot())
+    assert (choice.kind, choice.still, choice.gate) == ("exemplar", still, 1.0)
+    assert "matches it poorly" in caplog.text and not choice.report.get("unmatched")
+
+
+def test_a_colorizer_whose_colour_does_not_depend_on_the_match_is_not_scored(tmp_path):
+    c, still, calls = chooser(tmp_path, 0.01, colorizer="transfer")
+    assert c.choose(shot()) == ShotChoice("exemplar", still, None, 1.0, {"row": str(still)})
+    assert calls == []
+
+
+def test_gate_of():
+    assert [gate_of(s, 0.3, 0.45) for s in (0.0, 0.3, 0.375, 0.45, 1.0)] == pytest.approx([0, 0, 0.5, 1, 1])
+    assert gate_of(0.5, 0.5, 0.5) == 1.0  # a single threshold
+
+
+def test_a_choice_is_consistent():
+    with pytest.raises(ValueError, match="unknown shot choice kind"):
+        ShotChoice("maybe")
+    with pytest.raises(ValueError, match="needs a still"):
+        ShotChoice("exemplar")
+    with pytest.raises(ValueError, match="takes no still"):
+        ShotChoice("auto", Path("x.png"))
+
+
+def test_a_plan_keeps_its_choices():
+    planned = PlannedShot(0, 0, 0, 0.0, 10, "s.png", {"score": 0.4, "choice": "blend", "gate": 0.6, "row": "m:2",
+                                                       "frames": 10, "colorizer": "exemplar+auto"})
+    choice = planned.choice(0.3, 0.45)
+    assert (choice.kind, choice.still, choice.gate, choice.score) == ("blend", Path("s.png"), 0.6, 0.4)
+    assert choice.report == {"score": 0.4, "row": "m:2"}
+    # a plan written before choices were recorded: derived from its score, as a run would
+    old = PlannedShot(0, 0, 0, 0.0, 10, "s.png", {"score": 0.375})
+    assert (old.choice(0.3, 0.45).kind, old.choice(0.3, 0.45).gate) == ("blend", pytest.approx(0.5))
+    assert PlannedShot(0, 0, 0, 0.0, 10, None, {}).choice(0.3, 0.45).kind == "auto"
+
+
+def test_match_policy_is_checked():
+    with pytest.raises(ConfigError, match="references.match"):
+        load_config(overrides={"references.match": "sometimes"})

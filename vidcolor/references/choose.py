@@ -1,0 +1,260 @@
+"""The one decision per shot: which still colours it, and how (:class:`ShotChoice`).
+
+This module alone scores a still for a shot and compares a score with a
+gate; colorizers receive the choice and never score.
+
+- A still named for the shot (``--reference``, a map row) is scored against
+  the shot's first frames, as retrieval scores a still (when the reference
+  colorizer is the exemplar, whose colour depends on the match). Under
+  ``references.match: normal`` (the default) a score under
+  ``exemplar.gate_low`` gives the shot automatic colour instead, a score
+  between ``gate_low`` and ``gate_high`` blends the still's colour with
+  automatic colour in proportion, and a higher one is the still's colour
+  alone; ``strict`` takes only a still over ``gate_high``; ``force`` takes
+  every given still at full strength and scores nothing. The still named for
+  a single photograph, or for a film of one shot (shot detection off and one
+  still), is always used: the user has said what it is (a warning when it
+  scores low).
+- A folder of stills (``--reference DIR``): the best still of the folder
+  for the shot (:mod:`.retrieval`); under ``retrieval.threshold``, automatic
+  colour (``force``: the best still all the same).
+- A shot left to automatic colour, with a gallery (``--gallery``): the best
+  gallery still, blended with automatic colour where the exemplar is sure of
+  it; none over ``retrieval.threshold``: automatic colour alone.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from ..config import Config
+from ..errors import ConfigError, InputError
+from ..shots.split import Shot, ShotSplitter
+from .choice import ShotChoice, gate_of
+from .stills import ReferenceSchedule, ReferenceStore, list_images
+
+__all__ = ["Chooser", "shot_l", "gallery_folder", "BUILTIN_GALLERY", "SHOT_CONTEXT", "MATCH_CONTEXT",
+           "MAX_SHOT_WARNINGS"]
+
+log = logging.getLogger("vidcolor")
+
+SHOT_CONTEXT = 24  # frames of a shot's start that choosing its still from a folder may look at
+MATCH_CONTEXT = 7  # ... and scoring its one still (the first 8 frames: what the exemplar's first batch sees)
+MAX_SHOT_WARNINGS = 5  # shots named in a warning each when no still matches them; the rest are counted
+
+#: The small gallery shipped in the package (``--gallery builtin``): public-domain/CC0 photographs.
+BUILTIN_GALLERY = Path(__file__).resolve().parent.parent / "gallery"
+
+Sample = Callable[[int], "torch.Tensor | None"]  # count -> (N, 1, h, w) L of the shot's first frames, or None
+
+
+def gallery_folder(name: str) -> Path:
+    """The folder a ``gallery`` setting names: ``builtin`` is the packaged gallery."""
+    return BUILTIN_GALLERY if name == "builtin" else Path(name).expanduser()
+
+
+def shot_l(frames: Sequence, count: int, lut: torch.Tensor, side: int = 256) -> torch.Tensor:
+    """L of up to ``count`` frames spread over ``frames`` (luma frames), short side ``side``: (N, 1, h, w)."""
+    pick = [frames[round(i)] for i in np.linspace(0, len(frames) - 1, min(count, len(frames)))]
+    h, w = pick[0].luma.shape
+    s = min(1.0, side / min(h, w))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
+    small = np.stack([cv2.resize(f.luma, size, interpolation=cv2.INTER_AREA) for f in pick]).astype(np.int64)
+    return lut.cpu()[torch.from_numpy(small)].unsqueeze(1)
+
+
+class _Stills(Sequence):
+    """A gallery's (path, still) pairs, each loaded when asked for and not kept: indexing a
+    large gallery holds its features, not its pictures."""
+
+    def __init__(self, folder: Path, device: torch.device):
+        if not folder.is_dir():
+            raise InputError("gallery folder not found" if not folder.exists() else "the gallery is not a folder",
+                             folder)
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise InputError("the gallery folder has no images", folder)
+        self.device = device
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i):
+        return self.paths[i], ReferenceStore(self.device).get(self.paths[i])
+
+
+class Chooser:
+    """Chooses each shot's still (see the module docstring) and says why in the choice's report.
+
+    ``schedule``: the stills given; ``store``: where they are loaded;
+    ``lut``: luma code -> L of the film; ``origin``: the film's first
+    frame's time (None: the first frame seen); ``single``: the input is one
+    picture or one shot, whose named still is always used.
+    """
+
+    def __init__(self, cfg: Config, schedule: ReferenceSchedule, store: ReferenceStore, lut: torch.Tensor, *,
+                 origin: float | None = None, single: bool = False, reference_colorizer: str | None = None):
+        self.cfg, self.schedule, self.store, self.lut = cfg, schedule, store, lut
+        self.policy = cfg.references.match
+        self.single = single
+        self._origin = origin
+        self._last_row = None
+        self._scorers: dict = {}
+        self._gallery = None
+        name = reference_colorizer or cfg.colorizer
+        # the exemplar's colour depends on how well its still matches: scored (not under force)
+        self.scores = name == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
+        self.index = None
+        if schedule.folder_images:
+            from .retrieval import ReferenceIndex
+
+            self.index = ReferenceIndex.from_folder(Path(schedule.origin), store, store.device,
+                                                    top_k=cfg.retrieval.top_k)
+        self.unmatched = 0  # shots no still matched (coloured automatically)
+
+    # -- where shots start -----------------------------------------------------------
+    def row_for(self, index: int, seconds: float):
+        row = self.schedule.lookup(index, seconds)
+        if row is None:
+            raise InputError(f"no row covers frame {index} ({seconds:.3f} s); the first row should start at 0",
+                             self.schedule.origin or None)
+        return row
+
+    def _row_starts(self, frame) -> bool:
+        if self._origin is None:
+            self._origin = frame.time
+        key = self.row_for(frame.index, frame.time - self._origin).key
+        changed, self._last_row = key != self._last_row, key
+        return changed
+
+    @property
+    def context(self) -> int:
+        """Frames of each shot's start the choice looks at (the splitter holds them)."""
+        if self.index is not None or self.cfg.gallery:
+            return SHOT_CONTEXT
+        return MATCH_CONTEXT if self.scores else 0
+
+    def splitter(self, detector, spec) -> ShotSplitter:
+        return ShotSplitter(detector, spec, forced=self._row_starts if len(self.schedule.rows) > 1 else None,
+                            context=self.context, origin=self._origin)
+
+    # -- choosing --------------------------------------------------------------------
+    def choose(self, shot: Shot) -> ShotChoice:
+        """The choice for ``shot`` (its ``ahead`` frames are what it is scored on)."""
+        lut = self.lut
+
+        def sample(n: int):
+            return shot_l(shot.ahead, n, lut) if shot.ahead else None
+
+        return self._choose(shot.first_frame, shot.start_time, sample, f"shot {shot.index} (frame {shot.first_frame})")
+
+    def choose_image(self, L: torch.Tensor, name: str) -> ShotChoice:
+        """The choice for a photograph, given as (1, 1, h, w) L in [0, 100]."""
+        return self._choose(0, 0.0, lambda n: L, name)
+
+    def _choose(self, first_frame: int, seconds: float, sample: Sample, what: str) -> ShotChoice:
+        cfg = self.cfg
+        report: dict = {}
+        if self.index is not None:
+            L = sample(cfg.retrieval.frames)
+            if L is None:
+                raise InputError(f"{what}: no frame to choose a still from the folder by", self.schedule.origin)
+            matches = self.index.rank(L)
+            best = matches[0]
+            report["score"] = round(float(best.score), 4)
+            report["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
+                                    for m in matches[:3]]
+            if best.score < cfg.retrieval.threshold and self.policy != "force":
+                # a poor reference paints wrong colours: the shot gets automatic colour instead
+                self._unmatched(report, "%s: no still in %s matches it (best %s, score %.2f < %.2f); coloured "
+                                "automatically instead: add a still or use --reference-map", what,
+                                self.schedule.origin, best.path.name, best.score, cfg.retrieval.threshold)
+                return self._automatic(sample, report)
+            return self._given(best.path, float(best.score), report, what, sample)
+        row = self.row_for(first_frame, seconds)
+        report["row"] = row.source
+        if row.reference is None:
+            return self._automatic(sample, report)
+        score = None
+        if self.scores:
+            L = sample(3)
+            if L is not None:
+                score = self._score(row.reference, L)
+                report["score"] = round(score, 4)
+        return self._given(row.reference, score, report, what, sample)
+
+    def _score(self, path: Path, L: torch.Tensor) -> float:
+        """How well the still ``path`` matches the frames ``L`` (retrieval's score)."""
+        from .retrieval import ReferenceIndex
+
+        if path not in self._scorers:
+            self._scorers[path] = ReferenceIndex([(path, self.store.get(path))], self.store.device)
+        return float(self._scorers[path].rank(L)[0].score)
+
+    def _given(self, path: Path, score: float | None, report: dict, what: str, sample: Sample) -> ShotChoice:
+        """A still given for (or retrieved for) the shot, with its match score (None: not scored)."""
+        if score is None or not self.scores:  # a colour that does not depend on the match (or force)
+            return ShotChoice("exemplar", path, score, 1.0, report)
+        lo, hi = self.cfg.exemplar.gate_low, self.cfg.exemplar.gate_high
+        gate = gate_of(score, lo, hi)
+        if self.single:
+            if gate < 1.0:
+                log.warning("%s: %s matches it poorly (score %.2f < exemplar.gate_high %.2f); used all the same, as "
+                            "the still named for it", what, path.name, score, hi)
+            return ShotChoice("exemplar", path, score, 1.0, report)
+        if gate == 0.0 or (self.policy == "strict" and gate < 1.0):
+            limit, name = (lo, "gate_low") if gate == 0.0 else (hi, "gate_high")
+            self._unmatched(report, "%s: %s does not match it (score %.2f < exemplar.%s %.2f); coloured "
+                            "automatically instead", what, path.name, score, name, limit)
+            return self._automatic(sample, report)
+        if gate < 1.0:
+            return ShotChoice("blend", path, score, gate, report)
+        return ShotChoice("exemplar", path, score, 1.0, report)
+
+    def _automatic(self, sample: Sample | None, report: dict) -> ShotChoice:
+        """Automatic colour for the shot, helped by the gallery's best still where one matches."""
+        if not self.cfg.gallery:
+            return ShotChoice("auto", report=report)
+        L = sample(self.cfg.retrieval.frames)
+        if L is None:
+            return ShotChoice("auto", report=report)
+        best = self._gallery_index().rank(L)[0]
+        report["score"] = round(float(best.score), 4)
+        if best.score < self.cfg.retrieval.threshold:
+            report["unmatched"] = True
+            log.info("gallery: no still matches this shot (best %s, score %.2f < %.2f): automatic colour",
+                     best.path.name, best.score, self.cfg.retrieval.threshold)
+            return ShotChoice("auto", report=report)
+        log.info("gallery: %s for this shot (score %.2f)", best.path.name, best.score)
+        gate = gate_of(best.score, self.cfg.exemplar.gate_low, self.cfg.exemplar.gate_high)
+        return ShotChoice("gallery", best.path, float(best.score), gate, report)
+
+    def _gallery_index(self):
+        if self._gallery is None:
+            from .retrieval import ReferenceIndex
+
+            if not self.cfg.gallery:
+                raise ConfigError("the gallery colorizer needs a gallery: --gallery DIR (or gallery: in the config)")
+            stills = _Stills(gallery_folder(self.cfg.gallery), self.store.device)
+            self._gallery = ReferenceIndex(stills, self.store.device, top_k=self.cfg.retrieval.top_k,
+                                           threshold=self.cfg.retrieval.threshold)
+        return self._gallery
+
+    def _unmatched(self, report: dict, message: str, *args) -> None:
+        """A warning for each of the first MAX_SHOT_WARNINGS shots no still matches; then :meth:`summary`."""
+        report["unmatched"] = True
+        self.unmatched += 1
+        if self.unmatched <= MAX_SHOT_WARNINGS:
+            log.warning(message, *args)
+        elif self.unmatched == MAX_SHOT_WARNINGS + 1:
+            log.warning("more shots match no still: counted at the end (--report lists them, 'unmatched')")
+
+    def summary(self, shots: int) -> None:
+        if self.unmatched > MAX_SHOT_WARNINGS:
+            log.warning("%d of %d shots matched no still and were coloured automatically", self.unmatched, shots)

@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from vidcolor.config import Config, load_config
 from vidcolor.errors import ConfigError, InputError
-from vidcolor.references import ReferenceSchedule, parse_start
+from vidcolor.references import ReferenceSchedule
+from vidcolor.timecode import parse_start
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from synth import decode_luma, decode_pts, make_clip
 from vidcolor.cli import main
-from vidcolor.io.span import locate_span, parse_seconds
+from vidcolor.io.span import locate_span
 
 FAST = ["--colorizer", "transfer", "--temporal", "off"]
 
@@ -53,18 +53,6 @@ def video_stream(path):
 
 
 # -- --start / --duration ---------------------------------------------------------------------
-
-@pytest.mark.parametrize("text, seconds", [("50", 50.0), ("12.5", 12.5), ("00:01:00.5", 60.5), ("0", 0.0),
-                                           ("01:00:00", 3600.0), (7, 7.0)])
-def test_parse_seconds(text, seconds):
-    assert parse_seconds(text) == seconds
-
-
-@pytest.mark.parametrize("text", ["-1", "nan", "inf", "1:2", "00:61:00", "soon", ""])
-def test_parse_seconds_rejects(text):
-    with pytest.raises(ValueError):
-        parse_seconds(text)
-
 
 def test_part_frames_pts_and_trimmed_audio(tmp_path, still):
     src = make_clip(tmp_path / "film.mp4", n=72, audio=True)  # 3 s at 24 fps, B-frames, one keyframe

@@ -6,7 +6,8 @@ import torch
 
 from synth import make_still
 from vidcolor import InputError
-from vidcolor.references import ReferenceSchedule, ReferenceStore, parse_start
+from vidcolor.references import ReferenceSchedule, ReferenceStore
+from vidcolor.timecode import parse_start
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -392,8 +392,8 @@ def test_a_16000x16000_image_is_refused_unread(tmp_path, clip, still, role):
 def test_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path, clip, monkeypatch):
     monkeypatch.setattr(decode_mod, "MAX_PIXELS", 1000)
     decoded = []
-    real = decode_mod._normalise
-    monkeypatch.setattr(decode_mod, "_normalise", lambda f: decoded.append(f) or real(f))
+    real = decode_mod.normalise
+    monkeypatch.setattr(decode_mod, "normalise", lambda f: decoded.append(f) or real(f))
     with pytest.raises(InputError, match=r"frames are too large \(64x48; at most 0 megapixels\)"):
         VideoReader(clip)
     assert not decoded

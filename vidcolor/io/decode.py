@@ -17,90 +17,24 @@ from __future__ import annotations
 
 import logging
 import os
-import heapq
 import queue
-import re
 import threading
 import time
-from dataclasses import dataclass
-from fractions import Fraction
 from typing import Iterator, Union
 
 import av
-import numpy as np
 
-from ..color import BT601, BT709, YCbCrSpec
 from ..errors import InputError
+from .probe import VideoInfo, describe, ffmpeg_reason, luma_plane, normalise, video_duration
+from .sequencer import FrameSequencer, LumaFrame, Truncation, damage_note
 
 __all__ = ["VideoInfo", "LumaFrame", "Truncation", "VideoReader", "open_video", "luma_plane", "damage_note",
            "MAX_PIXELS", "MIN_SIZE"]
 
 log = logging.getLogger("vidcolor")
 
-# Pixel formats whose first plane is the luma plane, read as is.
-_DIRECT = re.compile(r"^(?:yuvj?(?:420|422|444|440|411|410)p|gray)(?:9|10|12|14|16)?(?:le)?$|^nv(?:12|21)$")
-_UNSPECIFIED = (0, 2)  # AVCOL_RANGE_UNSPECIFIED / AVCOL_SPC_UNSPECIFIED
 MAX_PIXELS = 100_000_000  # a frame larger than this is refused before it is decoded (a decompression bomb)
 MIN_SIZE = (16, 16)  # smallest frame (width, height) colourised (optical flow needs 12 pixels)
-MAX_RATE = 10_000  # frames per second beyond this are a broken rate tag, not a rate
-_REORDER = 16  # frames held to put a damaged decoder's output back in pts order
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the writer needs to reproduce the input exactly, but for colour."""
-
-    path: str
-    format_name: str
-    width: int
-    height: int
-    pix_fmt: str  # the luma source format after normalisation
-    bits: int
-    chroma_shift: tuple[int, int] | None  # (log2 w, log2 h) subsampling, None for gray
-    ycbcr: YCbCrSpec
-    colorspace_tagged: bool
-    color_range: int
-    color_primaries: int
-    color_trc: int
-    time_base: Fraction
-    rate: Fraction | None
-    frames: int  # from the container; 0 when unknown
-    duration: float | None  # seconds
-    sample_aspect_ratio: Fraction | None
-    rotation: int  # display rotation, degrees counter-clockwise
-    metadata: dict
-
-
-@dataclass
-class LumaFrame:
-    """One decoded frame's luma plane, (H, W) uint8 or uint16 codes."""
-
-    luma: np.ndarray
-    pts: int
-    time_base: Fraction
-    index: int
-    damaged: bool = False  # True: undecodable, this is a copy of the previous good frame
-
-    @property
-    def time(self) -> float:
-        return float(self.pts * self.time_base)
-
-
-@dataclass(frozen=True)
-class Truncation:
-    """Where a file that ends early ends: ``frames`` decoded, the last one
-    ending at ``time`` seconds; ``expected`` frames (0: unknown) as its
-    header promised; ``reason`` what gave it away."""
-
-    frames: int
-    time: float
-    expected: int
-    reason: str
-
-    def describe(self) -> str:
-        of = f" of {self.expected}" if self.expected else ""
-        return (f"is truncated: the file ends at {_timecode(self.time)} (after frame {self.frames - 1}; "
-                f"{self.frames}{of} frames decoded; {self.reason})")
 
 
 class _Lost:
@@ -113,91 +47,6 @@ class _Lost:
 
 
 Item = Union[LumaFrame, av.Packet]
-
-
-def _plane_array(plane, dtype) -> np.ndarray:
-    itemsize = np.dtype(dtype).itemsize
-    arr = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // itemsize)
-    return arr[:, : plane.width]
-
-
-def _bits(fmt: av.VideoFormat) -> int:
-    return fmt.components[0].bits
-
-
-def _normalise(frame: av.VideoFrame) -> av.VideoFrame:
-    """Frames whose luma can't be read directly (RGB, palette, packed YUV,
-    P010) are converted once to planar 4:4:4 YUV."""
-    if _DIRECT.match(frame.format.name):
-        return frame
-    return frame.reformat(format="yuv444p10le" if _bits(frame.format) > 8 else "yuv444p")
-
-
-def luma_plane(frame: av.VideoFrame) -> np.ndarray:
-    """Copy of the luma plane of a normalised frame: (H, W) uint8 or uint16."""
-    dtype = np.uint8 if _bits(frame.format) <= 8 else np.dtype("<u2")
-    return _plane_array(frame.planes[0], dtype).copy()
-
-
-def _describe(path: str, container, stream, first: av.VideoFrame) -> VideoInfo:
-    fmt = first.format
-    bits = _bits(fmt)
-    comps = fmt.components
-    if len(comps) >= 3:
-        cw, ch = comps[1].width, comps[1].height
-        shift = (int(round(np.log2(first.width / cw))) if cw else 0, int(round(np.log2(first.height / ch))) if ch else 0)
-        # odd sizes round the chroma plane up; recover the shift from the format name instead
-        name = fmt.name
-        if "420" in name or name.startswith("nv"):
-            shift = (1, 1)
-        elif "422" in name:
-            shift = (1, 0)
-        elif "440" in name:
-            shift = (0, 1)
-        elif "411" in name:
-            shift = (2, 0)
-        elif "410" in name:
-            shift = (2, 2)
-        elif "444" in name:
-            shift = (0, 0)
-    else:
-        shift = None
-    is_gray = fmt.name.startswith("gray")
-    rng = first.color_range
-    full = rng == 2 or fmt.name.startswith("yuvj") or (rng == 0 and is_gray)
-    cs = first.colorspace
-    tagged = cs not in _UNSPECIFIED and cs in (1, 4, 5, 6, 7, 9, 10)
-    if not tagged:
-        # the convention players follow for untagged video: BT.709 for HD, BT.601 below
-        cs = BT709 if first.height >= 720 else BT601
-    sar = stream.codec_context.sample_aspect_ratio
-    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
-    dur = None
-    if stream.duration is not None and stream.time_base is not None:
-        dur = float(stream.duration * stream.time_base)
-    elif container.duration:
-        dur = container.duration / 1e6
-    return VideoInfo(
-        path=path,
-        format_name=container.format.name,
-        width=first.width,
-        height=first.height,
-        pix_fmt=fmt.name,
-        bits=bits,
-        chroma_shift=shift,
-        ycbcr=YCbCrSpec(colorspace=cs, full_range=full, bits=bits),
-        colorspace_tagged=tagged,
-        color_range=2 if full else 1,
-        color_primaries=first.color_primaries,
-        color_trc=first.color_trc,
-        time_base=stream.time_base,
-        rate=Fraction(rate) if rate and 0 < rate <= MAX_RATE else None,  # an absurd rate tag: unknown
-        frames=stream.frames or 0,
-        duration=dur,
-        sample_aspect_ratio=Fraction(sar) if sar else None,
-        rotation=int(round(first.rotation or 0)) % 360,
-        metadata=dict(container.metadata),
-    )
 
 
 class VideoReader:
@@ -240,7 +89,7 @@ class VideoReader:
             raise InputError("cannot be read (permission denied)", self.path) from None
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
             raise InputError(f"not a readable video or image file: damaged or truncated, or not media at all "
-                             f"(FFmpeg: {_ffmpeg_reason(e)})", self.path) from None
+                             f"(FFmpeg: {ffmpeg_reason(e)})", self.path) from None
         try:
             if not self.container.streams.video:
                 raise InputError("has no video stream", self.path)
@@ -263,7 +112,7 @@ class VideoReader:
             else:
                 raise InputError("has a video stream but no decodable frames"
                                  + (f" ({self._demux_error})" if self._demux_error else ""), self.path)
-            self.info = _describe(self.path, self.container, self.stream, self._pending[-1][0])
+            self.info = describe(self.path, self.container, self.stream, self._pending[-1][0])
             _check_size(self.path, self.info.width, self.info.height)
             self._t0 = self.stream.start_time if self.stream.start_time is not None else (self._pending[-1][0].pts or 0)
             if start is not None:
@@ -327,20 +176,20 @@ class VideoReader:
                     break
                 except (av.error.FFmpegError, ValueError) as e:
                     if packet.size:  # a damaged packet; the decoder goes on with the next one
-                        yield _Lost(None if packet.pts is None else int(packet.pts), _ffmpeg_reason(e)), None
+                        yield _Lost(None if packet.pts is None else int(packet.pts), ffmpeg_reason(e)), None
                     continue
                 for frame in frames:
-                    yield _normalise(frame), None
+                    yield normalise(frame), None
         except av.error.EOFError:
             pass
         except (av.error.FFmpegError, OSError) as e:
-            self._demux_error = f"unreadable from there on: {_ffmpeg_reason(e)}"
+            self._demux_error = f"unreadable from there on: {ffmpeg_reason(e)}"
             try:  # the frames still in the decoder
                 frames = self.stream.codec_context.decode(None)
             except (av.error.FFmpegError, ValueError):
                 frames = []
             for frame in frames:
-                yield _normalise(frame), None
+                yield normalise(frame), None
 
     def _run(self) -> None:
         q, stop = self._queue, self._stop
@@ -363,78 +212,13 @@ class VideoReader:
             q.put(_Failure(e))
 
     def _lumas(self) -> Iterator[Item]:
-        """Frames in pts order, each video packet's frame accounted for: a frame
-        that is lost (its packet failed, or no frame came for its pts) is the
-        previous good one again, at its own pts."""
+        """Frames in pts order, each video packet's frame accounted for (see
+        FrameSequencer), and the other streams' packets as they come."""
         info = self.info
-        tb = info.time_base
-        rate = info.rate
-        step = max(1, int(round(1 / (rate * tb)))) if rate else 1
-        slot = max(1, int(0.75 * step))  # a pts this close to a frame's is a field of it, not a frame of its own
-        floor = self._start_pts  # after a seek: what comes before the first frame asked for is dropped
-        index = self._first_index
-        heap: list = []  # (pts, seq, luma or None for a lost frame, why)
-        due: list[int] = []  # heap of packet pts whose frame has not come (yet)
-        seen: set[int] = set()  # pts of frames met (pruned below the last yielded)
-        lost: dict[int, str] = {}  # pts of packets that failed to decode: why
-        seq = 0
-        last_pts: int | None = None  # the last pts yielded
-        newest: int | None = None  # the largest pts met, to place what has none
-        previous: np.ndarray | None = None  # the last good luma yielded
-        run: list[tuple[int, int]] = []  # (index, pts) of the current run of lost frames
-
-        def emit(pts: int, luma: np.ndarray | None, why: str) -> LumaFrame | None:
-            nonlocal index, last_pts, previous
-            if luma is None:
-                # the previous good frame; lost at the very start, the first good one stands in
-                luma = previous if previous is not None else min((e[0], e[1], e[2]) for e in heap if e[2] is not None)[2]
-                run.append((index, pts))
-                if len(run) > self.max_damaged:
-                    first, t = run[0]
-                    raise InputError(f"cannot be decoded from frame {first} ({_timecode(float((t - self._t0) * tb))}) "
-                                     f"on: more than {self.max_damaged} damaged frames in a row, up to frame {index} "
-                                     f"({why}; runtime.max_damaged_frames is how many are repaired)", self.path)
-                frame = LumaFrame(luma, pts, tb, index, damaged=True)
-            else:
-                run.clear()
-                previous = luma
-                frame = LumaFrame(luma, pts, tb, index)
-            last_pts = pts
-            index += 1
-            if index <= self._skip:
-                return None
-            if frame.damaged:
-                self.damaged.append(frame.index)
-            return frame
-
-        def release(keep: int) -> Iterator[LumaFrame]:
-            """Yield frames in pts order until ``keep`` are left held."""
-            nonlocal seen
-            while len(heap) > keep:
-                pts, _, luma, why = heap[0]
-                if previous is None and not any(e[2] is not None for e in heap):
-                    return  # only lost frames so far: they wait for the first good one
-                while due and due[0] < pts:  # packets whose frame never came, before this frame
-                    q = heapq.heappop(due)
-                    if q in seen or (floor is not None and q < floor) or pts - q < slot:
-                        continue
-                    if last_pts is not None and q - last_pts < slot:
-                        continue
-                    seen.add(q)
-                    f = emit(q, None, lost.pop(q, "its packet gave no frame"))
-                    if f is not None:
-                        yield f
-                heapq.heappop(heap)
-                if (last_pts is not None and pts <= last_pts) or (floor is not None and pts < floor):
-                    continue  # late or repeated (its place in time is taken), or before the start
-                f = emit(pts, luma, why)
-                if f is not None:
-                    yield f
-            if len(seen) > 1024 and last_pts is not None:
-                seen = {p for p in seen if p > last_pts}
-                for p in [p for p in lost if p <= last_pts]:
-                    del lost[p]
-
+        seq = FrameSequencer(info.time_base, info.rate, path=self.path, origin=self._t0,
+                             first_index=self._first_index, skip=self._skip, floor=self._start_pts,
+                             max_damaged=self.max_damaged)
+        self.damaged = seq.damaged
         frames = self._frames
         pending, self._pending = self._pending, []
         while True:
@@ -442,62 +226,20 @@ class VideoReader:
                 if packet is not None:
                     yield packet
                 elif isinstance(item, int):
-                    if item not in seen and (last_pts is None or item > last_pts):
-                        heapq.heappush(due, item)
+                    seq.due(item)
                 elif isinstance(item, _Lost):
-                    if item.pts is not None:
-                        lost[item.pts] = item.reason  # filled when its frame does not come
-                        continue
-                    pts = 0 if newest is None else newest + step
-                    newest = pts
-                    heapq.heappush(heap, (pts, seq, None, item.reason))
-                    seq += 1
+                    seq.lost(item.pts, item.reason)
+                elif item.width != info.width or item.height != info.height:
+                    why = f"frame size changes from {info.width}x{info.height} to {item.width}x{item.height}"
+                    yield from seq.frame(item.pts, None, why)
                 else:
-                    frame = item
-                    pts = frame.pts
-                    if pts is None:
-                        pts = 0 if newest is None else newest + step
-                    newest = pts if newest is None else max(newest, pts)
-                    seen.add(pts)
-                    if frame.width != info.width or frame.height != info.height:
-                        why = f"frame size changes from {info.width}x{info.height} to {frame.width}x{frame.height}"
-                        heapq.heappush(heap, (pts, seq, None, why))
-                    else:
-                        heapq.heappush(heap, (pts, seq, luma_plane(frame), ""))
-                    seq += 1
-                    yield from release(_REORDER)
+                    yield from seq.frame(item.pts, luma_plane(item))
             try:
                 pending = [next(frames)]
             except StopIteration:
                 break
-        # the end: is it the end the file promised?
-        good = [e[0] for e in heap if e[2] is not None]
-        end = max(good) if good else (last_pts if previous is not None else None)
-        count = (index - self._first_index + sum(1 for e in heap if end is None or e[0] <= end)
-                 + len({q for q in due if q not in seen and (end is None or q <= end)}))
-        why = self._demux_error
-        expected = info.frames
-        if why is None and expected and not self._skip and self._start_pts is None \
-                and count < expected - max(2, expected // 100):
-            why = f"its header promises {expected} frames"
-        duration = _video_duration(self.stream)
-        if why is None and duration and end is not None:
-            ends_at = float((end - self._t0 + step) * tb)
-            if ends_at < duration - max(2 * float(step * tb), duration / 100, 0.5):
-                why = f"its header gives a length of {_timecode(duration)}"
-        if why is None:  # a whole file: packets at its tail whose frame never came are filled too
-            for q in [q for q in due if q not in seen and end is not None and q - end >= slot]:
-                heapq.heappush(heap, (q, seq, None, lost.get(q, "its packet gave no frame")))
-                seq += 1
-                seen.add(q)
-        elif end is not None:  # a truncated one ends at its last good frame
-            heap[:] = [e for e in heap if e[0] <= end]
-            due[:] = [q for q in due if q <= end]
-            heapq.heapify(heap)
-            heapq.heapify(due)
-        yield from release(0)
-        if why is not None and end is not None:
-            self.truncated = Truncation(index, float((end - self._t0 + step) * tb), expected, why)
+        yield from seq.finish(info.frames, video_duration(self.stream), self._demux_error)
+        self.truncated = seq.truncated
 
     def notes(self) -> list[str]:
         """What the damage came to, once the stream is read: one line each."""
@@ -548,30 +290,6 @@ class _Failure:
 _END = object()
 
 
-def damage_note(count: int, indices: list[int]) -> str:
-    """'3 damaged frames (5, 6, 13) could not be decoded: each repeats the good frame before it'."""
-    shown = ", ".join(map(str, indices[:10])) + (", ..." if count > 10 else "")
-    return (f"{count} damaged frame{'s' if count != 1 else ''} ({shown}) could not be decoded: "
-            f"{'each repeats' if count != 1 else 'it repeats'} the good frame before it")
-
-
-def _timecode(seconds: float) -> str:
-    ms = int(round(max(seconds, 0.0) * 1000))
-    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
-
-
-def _video_duration(stream) -> float | None:
-    """The video stream's own length in seconds (not the container's, which
-    a longer sound track sets), or None when the file does not say."""
-    if stream.duration and stream.time_base:
-        return float(stream.duration * stream.time_base)
-    tag = (stream.metadata or {}).get("DURATION")  # Matroska, as FFmpeg writes it
-    m = re.match(r"^(\d+):(\d\d):(\d\d(?:\.\d+)?)$", tag.strip()) if isinstance(tag, str) else None
-    if m:
-        return int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-    return None
-
-
 def _check_header(path: str, stream) -> None:
     """Refuse, before decoding anything, a frame size the header says is absurd."""
     cc = stream.codec_context
@@ -585,11 +303,6 @@ def _check_size(path: str, w: int, h: int) -> None:
         raise InputError(f"frames are too large ({w}x{h}; at most {MAX_PIXELS // 1_000_000} megapixels)", path)
     if w < MIN_SIZE[0] or h < MIN_SIZE[1]:
         raise InputError(f"frames are too small ({w}x{h}; the minimum is {MIN_SIZE[0]}x{MIN_SIZE[1]})", path)
-
-
-def _ffmpeg_reason(e: Exception) -> str:
-    msg = getattr(e, "strerror", None) or str(e)
-    return str(msg).split(":")[0].strip() or type(e).__name__
 
 
 def open_video(path: str | os.PathLike, queue_size: int = 32) -> VideoReader:

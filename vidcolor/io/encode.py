@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import EncodeConfig
 from ..errors import ConfigError, OutputError
-from .decode import VideoInfo, _plane_array
+from .probe import VideoInfo, plane_array
 
 __all__ = ["VideoWriter", "choose_pix_fmt", "encoder_options", "container_options"]
 
@@ -229,7 +229,7 @@ class VideoWriter:
         f = av.VideoFrame(self.info.width, self.info.height, self.pix_fmt)
         dtype = np.uint8 if self.bits == 8 else np.dtype("<u2")
         for plane, data in zip(f.planes, (y, cb, cr)):
-            _plane_array(plane, dtype)[...] = data
+            plane_array(plane, dtype)[...] = data
         f.pts = pts
         f.time_base = self.info.time_base
         f.color_range = self.info.color_range

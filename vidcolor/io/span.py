@@ -24,36 +24,15 @@ import numpy as np
 
 from ..config import EncodeConfig
 from ..errors import InputError
-from ..references import parse_start
 from .decode import VideoInfo
 from .encode import VideoWriter, choose_pix_fmt
 
-__all__ = ["Span", "parse_seconds", "locate_span", "SideStreams", "SideBySideWriter"]
+__all__ = ["Span", "locate_span", "SideStreams", "SideBySideWriter"]
 
 log = logging.getLogger("vidcolor")
 
 _REORDER = 32  # packets past the start that may still show a frame before it (H.264 reorders at most 16)
 _SLACK = 5.0  # seconds: how far the other streams may be interleaved away from the video
-
-
-def parse_seconds(text: str | float | int, what: str = "time") -> float:
-    """'50', '12.5' (seconds) or 'HH:MM:SS[.fff]' (the reference maps' timecodes) -> seconds."""
-    if isinstance(text, (int, float)):
-        value = float(text)
-    else:
-        t = str(text).strip()
-        try:
-            value = float(t)
-        except ValueError:
-            try:
-                frame, value = parse_start(t)
-            except ValueError:
-                raise ValueError(f"{what} {text!r} is neither seconds (12.5) nor a timecode HH:MM:SS[.fff]") from None
-            if value is None:  # all digits: parse_start's frame index, here a count of seconds
-                value = float(frame)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{what} {text!r} must be a finite number of seconds, not negative")
-    return value
 
 
 @dataclass(frozen=True)

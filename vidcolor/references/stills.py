@@ -25,31 +25,13 @@ import torch
 from ..color import mean_chroma
 from ..errors import InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
+from ..timecode import parse_start
 
 __all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "parse_start", "list_images"]
 
 log = logging.getLogger("vidcolor")
 
-_FRAME = re.compile(r"^\d+$")
-_TIMECODE = re.compile(r"^(\d+):([0-5]\d):([0-5]\d(?:\.\d+)?)$")
 GRAYSCALE_CHROMA = 2.0  # mean Lab chroma under which a still counts as black and white
-
-
-def parse_start(text: str) -> tuple[int | None, float | None]:
-    """'120' -> (120, None); '00:01:05.5' -> (None, 65.5)."""
-    t = text.strip()
-    m = _TIMECODE.match(t)
-    if _FRAME.match(t) or m:
-        try:
-            if m is None:
-                return int(t), None
-            seconds = int(m[1]) * 3600 + int(m[2]) * 60 + float(m[3])
-            if seconds < 1e9:
-                return None, seconds
-        except (ValueError, OverflowError):  # thousands of digits
-            pass
-        raise InputError(f"start {t[:40]!r} is out of range")
-    raise InputError(f"start {text!r} is neither a frame index nor a timecode HH:MM:SS[.fff]")
 
 
 @dataclass(frozen=True)

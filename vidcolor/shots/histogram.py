@@ -10,7 +10,8 @@ them:
   in PySceneDetect's AdaptiveDetector (score over the mean of ``window``
   scores each side at least ``threshold``, and at least ``min_score``), and
   the change must hold between the frames just before and just after, so a
-  flash of one or two frames is no cut.
+  flash of one or two frames is no cut (:class:`~vidcolor.shots.cuts.CutTest`,
+  shared with the `transnet` detector's cross-check).
 - Fades through black: a run of black frames, darkening before it and
   brightening after it; the new shot starts after the darkest frame.
 - Dissolves: the frames ``h`` before and ``h`` after a centre frame are two
@@ -27,41 +28,20 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from ..errors import ConfigError
 from .base import ShotDetector, Transition, register_detector
+from .cuts import SMALL, CutTest, FeatureExtractor, FrameFeatures, change_score, l1
 
 __all__ = ["HistogramDetector"]
 
-_SMALL = (32, 18)  # (w, h) of the picture compared pixel by pixel
-_KERNEL = np.ones((3, 3), np.uint8)
 _HALVES = (3, 5, 7, 10)  # half-widths of the windows tested for dissolves
-_REACH = (6, 4)  # largest camera shift measured between two frames, pixels of _SMALL
+_REACH = (6, 4)  # largest camera shift measured between two frames, pixels of SMALL
 _STEP = 4  # frames between two frames whose shift is measured
 _MAX_RAMP = 24  # longest fade-out or fade-in counted in a fade's span
-
-
-@dataclass(slots=True)
-class _Frame:
-    mean: float
-    sd: float
-    hist: np.ndarray  # (bins,) float32, sums to 1
-    grid: np.ndarray  # (18, 32) float32, 0..255
-    flat: np.ndarray  # grid less its mean: the picture whatever the exposure
-    edges: np.ndarray  # (36, 64) bool
-    grown: np.ndarray  # edges dilated by one pixel
-    n_edges: int
-    black: bool
-    score: float = 0.0  # change score from the previous frame, 0..100
-
-
-def _l1(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean absolute difference."""
-    return cv2.norm(a, b, cv2.NORM_L1) / a.size
 
 
 def _shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -80,10 +60,10 @@ def _shift(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
 
 
 def _overlap(*shifts: tuple[float, float]) -> tuple[slice, slice] | None:
-    """The part of a _SMALL picture still in view after any of ``shifts``; None if too little is."""
+    """The part of a SMALL picture still in view after any of ``shifts``; None if too little is."""
     kx = math.ceil(max(abs(s[0]) for s in shifts)) + 1
     ky = math.ceil(max(abs(s[1]) for s in shifts)) + 1
-    if _SMALL[0] - 2 * kx < 10 or _SMALL[1] - 2 * ky < 6:
+    if SMALL[0] - 2 * kx < 10 or SMALL[1] - 2 * ky < 6:
         return None
     return slice(ky, -ky), slice(kx, -kx)
 
@@ -125,13 +105,9 @@ class HistogramDetector(ShotDetector):
         self.min_shot_len, self.bins = int(min_shot_len), int(bins)
         self.black_level, self.black_sd = float(black_level), float(black_sd)
         self.dissolves, self.dissolve_min = bool(dissolves), float(dissolve_min)
-        w, h = self.thumb_size
-        # soft binning: each gray level spread over neighbouring bins (Gaussian, one bin wide), so
-        # that film flicker does not flip a narrow histogram from one bin to the next
-        centres = (np.arange(self.bins) + 0.5) * (256 / self.bins)
-        soft = np.exp(-0.5 * ((np.arange(256)[:, None] + 0.5 - centres[None, :]) / (256 / self.bins)) ** 2)
-        self._soft = (soft / soft.sum(axis=1, keepdims=True) / (w * h)).astype(np.float32)
-        self._frames: deque[_Frame] = deque()
+        self._features = FeatureExtractor(self.thumb_size, self.bins, self.black_level, self.black_sd)
+        self._cut = CutTest(self.threshold, self.min_score, self.window)
+        self._frames: deque[FrameFeatures] = deque()
         self._first = 0  # index of self._frames[0]
         self._keep = 2 * self.lookahead + 2 * max(_HALVES) + 8
         self._n = 0
@@ -147,40 +123,7 @@ class HistogramDetector(ShotDetector):
 
     # -- features --------------------------------------------------------------------------------
 
-    def _features(self, thumb: np.ndarray) -> _Frame:
-        w, h = self.thumb_size
-        if thumb.ndim != 2 or thumb.dtype != np.uint8:
-            raise ValueError(f"a thumbnail must be an (H, W) uint8 gray array, got {thumb.shape} {thumb.dtype}")
-        if thumb.shape != (h, w):
-            thumb = cv2.resize(thumb, (w, h), interpolation=cv2.INTER_AREA)
-        hist = cv2.calcHist([thumb], [0], None, [256], [0, 256]).ravel() @ self._soft
-        grid = cv2.resize(thumb, _SMALL, interpolation=cv2.INTER_AREA).astype(np.float32)
-        mean, sd = cv2.meanStdDev(grid)
-        mean, sd = float(mean[0, 0]), float(sd[0, 0])
-        blur = cv2.GaussianBlur(thumb, (3, 3), 0)
-        mag = cv2.add(cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 1, 0)),
-                      cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 0, 1)))
-        # edges: the strongest 15% of gradients, and none weaker than film grain makes
-        counts = np.bincount(mag.ravel(), minlength=256)
-        level = max(40, int(np.searchsorted(np.cumsum(counts), 0.85 * mag.size)))
-        edges = mag > level
-        grown = cv2.dilate(edges.view(np.uint8), _KERNEL).view(bool)
-        black = mean <= self.black_level and sd <= self.black_sd
-        return _Frame(mean, sd, hist, grid, grid - np.float32(mean), edges, grown, int(np.count_nonzero(edges)), black)
-
-    def _distance(self, a: _Frame, b: _Frame) -> float:
-        """Change score between two frames, 0..100."""
-        hd = 0.5 * cv2.norm(a.hist, b.hist, cv2.NORM_L1)
-        pd = min(1.0, _l1(a.flat, b.flat) / 48.0)  # brightness is the histogram's part: flicker is not a cut
-        ecr = 0.0
-        few = min(a.n_edges, b.n_edges)
-        if few:  # edge change ratio, trusted as far as both frames have edges
-            enter = np.count_nonzero(b.edges & ~a.grown) / b.n_edges
-            leave = np.count_nonzero(a.edges & ~b.grown) / a.n_edges
-            ecr = max(enter, leave) * min(1.0, few / (0.1 * a.edges.size))
-        return float(100.0 * (hd + pd + ecr) / 3.0)
-
-    def _at(self, i: int) -> _Frame:
+    def _at(self, i: int) -> FrameFeatures:
         return self._frames[i - self._first]
 
     # -- streaming -------------------------------------------------------------------------------
@@ -190,7 +133,7 @@ class HistogramDetector(ShotDetector):
         n = self._n
         if n:
             prev = self._frames[-1]
-            f.score = self._distance(prev, f)
+            f.score = change_score(prev, f)
         self._frames.append(f)
         if len(self._frames) > self._keep:
             self._frames.popleft()
@@ -249,19 +192,11 @@ class HistogramDetector(ShotDetector):
         """Is frame ``c`` the first of a new shot? Frames up to ``last`` are known."""
         if c < 1 or c - 1 < self._first:
             return
-        f = self._at(c)
-        s = f.score
-        if s < self.min_score or f.black or self._at(c - 1).black:
+        at, first = self._at, self._first
+        if not self._cut(c, last, lambda j: at(j).score, lambda j: at(j).black,
+                         lambda a, b: change_score(at(a), at(b)) if a >= first else math.nan, first):
             return
-        near = [self._at(j).score for j in range(max(1, c - self.window), min(last, c + self.window) + 1) if j != c]
-        base = sum(near) / len(near) if near else 0.0
-        if s < self.threshold * max(base, 0.5):
-            return
-        # the change must hold between the frames just before and just after: a flash of one or two
-        # frames, or a glitch, does not
-        for a, b in ((c - 2, c), (c - 3, c), (c - 1, c + 1), (c - 2, c + 1), (c - 1, c + 2)):
-            if a >= self._first and b <= last and self._distance(self._at(a), self._at(b)) < 0.5 * s:
-                return
+        s = at(c).score
         self._cuts.append(c)
         self._pending.append(Transition(c, c, c, "cut", round(float(s) / 100.0, 4)))
 
@@ -320,8 +255,8 @@ class HistogramDetector(ShotDetector):
         r["zone"][1] = end + 1
         self._add_fade(r["fs"], end, r["boundary"], r["pre"], self._at(min(end + 1, self._n - 1)))
 
-    def _add_fade(self, start: int, end: int, boundary: int, pre: _Frame, post: _Frame) -> None:
-        s = self._distance(pre, post)
+    def _add_fade(self, start: int, end: int, boundary: int, pre: FrameFeatures, post: FrameFeatures) -> None:
+        s = change_score(pre, post)
         if s >= self.min_score:  # else the same picture came back: a dip, not a new shot
             self._pending.append(Transition(start, end, boundary, "fade", round(s / 100.0, 4)))
 
@@ -361,15 +296,15 @@ class HistogramDetector(ShotDetector):
         if crop is None:
             return None
         pa, qb, mm = _moved(p.grid, sa)[crop], _moved(q.grid, sb)[crop], m.grid[crop]
-        d = _l1(pa, qb)
-        if d < self.dissolve_min or _l1(mm, 0.5 * (pa + qb)) > 0.3 * d:
+        d = l1(pa, qb)
+        if d < self.dissolve_min or l1(mm, 0.5 * (pa + qb)) > 0.3 * d:
             return None
         zp, zq = pa - pa.mean(), qb - qb.mean()
         if float((zp * zq).sum()) > 0.8 * math.sqrt(float((zp * zp).sum() * (zq * zq).sum())) + 1e-6:
             return None  # the same picture, brighter or darker: lighting, not a dissolve
         before = _moved(self._at(max(c - 2 * h, self._first)).grid, sa)[crop]
         after = _moved(self._at(min(c + 2 * h, self._n - 1)).grid, sb)[crop]
-        if d < 2.5 * max(_l1(before, p.grid[crop]), _l1(after, q.grid[crop])):
+        if d < 2.5 * max(l1(before, p.grid[crop]), l1(after, q.grid[crop])):
             return None
         return d
 
@@ -420,4 +355,4 @@ class HistogramDetector(ShotDetector):
         if any(start <= c <= end + 1 for c in self._cuts) or self._in_zone(start, end):
             return
         self._pending.append(Transition(start, max(end, b), b, "dissolve",
-                                        round(_l1(self._at(lo).grid, self._at(hi).grid) / 255.0, 4)))
+                                        round(l1(self._at(lo).grid, self._at(hi).grid) / 255.0, 4)))

@@ -19,7 +19,7 @@ from ..color import YCbCrSpec
 from ..io.decode import LumaFrame
 from .base import ShotDetector, Transition
 
-__all__ = ["Shot", "ShotSplitter", "thumbnail"]
+__all__ = ["Shot", "ShotSplitter", "thumbnail", "gray8_lut"]
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Shot:
                                                       "score": round(float(t.score), 4)}}
 
 
-def _gray8_lut(spec: YCbCrSpec) -> np.ndarray:
+def gray8_lut(spec: YCbCrSpec) -> np.ndarray:
     """Luma code -> 8-bit full-range gray, for thumbnails."""
     codes = np.arange(spec.max_code + 1, dtype=np.float64)
     offset, span = spec.luma_scale()
@@ -75,7 +75,7 @@ class ShotSplitter:
         self.context = context
         self.lookahead = (detector.lookahead if detector is not None else 0) + context
         self.forced = forced
-        self._lut = _gray8_lut(spec)
+        self._lut = gray8_lut(spec)
         self._buffer: deque[LumaFrame] = deque()
         self._starts: dict[int, Transition | None] = {}
         self._origin = origin  # the film's first frame's time (None: the first frame fed)

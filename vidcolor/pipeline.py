@@ -34,6 +34,7 @@ from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer, get_colorizer
 from .models.gallery import BlendColorizer, GalleryColorizer, gallery_from_config
 from .models.registry import needs_reference
+from .outputs import atomic_output, check_input, default_output
 from .references import ReferenceSchedule, ReferenceStore
 from .shots import ShotDetector, get_detector, list_detectors
 from .shots.split import Shot, ShotSplitter
@@ -130,11 +131,6 @@ def _note_prealigned(entry: dict, colorizer: Colorizer) -> None:
                 entry["prealigned"] = n
 
 
-def default_output(input: str | os.PathLike) -> Path:
-    p = Path(input)
-    return p.with_name(f"{p.stem}_color{p.suffix}")
-
-
 def _schedule(reference, reference_map) -> ReferenceSchedule:
     if reference is not None and reference_map is not None:
         raise ConfigError("give either a reference (still or folder) or a reference map, not both")
@@ -191,50 +187,6 @@ def _partial_blend(exemplar: Colorizer, auto: Colorizer, amp) -> BlendColorizer:
 
 def _colorizer(cfg: Config, schedule: ReferenceSchedule, device: torch.device) -> Colorizer:
     return _colorizers(cfg, schedule, device)[0]
-
-
-def _prepare_output(input: Path, output: str | os.PathLike | None, overwrite: bool) -> tuple[Path, Path]:
-    out = Path(output) if output is not None else default_output(input)
-    if out.is_dir():
-        raise OutputError("is a folder; give a file name for the output", out)
-    if out.exists():
-        if input.exists() and out.resolve() == input.resolve():
-            raise OutputError("is the input file; choose another output name", out)
-        if not overwrite:
-            raise OutputError("already exists (pass --overwrite to replace it)", out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError("the output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError("the output folder is not writable", parent)
-    tmp = parent / f".{out.stem}.vidcolor-tmp-{os.getpid()}{out.suffix}"
-    return out, tmp
-
-
-def _check_input(input: Path) -> None:
-    if not input.exists():
-        raise InputError("file not found", input)
-    if input.is_dir():
-        raise InputError("is a folder; give a video or image file", input)
-
-
-def _finish(tmp: Path, out: Path) -> None:
-    try:
-        os.replace(tmp, out)
-    except OSError as e:
-        _remove(tmp)
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            raise OutputError("the output folder was removed during the run; nothing was written", out) from None
-        raise OutputError(f"cannot move the finished output into place ({e.strerror})", out) from None
-
-
-def _remove(tmp: Path) -> None:
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        log.warning("%s: could not remove the partial output (%s)", tmp, e.strerror)
 
 
 class _FrameColorist:
@@ -534,7 +486,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     ``colorize_video(plan=...)`` (the render farm cuts a film by it)."""
     cfg = config or Config()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     _colorizer(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
@@ -604,7 +556,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     t0 = time.monotonic()
     timers = _Timers()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     if cfg.runtime.threads:
@@ -655,7 +607,8 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
     with timers("references"):
         index = _load_references(cfg, schedule, store, device, plan)
     detector = _detector(cfg, device) if plan is None else None
-    out, tmp = _prepare_output(input, output, overwrite)
+    dest = atomic_output(output if output is not None else default_output(input), overwrite=overwrite, input=input)
+    out, tmp = dest.target, dest.tmp
     if is_image_path(out):
         raise OutputError("is an image name, but the input is a video; give a video file name", out)
     report = RunReport(str(input), str(out), colorizer=cfg.colorizer, device=str(device),
@@ -813,12 +766,12 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
             if smoother is not None:
                 smoother.close()
             writer.abort()
-            _remove(tmp)
+            dest.discard()
             raise
         finally:
             if side is not None:
                 side.close()
-    _finish(tmp, out)
+    dest.commit()
     report.seconds = time.monotonic() - t0
     report.stages = {k: round(v, 3) for k, v in timers.seconds.items()}
     return report
@@ -829,7 +782,7 @@ def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
     """Decode a video and return its shots (the detector of ``config.shots``)."""
     cfg = config or Config()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     if cfg.shots.detector == "off":
         raise ConfigError("shot detection is off; choose a detector (transnet, histogram)")
     detector = _detector(cfg, resolve_device(cfg.runtime.device))
@@ -853,7 +806,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     cfg = config or Config()
     t0 = time.monotonic()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     colorizer = _colorizer(cfg, schedule, device)
@@ -863,7 +816,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         raise InputError("no row starts at 0 for a still image", schedule.origin or None)
     store = ReferenceStore(device)
     ref = store.get(row.reference) if row.reference else None
-    out, tmp = _prepare_output(input, output, overwrite)
+    dest = atomic_output(output if output is not None else default_output(input), overwrite=overwrite, input=input)
+    out, tmp = dest.target, dest.tmp
     if not is_image_path(out):
         raise OutputError("the input is a still image; give an image file name for the output (.png, .jpg, .tif)", out)
     img = read_image(input)
@@ -913,11 +867,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         else:
             result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
     result = (result * peak + 0.5).astype(img.dtype)
-    try:
+    with dest:
         write_image(tmp, result)
-        _finish(tmp, out)
-    finally:
-        _remove(tmp)
     shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source, "colorizer": used,
             "reference": os.fspath(row.reference) if row.reference and used != AUTOMATIC else None}
     if score is not None:

@@ -6,6 +6,7 @@ default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -262,6 +263,12 @@ class Config:
         return _validate(_build(cls, data, "", source), source)
 
 
+def max_threads() -> int:
+    """The most threads a config or option may ask for: 4 per CPU core (more only thrashes, and
+    OpenMP dies allocating their stacks)."""
+    return 4 * (os.cpu_count() or 1)
+
+
 def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -293,6 +300,8 @@ def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}", source)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", source)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -337,6 +346,9 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad(f"runtime.max_damaged_frames must be between 0 and 100000, got {cfg.runtime.max_damaged_frames}")
     if cfg.runtime.threads < 0:
         raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
+    if cfg.runtime.threads > max_threads():
+        raise bad(f"runtime.threads must be at most {max_threads()} (4 per CPU core; this machine has "
+                  f"{os.cpu_count() or 1}), got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
     r = cfg.retrieval

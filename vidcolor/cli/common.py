@@ -111,13 +111,10 @@ class FiniteFloat(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-def max_threads() -> int:
-    """The most threads any option or config may ask for: 4 per CPU core."""
-    return 4 * (os.cpu_count() or 1)
-
-
 def check_threads(ctx, param, value):
-    """A ``--threads`` callback: at most :func:`max_threads`."""
+    """A ``--threads`` callback: at most 4 per CPU core, as ``runtime.threads``."""
+    from ..config import max_threads
+
     if value is not None and value > max_threads():
         raise click.BadParameter(f"{value} is more than 4 threads per CPU core (at most {max_threads()} on this "
                                  f"machine's {os.cpu_count() or 1} cores).", ctx, param)

@@ -329,6 +329,12 @@ def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, 
     return dataclasses.replace(base, **changes)
 
 
+def parse_section(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
+    """A config dataclass ``cls`` from ``data``, keys and types checked as in a config file
+    (``prefix``, e.g. ``"exemplar."``, names the keys in errors); unset fields from ``base``."""
+    return _build(cls, data, prefix, source, base)
+
+
 def _validate(cfg: Config, source: str | None) -> Config:
     def bad(msg: str) -> ConfigError:
         return ConfigError(msg, source)

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, InputError
 from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
 from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
-from .exemplar import _load, list_photos
+from .exemplar import load_photo, list_photos
 
 __all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
            "build_pool", "rebalanced_loss"]
@@ -141,7 +141,7 @@ def build_pool(photos: list[Path], n: int, size: int, rng: random.Random, backbo
         for _ in range(min(chunk, n - start)):
             i = rng.randrange(len(photos))
             if i not in images:
-                images[i] = _load(photos[i], min(short, 640))
+                images[i] = load_photo(photos[i], min(short, 640))
             L, ab = make_crop(images[i], size, rng, augment=augment)
             Ls.append(torch.from_numpy(L)[None])
             abs_.append(torch.from_numpy(ab).permute(2, 0, 1))

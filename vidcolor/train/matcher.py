@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..models.matcher import FeatureMatcher, MatcherHead, attend, matching_features, raw_features, save_matcher
 from .common import (adam_cosine, loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from,
                      save_atomic, start_run)
-from .exemplar import SPEC, _to_tensor, list_photos, make_example
+from .exemplar import SPEC, to_tensor, list_photos, make_example
 
 __all__ = ["TrainMatcherConfig", "load_train_config", "train_matcher", "build_pool", "validate"]
 
@@ -67,10 +67,10 @@ class TrainMatcherConfig:
 
 
 def load_train_config(path: str | os.PathLike) -> TrainMatcherConfig:
-    from ..config import _build  # noqa: PLC0415
+    from ..config import parse_section  # noqa: PLC0415
 
     cfg, p = read_train_config(path, TrainMatcherConfig)
-    _build(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
+    parse_section(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
     if cfg.size % 8 or cfg.size < 32:
         raise ConfigError(f"size must be a multiple of 8 and at least 32, got {cfg.size}", p)
     if set(cfg.kinds) - set(KINDS) or not cfg.kinds or min(cfg.kinds.values()) < 0 or sum(cfg.kinds.values()) <= 0:
@@ -95,7 +95,7 @@ def build_pool(cfg: TrainMatcherConfig, photos: list[Path], net, rng: random.Ran
         target, ref = make_example(held if val else train, cfg.size, kind, rng, caches[val])
         with torch.inference_mode():
             for side, img in (("q", target), ("k", ref)):
-                t = _to_tensor(img)
+                t = to_tensor(img)
                 L = gray_to_l(rgb_to_luma(t, SPEC))
                 f = raw_features(net, L)
                 cells = f.shape[-2:]

@@ -243,7 +243,7 @@ def test_auto_config_validation(tmp_path):
 
 
 def test_cli_model_options_become_config_overrides():
-    from vidcolor.cli import _model_overrides
+    from vidcolor.cli.colorize import model_overrides as _model_overrides
 
     name, o = _model_overrides(None, None, "eccv16", "x.pth", 0.5, None)
     cfg = load_config(None, {**o, "colorizer": name})

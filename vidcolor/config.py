@@ -6,6 +6,7 @@ default.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -272,7 +273,13 @@ class Config:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
         """The inverse of :meth:`to_dict` (keys left out keep their defaults), validated."""
-        return _validate(build_section(cls, data, "", source), source)
+        return _validate(_build(cls, data, "", source), source)
+
+
+def max_threads() -> int:
+    """The most threads a config or option may ask for: 4 per CPU core (more only thrashes, and
+    OpenMP dies allocating their stacks)."""
+    return 4 * (os.cpu_count() or 1)
 
 
 def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
@@ -306,6 +313,8 @@ def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{where} must be a number, got {value!r}", source)
+        if not math.isfinite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", source)
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -314,7 +323,7 @@ def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {where}")
 
 
-def build_section(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
+def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
     if not isinstance(data, Mapping):
         raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}", source)
     base = base if base is not None else cls()
@@ -327,10 +336,16 @@ def build_section(cls: type, data: Mapping[str, Any], prefix: str, source: str |
             raise ConfigError(f"unknown key '{where}' (valid: {', '.join(prefix + n for n in names)})", source)
         tp = hints[key]
         if dataclasses.is_dataclass(tp):
-            changes[key] = build_section(tp, value, f"{where}.", source, getattr(base, key))
+            changes[key] = _build(tp, value, f"{where}.", source, getattr(base, key))
         else:
             changes[key] = _check_type(value, tp, where, source)
     return dataclasses.replace(base, **changes)
+
+
+def parse_section(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
+    """A config dataclass ``cls`` from ``data``, keys and types checked as in a config file
+    (``prefix``, e.g. ``"exemplar."``, names the keys in errors); unset fields from ``base``."""
+    return _build(cls, data, prefix, source, base)
 
 
 def _validate(cfg: Config, source: str | None) -> Config:
@@ -350,6 +365,9 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad(f"runtime.max_damaged_frames must be between 0 and 100000, got {cfg.runtime.max_damaged_frames}")
     if cfg.runtime.threads < 0:
         raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
+    if cfg.runtime.threads > max_threads():
+        raise bad(f"runtime.threads must be at most {max_threads()} (4 per CPU core; this machine has "
+                  f"{os.cpu_count() or 1}), got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
     if cfg.references.match not in ("strict", "normal", "force"):
@@ -422,7 +440,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
         except OSError as e:
             raise ConfigError(f"cannot be read ({e.strerror})", source) from None
         if data is not None:
-            cfg = build_section(Config, data, "", source, cfg)
+            cfg = _build(Config, data, "", source, cfg)
     if overrides:
         nested: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -433,5 +451,5 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
-        cfg = build_section(Config, nested, "", "command line", cfg)
+        cfg = _build(Config, nested, "", "command line", cfg)
     return _validate(cfg, source)

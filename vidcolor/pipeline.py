@@ -32,11 +32,12 @@ from .io.image import is_image_path, read_image, write_image
 from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer
 from .models.painters import Painters
+from .outputs import atomic_output, check_input, default_output
 from .references import ReferenceSchedule, ReferenceStore, ShotChoice
 from .references.choose import MAX_SHOT_WARNINGS, Chooser
 from .references.plan import PlanChooser, PlannedShot
 from .runtime import RunReport, Timers, auto_batch_size, resolve_device
-from .shots import ShotDetector, get_detector, list_detectors
+from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import TemporalSmoother
 
@@ -49,11 +50,6 @@ Progress = Callable[[int], None]
 IMAGE_WORKING_SIDE = 1024
 
 
-def default_output(input: str | os.PathLike) -> Path:
-    p = Path(input)
-    return p.with_name(f"{p.stem}_color{p.suffix}")
-
-
 def _schedule(reference, reference_map) -> ReferenceSchedule:
     if reference is not None and reference_map is not None:
         raise ConfigError("give either a reference (still or folder) or a reference map, not both")
@@ -62,68 +58,6 @@ def _schedule(reference, reference_map) -> ReferenceSchedule:
     if reference is not None:
         return ReferenceSchedule.single(reference)
     return ReferenceSchedule.automatic()
-
-
-def _prepare_output(input: Path, output: str | os.PathLike | None, overwrite: bool) -> tuple[Path, Path]:
-    out = Path(output) if output is not None else default_output(input)
-    if out.is_dir():
-        raise OutputError("is a folder; give a file name for the output", out)
-    if out.exists():
-        if input.exists() and out.resolve() == input.resolve():
-            raise OutputError("is the input file; choose another output name", out)
-        if not overwrite:
-            raise OutputError("already exists (pass --overwrite to replace it)", out)
-    parent = out.parent if str(out.parent) else Path(".")
-    if not parent.is_dir():
-        raise OutputError("the output folder does not exist", parent)
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError("the output folder is not writable", parent)
-    tmp = parent / f".{out.stem}.vidcolor-tmp-{os.getpid()}{out.suffix}"
-    return out, tmp
-
-
-def _check_input(input: Path) -> None:
-    if not input.exists():
-        raise InputError("file not found", input)
-    if input.is_dir():
-        raise InputError("is a folder; give a video or image file", input)
-
-
-def _finish(tmp: Path, out: Path) -> None:
-    try:
-        os.replace(tmp, out)
-    except OSError as e:
-        _remove(tmp)
-        if not (out.parent if str(out.parent) else Path(".")).is_dir():
-            raise OutputError("the output folder was removed during the run; nothing was written", out) from None
-        raise OutputError(f"cannot move the finished output into place ({e.strerror})", out) from None
-
-
-def _remove(tmp: Path) -> None:
-    try:
-        tmp.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        log.warning("%s: could not remove the partial output (%s)", tmp, e.strerror)
-
-
-def _detector(cfg: Config, device: torch.device) -> ShotDetector | None:
-    name = cfg.shots.detector
-    if name == "off":
-        return None
-    if name == "auto":
-        name = "transnet" if device.type == "cuda" else "histogram"
-    if name not in list_detectors():
-        raise ConfigError(f"unknown shot detector '{name}' (valid: auto, {', '.join(list_detectors())}, off)")
-    return get_detector(name, device=device)
-
-
-def _smoother(cfg: Config, bits: int) -> TemporalSmoother:
-    t = cfg.temporal
-    return TemporalSmoother(mode=t.mode, strength=t.strength, flow_preset=t.flow_preset, flow_size=t.flow_size,
-                            fb_sigma=t.fb_sigma, l_sigma=t.l_sigma, window=t.window, overlap=t.overlap,
-                            detail=t.detail, bits=bits)
 
 
 def _one_shot(cfg: Config, schedule: ReferenceSchedule) -> bool:
@@ -158,13 +92,13 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     ``colorize_video(plan=...)`` (the render farm cuts a film by it)."""
     cfg = config or Config()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     Painters(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
     store = ReferenceStore(device)
     _preload(schedule, store, None)
-    detector = _detector(cfg, device)
+    detector = detector_from_config(cfg.shots, device)
     started: list[tuple[Shot, int, dict, ShotChoice]] = []
     with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
         info = reader.info
@@ -220,7 +154,7 @@ class VideoRun:
         self.t0 = time.monotonic()
         self.timers = Timers()
         self.input = Path(input)
-        _check_input(self.input)
+        check_input(self.input)
         self.schedule = _schedule(reference, reference_map)
         self.device = resolve_device(cfg.runtime.device)
         if cfg.runtime.threads:
@@ -242,8 +176,10 @@ class VideoRun:
             self.start = (first.first_frame, first.first_pts)
         with self.timers("references"):
             _preload(self.schedule, self.store, plan)
-        self.detector = _detector(cfg, self.device) if plan is None else None
-        self.out, self.tmp = _prepare_output(self.input, output, overwrite)
+        self.detector = detector_from_config(cfg.shots, self.device) if plan is None else None
+        self.dest = atomic_output(output if output is not None else default_output(self.input), overwrite=overwrite,
+                                  input=self.input)
+        self.out, self.tmp = self.dest.target, self.dest.tmp
         if is_image_path(self.out):
             raise OutputError("is an image name, but the input is a video; give a video file name", self.out)
         self.report = RunReport(str(self.input), str(self.out), colorizer=cfg.colorizer, device=str(self.device),
@@ -269,12 +205,12 @@ class VideoRun:
                     self.smoother.close()
                 if self.writer is not None:
                     self.writer.abort()
-                _remove(self.tmp)
+                self.dest.discard()
                 raise
             finally:
                 if self.side is not None:
                     self.side.close()
-        _finish(self.tmp, self.out)
+        self.dest.commit()
         self.report.seconds = time.monotonic() - self.t0
         self.report.stages = {k: round(v, 3) for k, v in self.timers.seconds.items()}
         return self.report
@@ -302,7 +238,7 @@ class VideoRun:
         else:
             self.chooser = PlanChooser(self.plan, cfg.exemplar.gate_low, cfg.exemplar.gate_high)
         self.splitter = self.chooser.splitter(self.detector, info.ycbcr)
-        self.smoother = _smoother(cfg, info.bits)
+        self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits)
 
     def _stream(self, reader: VideoReader) -> None:
         items = reader.items()
@@ -467,10 +403,10 @@ def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
     """Decode a video and return its shots (the detector of ``config.shots``)."""
     cfg = config or Config()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     if cfg.shots.detector == "off":
         raise ConfigError("shot detection is off; choose a detector (transnet, histogram)")
-    detector = _detector(cfg, resolve_device(cfg.runtime.device))
+    detector = detector_from_config(cfg.shots, resolve_device(cfg.runtime.device))
     with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
         splitter = ShotSplitter(detector, reader.info.ycbcr)
         for item in reader.items():
@@ -496,7 +432,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     cfg = config or Config()
     t0 = time.monotonic()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     painters = Painters(cfg, schedule, device)
@@ -504,7 +440,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         raise InputError("no row starts at 0 for a still image", schedule.origin or None)
     store = ReferenceStore(device)
     _preload(schedule, store, None)
-    out, tmp = _prepare_output(input, output, overwrite)
+    dest = atomic_output(output if output is not None else default_output(input), overwrite=overwrite, input=input)
+    out = dest.target
     if not is_image_path(out):
         raise OutputError("the input is a still image; give an image file name for the output (.png, .jpg, .tif)", out)
     img = read_image(input)
@@ -537,11 +474,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         else:
             result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
     result = (result * peak + 0.5).astype(img.dtype)
-    try:
+    with dest as tmp:
         write_image(tmp, result)
-        _finish(tmp, out)
-    finally:
-        _remove(tmp)
     row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
     shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source}
     _record(shot, choice, painter)

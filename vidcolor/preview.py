@@ -32,31 +32,12 @@ from .farm.assemble import LOOKAHEAD, PacketJoiner
 from .farm.plan import segment_suffix
 from .io.encode import container_options
 from .io.image import is_image_path
-from .pipeline import PlannedShot, _check_input, _finish, _prepare_output, _remove, colorize_video, plan_shots
+from .outputs import atomic_output, check_input, compare_output, part_output, preview_output, work_folder
+from .pipeline import PlannedShot, colorize_video, plan_shots
 
 __all__ = ["PreviewReport", "colorize_preview", "preview_output", "compare_output", "part_output", "pick_shots"]
 
 log = logging.getLogger("vidcolor")
-
-
-def _named(input: str | os.PathLike, tag: str) -> Path:
-    p = Path(input)
-    return p.with_name(f"{p.stem}_{tag}{p.suffix}")
-
-
-def preview_output(input: str | os.PathLike) -> Path:
-    """``INPUT_preview.EXT`` beside the input."""
-    return _named(input, "preview")
-
-
-def part_output(input: str | os.PathLike) -> Path:
-    """``INPUT_part.EXT``: a part (--start/--duration) never takes the full run's default name."""
-    return _named(input, "part")
-
-
-def compare_output(output: str | os.PathLike) -> Path:
-    """``NAME_compare.EXT`` for a default output ``NAME.EXT`` of a --compare run."""
-    return _named(output, "compare")
 
 
 @dataclass
@@ -106,10 +87,11 @@ def colorize_preview(input: str | os.PathLike, output: str | os.PathLike | None 
     cfg = config or Config()
     t0 = time.monotonic()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     if output is None:
         output = compare_output(preview_output(input)) if compare else preview_output(input)
-    out, tmp = _prepare_output(input, output, overwrite)
+    dest = atomic_output(output, overwrite=overwrite, input=input)
+    out, tmp = dest.target, dest.tmp
     if is_image_path(out):
         raise OutputError("is an image name; a preview is a video, give a video file name", out)
     plan, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg,
@@ -123,7 +105,7 @@ def colorize_preview(input: str | os.PathLike, output: str | os.PathLike | None 
                        for k, s in enumerate(chosen)]
     if on_plan is not None:
         on_plan(report.excerpts, sum(e["frames"] for e in report.excerpts))
-    work = out.parent / f".{out.stem}.vidcolor-preview-{os.getpid()}"
+    work = work_folder(out)
     try:
         work.mkdir(exist_ok=True)
         pieces = []
@@ -138,9 +120,9 @@ def colorize_preview(input: str | os.PathLike, output: str | os.PathLike | None 
         for e, at in zip(report.excerpts, _join(pieces, tmp, out, info.time_base, rate, info.rotation)):
             e["at"] = round(at, 6)
         report.frames = sum(e["frames"] for e in report.excerpts)
-        _finish(tmp, out)
+        dest.commit()
     except BaseException:
-        _remove(tmp)
+        dest.discard()
         raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -22,7 +22,7 @@ import av
 
 from ..errors import OutputError
 from ..io.encode import container_options
-from ..pipeline import _finish, _prepare_output, _remove
+from ..outputs import atomic_output
 from .plan import Manifest
 
 __all__ = ["assemble", "PacketJoiner", "LOOKAHEAD"]
@@ -114,7 +114,8 @@ def _time(p: av.Packet) -> float:
 def assemble(manifest: Manifest, output: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
     """Join the segments of ``manifest`` with the input's other streams into ``output``
     (default: the job's output). Returns the output path."""
-    out, tmp = _prepare_output(Path(manifest.input), output or manifest.output, overwrite)
+    dest = atomic_output(output or manifest.output, overwrite=overwrite, input=manifest.input)
+    out, tmp = dest.target, dest.tmp
     tb = Fraction(manifest.video["time_base"])
     first = manifest.segment_path(0)
     try:
@@ -154,8 +155,8 @@ def assemble(manifest: Manifest, output: str | os.PathLike | None = None, *, ove
                         b = next(op, None)
         if frames != manifest.frames:
             raise OutputError(f"joined {frames} frames where the plan has {manifest.frames}", out)
-        _finish(tmp, out)
+        dest.commit()
     except BaseException:
-        _remove(tmp)
+        dest.discard()
         raise
     return out

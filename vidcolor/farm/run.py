@@ -26,7 +26,7 @@ from ..config import Config
 from ..errors import ConfigError, InputError, OutputError, VidcolorError
 from ..io.decode import Truncation
 from ..io.image import IMAGE_EXTENSIONS
-from ..pipeline import _check_input, default_output
+from ..outputs import check_input, default_output
 from .assemble import assemble
 from .plan import Manifest, plan_job
 from .segment import FAULT_ENV, SegmentError, read_journal, render_segment, segment_done
@@ -296,7 +296,7 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
     t0 = time.monotonic()
     cfg = config or Config()
     input = Path(input)
-    _check_input(input)
+    check_input(input)
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
     out = Path(output) if output is not None else default_output(input)

@@ -88,6 +88,9 @@ class VideoReader:
         except PermissionError:
             raise InputError("cannot be read (permission denied)", self.path) from None
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
+            w, h = _y4m_size(self.path)
+            if w * h > MAX_PIXELS:  # FFmpeg refuses a huge y4m frame (EBUSY) before saying its size
+                _check_size(self.path, w, h)
             raise InputError(f"not a readable video or image file: damaged or truncated, or not media at all "
                              f"(FFmpeg: {ffmpeg_reason(e)})", self.path) from None
         try:
@@ -296,6 +299,20 @@ def _check_header(path: str, stream) -> None:
     w, h = cc.width or 0, cc.height or 0
     if w * h > MAX_PIXELS:
         raise InputError(f"frames are too large ({w}x{h}; at most {MAX_PIXELS // 1_000_000} megapixels)", path)
+
+
+def _y4m_size(path: str) -> tuple[int, int]:
+    """(width, height) from a YUV4MPEG2 file's header line, (0, 0) for any other file."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256).split(b"\n", 1)[0].split()
+    except OSError:
+        return 0, 0
+    if not head or head[0] != b"YUV4MPEG2":
+        return 0, 0
+    size = {t[:1]: t[1:] for t in head[1:] if t[:1] in (b"W", b"H")}
+    w, h = size.get(b"W", b""), size.get(b"H", b"")
+    return (int(w), int(h)) if w.isdigit() and h.isdigit() else (0, 0)
 
 
 def _check_size(path: str, w: int, h: int) -> None:

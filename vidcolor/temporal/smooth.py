@@ -32,12 +32,15 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 
 from ..ops import dis_flow, pixel_grid
+
+if TYPE_CHECKING:
+    from ..config import TemporalConfig
 
 __all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
 
@@ -127,6 +130,13 @@ class TemporalSmoother:
         self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)
         self.end_shot()
+
+    @classmethod
+    def from_config(cls, t: "TemporalConfig", bits: int = 8) -> "TemporalSmoother":
+        """The smoother of a config's ``temporal`` section, for a film of ``bits``-bit luma."""
+        return cls(mode=t.mode, strength=t.strength, flow_preset=t.flow_preset, flow_size=t.flow_size,
+                   fb_sigma=t.fb_sigma, l_sigma=t.l_sigma, window=t.window, overlap=t.overlap, detail=t.detail,
+                   bits=bits)
 
     @property
     def enabled(self) -> bool:

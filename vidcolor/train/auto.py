@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from ..errors import ConfigError, InputError
 from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, save_auto, smooth_prior, soft_encode
 from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
-from .exemplar import list_photos, load_photo
+from .exemplar import load_photo, list_photos
 
 __all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
            "build_pool", "rebalanced_loss"]

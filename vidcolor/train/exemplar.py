@@ -53,7 +53,7 @@ from ..models.fusion import FusionNet, rule_blend, save_fusion
 from .common import (adam_cosine, loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from,
                      save_atomic, start_run)
 
-__all__ = ["TrainExemplarConfig", "train_exemplar", "make_example", "load_photo", "to_tensor", "list_photos"]
+__all__ = ["TrainExemplarConfig", "train_exemplar", "make_example", "load_photo", "to_tensor"]
 
 log = logging.getLogger("vidcolor")
 KINDS = ("keyframe", "view", "other", "motion")
@@ -83,10 +83,10 @@ class TrainExemplarConfig:
 
 
 def load_train_config(path: str | os.PathLike) -> TrainExemplarConfig:
-    from ..config import build_section  # noqa: PLC0415
+    from ..config import parse_section  # noqa: PLC0415
 
     cfg, p = read_train_config(path, TrainExemplarConfig)
-    build_section(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
+    parse_section(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
     if cfg.size % 8 or cfg.size < 32:
         raise ConfigError(f"size must be a multiple of 8 and at least 32, got {cfg.size}", p)
     if set(cfg.kinds) - set(KINDS) or not cfg.kinds or min(cfg.kinds.values()) < 0:
@@ -107,6 +107,7 @@ def list_photos(folders: list[str]) -> list[Path]:
 
 
 def load_photo(path: Path, short: int) -> np.ndarray:
+    """A training photo as 8-bit RGB (H, W, 3), its short side scaled to ``short``."""
     img = read_image(path)
     if img.dtype != np.uint8:
         img = (img / 257).astype(np.uint8)
@@ -211,6 +212,7 @@ def make_example(photos: list[Path], size: int, kind: str, rng: random.Random, c
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 RGB -> (1, 3, H, W) float in [0, 1]."""
     return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
 
 

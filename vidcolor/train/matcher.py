@@ -38,7 +38,7 @@ from ..errors import ConfigError
 from ..models.matcher import FeatureMatcher, MatcherHead, attend, matching_features, raw_features, save_matcher
 from .common import (adam_cosine, loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from,
                      save_atomic, start_run)
-from .exemplar import SPEC, list_photos, make_example, to_tensor
+from .exemplar import SPEC, to_tensor, list_photos, make_example
 
 __all__ = ["TrainMatcherConfig", "load_train_config", "train_matcher", "build_pool", "validate"]
 
@@ -67,10 +67,10 @@ class TrainMatcherConfig:
 
 
 def load_train_config(path: str | os.PathLike) -> TrainMatcherConfig:
-    from ..config import build_section  # noqa: PLC0415
+    from ..config import parse_section  # noqa: PLC0415
 
     cfg, p = read_train_config(path, TrainMatcherConfig)
-    build_section(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
+    parse_section(ExemplarConfig, cfg.exemplar, "exemplar.", os.fspath(p))  # typos in the overrides are errors too
     if cfg.size % 8 or cfg.size < 32:
         raise ConfigError(f"size must be a multiple of 8 and at least 32, got {cfg.size}", p)
     if set(cfg.kinds) - set(KINDS) or not cfg.kinds or min(cfg.kinds.values()) < 0 or sum(cfg.kinds.values()) <= 0:

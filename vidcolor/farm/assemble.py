@@ -114,7 +114,7 @@ def _time(p: av.Packet) -> float:
 def assemble(manifest: Manifest, output: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
     """Join the segments of ``manifest`` with the input's other streams into ``output``
     (default: the job's output). Returns the output path."""
-    out, tmp = _prepare_output(Path(manifest.input), output or manifest.output, overwrite)
+    out, tmp = _prepare_output(Path(manifest.input), output or manifest.output_path, overwrite)
     tb = Fraction(manifest.video["time_base"])
     first = manifest.segment_path(0)
     try:

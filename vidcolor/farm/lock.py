@@ -16,7 +16,6 @@ races with a worker still rendering for a dead driver.
 from __future__ import annotations
 
 import errno
-import fcntl
 import json
 import os
 import socket
@@ -24,6 +23,11 @@ import time
 from pathlib import Path
 
 from ..errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: the recorded owner alone decides
+    fcntl = None
 
 __all__ = ["JobLock", "JobLocked", "LOCK", "holder"]
 
@@ -100,6 +104,8 @@ class JobLock:
             except OSError as e:
                 raise OutputError(f"cannot create the job lock ({e.strerror})", self.path) from None
             try:
+                if fcntl is None:
+                    raise OSError(errno.ENOSYS, "no flock")
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 os.close(fd)

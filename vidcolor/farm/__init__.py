@@ -3,6 +3,8 @@ local processes, Ray tasks or any scheduler (``vidcolor render-segment``),
 journaled, resumable, and joined without re-encoding.
 
     plan.py      the job: shots, segments, manifest, input identity
+    schema.py    the manifest and journal checked as untrusted input
+    lock.py      one driver a job: the job lock
     segment.py   rendering one segment; the journal
     assemble.py  joining segments and the input's other streams
     run.py       executors (processes, Ray), retries, one film, a batch

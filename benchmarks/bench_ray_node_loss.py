@@ -103,7 +103,8 @@ def main() -> None:
           f"{sorted(set(r['lost']) & set(r['rendered']))}; rendered by this run: {len(r['rendered'])}; "
           f"retries used: {r['retries']}; driver exit {driver.returncode}; {wall:.1f} s")
     data = out.read_bytes()
-    print(f"output bytes equal to the undisturbed job's on the cluster: {data == (work / 'undisturbed.mp4').read_bytes()}"
+    same = data == (work / "undisturbed.mp4").read_bytes()
+    print(f"output bytes equal to the undisturbed job's on the cluster: {same}"
           f"; to the --jobs 1 job's: {data == (work / 'jobs1.mp4').read_bytes()}; frames {len(b)} (single run "
           f"{len(a)}), lowest PSNR against the single run {psnr:.1f} dB")
     if not args.keep:

@@ -84,7 +84,8 @@ class RayCluster:
         self.cpus = cpus
         (self.tmp / "home").mkdir(parents=True, exist_ok=True)
         # HOME: its own, so that no ~/.ray/auth_token of another cluster on this machine applies
-        self.env = {**os.environ, "HOME": os.fspath(self.tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0", "RAY_health_check_period_ms": "1000",
+        self.env = {**os.environ, "HOME": os.fspath(self.tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
+                    "RAY_health_check_period_ms": "1000",
                     "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000",
                     **(env or {})}
         self.port = free_port()

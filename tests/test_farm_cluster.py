@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import av
+import numpy as np
 import pytest
 
 from raycluster import RayCluster
-from synth import make_clip, make_still
-from test_farm import _assert_same_film
+from synth import decode_pts, make_clip, make_still, packet_bytes
 from vidcolor import load_config
 from vidcolor.farm.segment import STALL_ENV
 from vidcolor.pipeline import colorize_video
@@ -23,6 +24,18 @@ pytest.importorskip("ray")
 pytestmark = pytest.mark.ray_cluster
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _assert_same_film(out, single, src):
+    """As test_farm's: frame for frame within encoder noise, the same pts, the same audio packets."""
+    assert decode_pts(out) == decode_pts(single) == decode_pts(src)
+    assert packet_bytes(src) and packet_bytes(out) == packet_bytes(src)
+    with av.open(str(out)) as a, av.open(str(single)) as b:
+        pairs = [(x.to_ndarray(format="yuv444p").astype(np.float64), y.to_ndarray(format="yuv444p").astype(np.float64))
+                 for x, y in zip(a.decode(video=0), b.decode(video=0))]
+    assert len(pairs) == 48
+    psnr = [10 * np.log10(255 ** 2 / max(np.mean((x - y) ** 2), 1e-10)) for x, y in pairs]
+    assert min(psnr) >= 45, np.round(psnr, 1)
 
 
 @pytest.fixture(scope="module")

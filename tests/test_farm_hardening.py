@@ -154,7 +154,7 @@ def test_lock_without_flock_falls_back_to_the_recorded_owner(tmp_path, monkeypat
     folder.mkdir()
     parent = os.getppid()  # alive, on this host
     (folder / "lock").write_text(json.dumps({"host": socket.gethostname(), "pid": parent,
-                                             "started": "then", "tick": lockmod._start_time(parent)}))
+                                             "started": "then", "tick": str(start_time(parent))}))
     with pytest.raises(JobLocked, match=rf"pid {parent} on {socket.gethostname()}, started then; if that driver "):
         JobLock(folder).acquire()
     (folder / "lock").write_text(json.dumps({"host": "elsewhere", "pid": 1}))

@@ -10,9 +10,10 @@ journaled, resumable, and joined without re-encoding.
     run.py       executors (processes, Ray), retries, one film, a batch
 """
 from .assemble import assemble
+from .lock import JobLock, JobLocked
 from .plan import Manifest, Segment, group_segments, input_checksum, job_dir, plan_job
 from .run import FarmReport, batch, list_inputs, run_job
 from .segment import SegmentError, read_journal, render_segment
 
-__all__ = ["Manifest", "Segment", "FarmReport", "SegmentError", "plan_job", "group_segments", "input_checksum",
-           "job_dir", "render_segment", "read_journal", "assemble", "run_job", "batch", "list_inputs"]
+__all__ = ["Manifest", "Segment", "FarmReport", "SegmentError", "JobLock", "JobLocked", "plan_job", "group_segments",
+           "input_checksum", "job_dir", "render_segment", "read_journal", "assemble", "run_job", "batch", "list_inputs"]

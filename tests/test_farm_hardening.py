@@ -203,6 +203,7 @@ BAD = [  # (field, value, the message's words)
     ("checksum", [], r"checksum: must be an object, not a list"),
     ("video.time_base", "0", r"video\.time_base: must be positive, not 0"),
     ("video.frames", True, r"video\.frames: must be an integer, not true/false"),
+    ("video.rotation", 1 << 40, r"video\.rotation: must be degrees in -360\.\.360"),
     ("output", "/etc/passwd", r"output: '/etc/passwd' is not the output of this job folder"),
     ("input", 7, r"input: must be a string, not an integer"),
     ("config.encode", {"options": {"x264-params": "pass=1:stats=/tmp/evil.log"}},
@@ -231,6 +232,26 @@ def test_a_bad_manifest_is_one_line_naming_file_and_field(planned, tmp_path, fie
         assert re.search(message, lines[0]), lines[0]
     assert _tree(tmp_path, job) == before and escape.exists() == existed  # nothing written outside the job
     assert not list((job / "segments").iterdir())
+
+
+def test_an_input_that_is_no_file_is_refused_not_read_forever(planned, tmp_path):
+    job = tmp_path / "out.mp4.vidcolor-job"
+    shutil.copytree(planned.parent, job)
+    d = json.loads((job / "manifest.json").read_text())
+    d["input"] = "/dev/zero"
+    (job / "manifest.json").write_text(json.dumps(d))
+    r = subprocess.run([sys.executable, "-m", "vidcolor", "render-segment", str(job / "manifest.json"), "0"],
+                       env=_env(), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr == "vidcolor: error: /dev/zero: is not a regular file\n"
+
+
+def test_a_huge_manifest_is_not_read(tmp_path):
+    job = tmp_path / "out.mp4.vidcolor-job"
+    job.mkdir()
+    with open(job / "manifest.json", "wb") as fh:
+        fh.truncate(300 << 20)  # sparse: nothing is written
+    r = CliRunner().invoke(main, ["render-segment", str(job / "manifest.json"), "0"], env={"VIDCOLOR_DEBUG": ""})
+    assert r.exit_code == 1 and "job manifest is over 256 MiB" in r.output
 
 
 @pytest.mark.parametrize("doc", ["[]", "null", '"x"', "{}"])

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -46,6 +47,7 @@ log = logging.getLogger("vidcolor")
 MANIFEST = "manifest.json"
 JOB_SUFFIX = ".vidcolor-job"
 VERSION = 1
+MAX_MANIFEST = 256 << 20  # bytes: a day-long film with a shot a second plans about 40 MiB
 _HEAD = 1 << 20
 _BLOCK = 64 << 10
 _BLOCKS = 16
@@ -70,6 +72,8 @@ def input_checksum(path: str | os.PathLike) -> dict[str, Any]:
     """{size, mtime_ns, sampled_sha256}: see the module docstring."""
     p = Path(path)
     st = p.stat()
+    if not stat.S_ISREG(st.st_mode):  # a device or a pipe named by a manifest would be read forever
+        raise InputError("is not a regular file", p)
     h = hashlib.sha256()
     h.update(str(st.st_size).encode())
     with open(p, "rb") as fh:
@@ -214,6 +218,8 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST
         try:
+            if path.stat().st_size > MAX_MANIFEST:
+                raise InputError(f"job manifest is over {MAX_MANIFEST >> 20} MiB: not a manifest vidcolor wrote", path)
             d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError("job manifest not found", path) from None

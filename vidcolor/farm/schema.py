@@ -143,7 +143,9 @@ def _check(d: Any) -> None:
     _fraction(v.get("rate"), "video.rate", none=True)
     for k in ("frames", "width", "height"):
         _at_least(_typed(v[k], int, f"video.{k}"), 1, f"video.{k}")
-    _typed(v.get("rotation", 0), (int, None), "video.rotation")
+    rotation = _typed(v.get("rotation", 0), (int, None), "video.rotation")
+    if rotation is not None and not -360 <= rotation <= 360:
+        _fail("video.rotation", f"must be degrees in -360..360, not {rotation}")
     trunc = _typed(v.get("truncated"), (dict, None), "video.truncated")
     if trunc is not None:
         _record(trunc, {"frames": int, "time": float, "expected": int, "reason": str}, "video.truncated")

@@ -83,8 +83,10 @@ class RayCluster:
         self.tmp = Path(tmp)
         self.cpus = cpus
         (self.tmp / "home").mkdir(parents=True, exist_ok=True)
-        # HOME: its own, so that no ~/.ray/auth_token of another cluster on this machine applies
-        self.env = {**os.environ, "HOME": os.fspath(self.tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
+        # HOME: its own, so that no ~/.ray/auth_token of another cluster on this machine applies; no RAY_*
+        # variables of this process (a ray.init() here sets RAY_AUTH_MODE=token in os.environ, for good)
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("RAY_") and k != "PYTHONBREAKPOINT"}
+        self.env = {**inherited, "HOME": os.fspath(self.tmp / "home"), "RAY_USAGE_STATS_ENABLED": "0",
                     "RAY_health_check_period_ms": "1000",
                     "RAY_health_check_failure_threshold": "3", "RAY_health_check_initial_delay_ms": "1000",
                     **(env or {})}

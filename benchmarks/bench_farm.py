@@ -1,8 +1,9 @@
 """Render farm on this machine: the same generated film with ``--jobs 1`` and
 ``--jobs 2`` (the ``transfer`` colorizer), wall time and speed-up; then a
-``--jobs 2`` run killed with SIGKILL half-way and run again, which must
-render only the missing segments and give the same file as an
-uninterrupted run.
+``--jobs 2`` run whose driver alone is killed with SIGKILL half-way (its
+worker processes must die with it: how many are left 10 s later is
+printed) and run again, which must render only the missing segments and
+give the same file as an uninterrupted run.
 
     python benchmarks/bench_farm.py [--seconds 60] [--size 854x480] [--segment 6]
 
@@ -27,6 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from raycluster import alive, descendants, start_time  # noqa: E402
 from synth import make_clip, make_still  # noqa: E402
 
 
@@ -95,18 +97,25 @@ def main() -> None:
     out.unlink(missing_ok=True)
     p = vidcolor(film, ref, out, cfg, 2, start_new_session=True)
     total = None
+    kids: list = []
     while p.poll() is None:
         m = job / "manifest.json"
         if total is None and m.exists():
             total = len(json.loads(m.read_text())["segments"])
         done = len((job / "journal.jsonl").read_text().splitlines()) if (job / "journal.jsonl").exists() else 0
         if total and done >= total // 2:
-            os.killpg(p.pid, signal.SIGKILL)  # the command and its worker processes, at once
+            kids = [(q, start_time(q)) for q in descendants(p.pid)]
+            os.kill(p.pid, signal.SIGKILL)  # the driver alone: its workers must follow it
             break
         time.sleep(0.05)
     p.wait()
+    time.sleep(10)
+    left = [q for q, t in kids if alive(q, t)]
+    for q in left:
+        os.kill(q, signal.SIGKILL)
     done = len((job / "journal.jsonl").read_text().splitlines())
-    print(f"killed with SIGKILL after {done} of {total} segments (exit {p.returncode}; output exists: {out.exists()})")
+    print(f"driver killed with SIGKILL after {done} of {total} segments (exit {p.returncode}; output exists: "
+          f"{out.exists()}); of its {len(kids)} child processes, {len(left)} still running 10 s later")
     t = time.perf_counter()
     p = vidcolor(film, ref, out, cfg, 2, extra=["--report", str(work / "resume.json")])
     _, err = p.communicate()

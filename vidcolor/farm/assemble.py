@@ -114,7 +114,7 @@ def _time(p: av.Packet) -> float:
 def assemble(manifest: Manifest, output: str | os.PathLike | None = None, *, overwrite: bool = False) -> Path:
     """Join the segments of ``manifest`` with the input's other streams into ``output``
     (default: the job's output). Returns the output path."""
-    dest = atomic_output(output or manifest.output, overwrite=overwrite, input=manifest.input)
+    dest = atomic_output(output or manifest.output_path, overwrite=overwrite, input=manifest.input)
     out, tmp = dest.target, dest.tmp
     tb = Fraction(manifest.video["time_base"])
     first = manifest.segment_path(0)

@@ -27,6 +27,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -35,6 +36,8 @@ from typing import Any, Callable, Sequence
 from ..config import Config
 from ..errors import InputError, OutputError
 from ..pipeline import PlannedShot, plan_shots
+from .lock import LOCK, JobLock
+from .schema import check_manifest
 
 __all__ = ["Segment", "Manifest", "plan_job", "group_segments", "input_checksum", "job_dir", "segment_suffix",
            "MANIFEST", "JOB_SUFFIX"]
@@ -44,6 +47,7 @@ log = logging.getLogger("vidcolor")
 MANIFEST = "manifest.json"
 JOB_SUFFIX = ".vidcolor-job"
 VERSION = 1
+MAX_MANIFEST = 256 << 20  # bytes: a day-long film with a shot a second plans about 40 MiB
 _HEAD = 1 << 20
 _BLOCK = 64 << 10
 _BLOCKS = 16
@@ -68,6 +72,8 @@ def input_checksum(path: str | os.PathLike) -> dict[str, Any]:
     """{size, mtime_ns, sampled_sha256}: see the module docstring."""
     p = Path(path)
     st = p.stat()
+    if not stat.S_ISREG(st.st_mode):  # a device or a pipe named by a manifest would be read forever
+        raise InputError("is not a regular file", p)
     h = hashlib.sha256()
     h.update(str(st.st_size).encode())
     with open(p, "rb") as fh:
@@ -166,11 +172,20 @@ class Manifest:
         return self.path.parent
 
     @property
+    def output_path(self) -> Path:
+        """Where the joined film goes: beside the job folder, under the name the manifest gives."""
+        return self.dir.parent / Path(self.output).name
+
+    @property
     def frames(self) -> int:
         return sum(s.frames for s in self.segments)
 
     def segment_path(self, k: int) -> Path:
-        return self.dir / "segments" / f"{k:05d}{self.suffix}"
+        """``segments/KKKKK.EXT`` in the job folder, never anywhere else (the suffix is checked on load)."""
+        name = f"{int(k):05d}{self.suffix}"
+        if "/" in name or "\\" in name or ".." in name or os.sep in name:
+            raise InputError(f"job manifest: suffix {self.suffix!r} is not a file name extension", self.path)
+        return self.dir / "segments" / name
 
     def segment_shots(self, k: int) -> list[PlannedShot]:
         a, b = self.segments[k].frame_range
@@ -203,14 +218,23 @@ class Manifest:
         if path.is_dir():
             path = path / MANIFEST
         try:
+            if path.stat().st_size > MAX_MANIFEST:
+                raise InputError(f"job manifest is over {MAX_MANIFEST >> 20} MiB: not a manifest vidcolor wrote", path)
             d = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError("job manifest not found", path) from None
         except (OSError, ValueError) as e:
             raise InputError(f"job manifest cannot be read ({e})", path) from None
-        if d.get("version") != VERSION:
-            raise InputError(f"job manifest version {d.get('version')} is not {VERSION} (made by another vidcolor); "
-                             "start the job over with --overwrite", path)
+        if isinstance(d, dict) and d.get("version") != VERSION:
+            raise InputError(f"job manifest version {d.get('version')!r} is not {VERSION} (made by another "
+                             "vidcolor?); start the job over with --overwrite", path)
+        check_manifest(d, path)  # untrusted: shared storage
+        if job_dir(d["output"]).name != path.parent.name:
+            raise InputError(f"job manifest: output: {d['output']!r} is not the output of this job folder "
+                             f"({path.parent.name})", path)
+        Config.from_dict(d["config"], os.fspath(path))
+        if (path.parent / "segments").is_symlink():
+            raise InputError("job folder: segments/ is a symbolic link; a job writes only inside its folder", path)
         d["shots"] = [PlannedShot.from_dict(s) for s in d["shots"]]
         d["segments"] = [Segment(**s) for s in d["segments"]]
         m = cls(**d)
@@ -247,10 +271,26 @@ def plan_job(input: str | os.PathLike, output: str | os.PathLike, *, reference: 
     A job folder holding another job (another input, config or references)
     is an error unless ``overwrite``, which discards it.
     """
-    cfg = config or Config()
     input, output = Path(input).resolve(), Path(output).resolve()
     if not input.is_file():
         raise InputError("file not found" if not input.exists() else "is not a file", input)
+    with JobLock(job_dir(output)):  # a no-op when this process holds it already (run_job)
+        return _plan_job(input, output, reference, reference_map, config or Config(), overwrite, progress)
+
+
+def _clear(folder: Path) -> None:
+    """Everything in the job folder but its lock (held by this process)."""
+    for p in folder.iterdir():
+        if p.name == LOCK:
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p)
+        else:
+            p.unlink()
+
+
+def _plan_job(input: Path, output: Path, reference, reference_map, cfg: Config, overwrite: bool,
+              progress) -> tuple[Manifest, bool]:
     folder = job_dir(output)
     checksum = input_checksum(input)
     want = {"input": os.fspath(input), "reference": _abs(reference), "reference_map": _abs(reference_map),
@@ -273,14 +313,15 @@ def plan_job(input: str | os.PathLike, output: str | os.PathLike, *, reference: 
             raise OutputError(f"holds another job ({shown}); pass --overwrite to discard it and start over", folder)
         log.info("%s: discarding the previous job (--overwrite)", folder)
     if folder.exists() and overwrite:
-        shutil.rmtree(folder)
-    elif folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).exists():
-        if not overwrite:
-            raise OutputError("exists but holds no job manifest; remove it or pass --overwrite", folder)
+        _clear(folder)
+    elif folder.exists() and any(p.name != LOCK for p in folder.iterdir()) and not (folder / MANIFEST).exists():
+        raise OutputError("exists but holds no job manifest; remove it or pass --overwrite", folder)
     readers: list = []
     shots, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg, progress=progress,
                              on_open=readers.append)
     truncated = readers[0].truncated if readers else None
+    # stills by absolute path: a worker renders in any working folder
+    shots = [dataclasses.replace(s, reference=_abs(s.reference)) for s in shots]
     segments = group_segments(shots, cfg.farm.segment_seconds, info.rate)
     video = {"time_base": str(info.time_base), "rate": str(info.rate) if info.rate else None,
              "frames": sum(s.frames for s in shots), "width": info.width, "height": info.height,

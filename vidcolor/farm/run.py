@@ -15,6 +15,8 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -28,8 +30,9 @@ from ..io.decode import Truncation
 from ..io.image import IMAGE_EXTENSIONS
 from ..outputs import check_input, default_output
 from .assemble import assemble
-from .plan import Manifest, plan_job
-from .segment import FAULT_ENV, SegmentError, read_journal, render_segment, segment_done
+from .lock import JobLock
+from .plan import Manifest, job_dir, plan_job
+from .segment import FAULT_ENV, STALL_ENV, SegmentError, read_journal, render_segment, segment_done
 
 __all__ = ["FarmReport", "run_job", "batch", "list_inputs", "render_pending"]
 
@@ -48,6 +51,7 @@ class FarmReport:
     rendered: list[int] = field(default_factory=list)  # segments rendered by this run
     skipped: list[int] = field(default_factory=list)  # found done, from an earlier run
     corrupt: list[int] = field(default_factory=list)  # found with a wrong checksum, rendered again
+    lost: list[int] = field(default_factory=list)  # their worker or node was lost mid-render: rendered again
     retries: int = 0
     resumed: bool = False
     seconds: float = 0.0
@@ -79,11 +83,40 @@ def _render_task(manifest_path: str, k: int, attempt: int, threads: int | None) 
             os._exit(128 + signal.SIGTERM)
 
 
-def _worker_init() -> None:
+def _worker_init(parent: int | None = None) -> None:
     """A local worker leaves Ctrl-C to the parent, which stops it with SIGTERM: a segment being
-    rendered then unwinds (its partial file removed), an idle worker just exits."""
+    rendered then unwinds (its partial file removed), an idle worker just exits. It dies with its
+    parent (``parent``, the driver's pid), however the driver dies: see :func:`_die_with`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _worker_stop)
+    if parent is not None:
+        _die_with(parent)
+
+
+PR_SET_PDEATHSIG = 1
+ORPHAN_GRACE = 5.0  # seconds an orphaned worker has to unwind (remove its partial file) before it exits hard
+
+
+def _die_with(parent: int) -> None:
+    """SIGTERM to this process when ``parent`` dies, even by SIGKILL: the kernel's parent-death
+    signal on Linux, and on any system a watchdog thread on the parent's pid, which also exits
+    hard if the SIGTERM path has not ended the process within ORPHAN_GRACE seconds."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    threading.Thread(target=_watch_parent, args=(parent,), name="vidcolor-parent-watch", daemon=True).start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:  # re-parented (to init or a subreaper) once the parent is gone
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE)
+    os._exit(128 + signal.SIGKILL)
 
 
 def _worker_stop(signum, frame) -> None:
@@ -132,7 +165,7 @@ class _Local:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_worker_init)
+                                   initializer=_worker_init, initargs=(os.getpid(),))
 
     def submit(self, k: int, attempt: int) -> None:
         try:
@@ -193,8 +226,9 @@ class _Ray:
         device = manifest.to_config().runtime.device
         gpus = 1 if device.startswith("cuda") or (device == "auto" and ray.cluster_resources().get("GPU", 0) > 0) else 0
         options = {"num_cpus": 1, "num_gpus": gpus, "max_retries": 0}  # retries are ours: they count attempts
-        if os.environ.get(FAULT_ENV):
-            options["runtime_env"] = {"env_vars": {FAULT_ENV: os.environ[FAULT_ENV]}}
+        tests = {k: os.environ[k] for k in (FAULT_ENV, STALL_ENV) if os.environ.get(k)}
+        if tests:
+            options["runtime_env"] = {"env_vars": tests}
         self.task = ray.remote(_render_task).options(**options)
         self._running: dict = {}
 
@@ -206,9 +240,11 @@ class _Ray:
         k, attempt = self._running.pop(ref)
         try:
             return k, attempt, self.ray.get(ref)
-        except Exception as e:  # noqa: BLE001
+        except self.ray.exceptions.RayTaskError as e:  # the segment's own error, raised in the task
             cause = getattr(e, "cause", None)
             return k, attempt, cause if isinstance(cause, BaseException) else e
+        except Exception as e:  # noqa: BLE001 - Ray lost the task: its worker or node died
+            return k, attempt, Lost(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
     def busy(self) -> int:
         return len(self._running)
@@ -223,14 +259,24 @@ class _Ray:
         self._running.clear()
 
 
+class Lost(RuntimeError):
+    """A segment's task was lost with its worker or node (not the segment's fault): rendered again,
+    up to MAX_LOST times, without using up its retries."""
+
+
+MAX_LOST = 3
+
+
 def _describe(e: BaseException) -> str:
     return str(e) if isinstance(e, VidcolorError) else f"{type(e).__name__}: {e}"
 
 
 def render_pending(manifest: Manifest, pending: Sequence[int], *, jobs: int = 1, ray: str | None = None,
-                   retries: int | None = None, progress: Progress | None = None) -> tuple[list[int], int]:
-    """Render the segments ``pending``, each tried up to ``1 + retries`` times.
-    Returns (rendered, retries used); raises SegmentError when one never succeeds."""
+                   retries: int | None = None, progress: Progress | None = None,
+                   lost: list[int] | None = None) -> tuple[list[int], int]:
+    """Render the segments ``pending``, each tried up to ``1 + retries`` times (a task lost with its
+    Ray worker or node is rendered again without counting: up to MAX_LOST times, each appended to
+    ``lost``). Returns (rendered, retries used); raises SegmentError when one never succeeds."""
     retries = manifest.to_config().farm.retries if retries is None else retries
     if ray is not None:
         ex = _Ray(manifest, ray)
@@ -242,6 +288,8 @@ def render_pending(manifest: Manifest, pending: Sequence[int], *, jobs: int = 1,
     queue = list(pending)
     rendered: list[int] = []
     used = 0
+    failed: dict[int, int] = {}
+    losses: dict[int, int] = {}
     failure: SegmentError | None = None
     try:
         while (queue or ex.busy()) and failure is None:
@@ -252,7 +300,16 @@ def render_pending(manifest: Manifest, pending: Sequence[int], *, jobs: int = 1,
                 seg = manifest.segments[k]
                 if isinstance(result, KeyboardInterrupt):
                     raise result
-                if attempt < retries:
+                if isinstance(result, Lost) and losses.get(k, 0) < MAX_LOST:
+                    losses[k] = losses.get(k, 0) + 1
+                    if lost is not None:
+                        lost.append(k)
+                    log.warning("segment %d (frames %d..%d) was lost with its worker or node (%s); rendering it "
+                                "again", k, seg.first_frame, seg.first_frame + seg.frames - 1, result)
+                    ex.submit(k, attempt + 1)
+                    continue
+                failed[k] = failed.get(k, 0) + 1
+                if failed[k] <= retries:
                     used += 1
                     log.warning("segment %d (frames %d..%d) failed on attempt %d (%s); trying again", k,
                                 seg.first_frame, seg.first_frame + seg.frames - 1, attempt + 1, _describe(result))
@@ -303,12 +360,21 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
     if out.exists() and not overwrite:
         raise OutputError("already exists (pass --overwrite to replace it)", out)
     report = FarmReport(str(input), str(out))
+    with JobLock(job_dir(out.resolve())):  # one driver a job: a second one stops here, at once
+        _run_locked(report, input, out, reference, reference_map, cfg, jobs, ray, overwrite, keep, progress,
+                    on_plan, plan_progress, t0)
+    report.seconds = time.monotonic() - t0
+    return report
+
+
+def _run_locked(report: FarmReport, input: Path, out: Path, reference, reference_map, cfg: Config, jobs: int,
+                ray: str | None, overwrite: bool, keep: bool, progress, on_plan, plan_progress, t0: float) -> None:
     manifest, report.resumed = plan_job(input, out, reference=reference, reference_map=reference_map, config=cfg,
                                         overwrite=overwrite, progress=plan_progress)
     report.seconds_plan = time.monotonic() - t0
     report.segments, report.frames = len(manifest.segments), manifest.frames
     report.truncated = manifest.video.get("truncated")
-    journal = read_journal(manifest.dir)
+    journal = read_journal(manifest.dir, len(manifest.segments))
     pending = []
     for seg in manifest.segments:
         state = segment_done(manifest, seg.index, journal)
@@ -327,14 +393,12 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
     if on_plan is not None:
         on_plan(manifest, sum(manifest.segments[k].frames for k in report.skipped))
     report.rendered, report.retries = render_pending(manifest, pending, jobs=jobs, ray=ray, retries=cfg.farm.retries,
-                                                     progress=progress)
+                                                     progress=progress, lost=report.lost)
     t1 = time.monotonic()
     assemble(manifest, out, overwrite=overwrite)
     report.seconds_assemble = time.monotonic() - t1
     if not keep:
         shutil.rmtree(manifest.dir, ignore_errors=True)
-    report.seconds = time.monotonic() - t0
-    return report
 
 
 # -- many films -------------------------------------------------------------------------------

@@ -23,13 +23,15 @@ from typing import Callable
 from ..errors import InputError, VidcolorError
 from ..pipeline import colorize_video
 from .plan import Manifest, input_checksum, same_input
+from .schema import check_journal_entry
 
-__all__ = ["render_segment", "read_journal", "segment_done", "sha256_file", "SegmentError", "FAULT_ENV"]
+__all__ = ["render_segment", "read_journal", "segment_done", "sha256_file", "SegmentError", "FAULT_ENV", "STALL_ENV"]
 
 log = logging.getLogger("vidcolor")
 
 JOURNAL = "journal.jsonl"
 FAULT_ENV = "VIDCOLOR_FARM_FAULT"  # tests only: "K[:N],..." makes segment K fail its first N attempts (default 1)
+STALL_ENV = "VIDCOLOR_FARM_STALL"  # tests only: "S": each segment's first attempt waits S seconds before rendering
 
 
 class SegmentError(VidcolorError, RuntimeError):
@@ -44,19 +46,33 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def read_journal(job: str | os.PathLike) -> dict[int, dict]:
-    """The latest journal entry of each segment (a torn last line, from a crash mid-write, is ignored)."""
+def read_journal(job: str | os.PathLike, segments: int | None = None) -> dict[int, dict]:
+    """The latest journal entry of each segment. A torn last line (a crash mid-write) is ignored; any
+    other line that is not a valid entry is ignored with a warning naming the line and the field (the
+    journal is untrusted: its segment is then rendered again)."""
     entries: dict[int, dict] = {}
+    path = Path(job) / JOURNAL
     try:
-        with open(Path(job) / JOURNAL, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    e = json.loads(line)
-                    entries[int(e["segment"])] = e
-                except (ValueError, KeyError, TypeError):
-                    continue
+        with open(path, "rb") as fh:
+            lines = fh.read().split(b"\n")
     except FileNotFoundError:
-        pass
+        return entries
+    except OSError as e:
+        raise InputError(f"job journal cannot be read ({e.strerror})", path) from None
+    for n, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            e = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            if n < len(lines):  # not the torn tail
+                log.warning("%s: line %d is not JSON; ignored", path, n)
+            continue
+        bad = check_journal_entry(e, segments)
+        if bad:
+            log.warning("%s: line %d: %s; ignored", path, n, bad)
+            continue
+        entries[e["segment"]] = e
     return entries
 
 
@@ -82,6 +98,9 @@ def segment_done(manifest: Manifest, k: int, journal: dict[int, dict]) -> bool |
 
 
 def _fault(k: int, attempt: int) -> None:
+    stall = os.environ.get(STALL_ENV)
+    if stall and attempt == 0:
+        time.sleep(float(stall))
     spec = os.environ.get(FAULT_ENV, "")
     for item in filter(None, (s.strip() for s in spec.split(","))):
         seg, _, n = item.partition(":")

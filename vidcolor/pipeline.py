@@ -465,7 +465,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
             L = rgb_to_lab(rgb)[:, :1] if painter.chroma == "lab" else gray
             painter.begin_shot(store.get(choice.still) if choice.still is not None else None, choice)
             ab = painter.colorize(F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L)
-            painter.end_shot()
+            stats = painter.end_shot()
             chroma = painter.chroma
         if ab.shape[-2:] != (h, w):
             ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
@@ -479,6 +479,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
     shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source}
     _record(shot, choice, painter)
+    if painter is not None:
+        shot.update(stats.extra)
     return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
                      device=str(device), shots=[shot])
 

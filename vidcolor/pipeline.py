@@ -130,6 +130,15 @@ def _note_prealigned(entry: dict, colorizer: Colorizer) -> None:
                 entry["prealigned"] = n
 
 
+def _note_auto(entry: dict, colorizer: Colorizer) -> None:
+    """Record in a shot's report entry how much colour ``auto`` gave it (its mean confidence and chroma)."""
+    for part in _colorizer_parts(colorizer):
+        take = getattr(part, "take_shot_stats", None)
+        stats = take() if take is not None else None
+        if stats:
+            entry.update(stats)
+
+
 def default_output(input: str | os.PathLike) -> Path:
     p = Path(input)
     return p.with_name(f"{p.stem}_color{p.suffix}")
@@ -731,6 +740,7 @@ def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = 
                 write_smoothed(ready)
                 if entries and not colorist.neutral:  # the shot just coloured
                     _note_prealigned(entries[-1][1], colorist.colorizer)
+                    _note_auto(entries[-1][1], colorist.colorizer)
 
             def begin(shot) -> None:
                 end_shot()  # no colour is carried across a cut
@@ -924,6 +934,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         shot["score"] = round(float(score), 4)
     if used == AUTOMATIC and row.reference:
         shot["unmatched"] = True
+    _note_auto(shot, colorizer)
     return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
                      device=str(device), shots=[shot])
 

@@ -34,6 +34,21 @@ def lab_rgb8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
     return (np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
+def patchiness(rgb: np.ndarray, L_true: np.ndarray, k: int = 15) -> float:
+    """Hue patches: the mean local (k x k) standard deviation of the output's a/b where the
+    picture's L is even (local L standard deviation under 1.5): sky, walls, uniforms."""
+    def local_sd(x):
+        m = cv2.boxFilter(x, -1, (k, k))
+        return np.sqrt(np.maximum(cv2.boxFilter(x * x, -1, (k, k)) - m * m, 0))
+
+    flat = local_sd(L_true.astype(np.float32)) < 1.5
+    if not flat.any():
+        return 0.0
+    lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
+    sd = np.hypot(local_sd(lab[..., 1]), local_sd(lab[..., 2]))
+    return float(sd[flat].mean())
+
+
 def split(name: str, config: str | None = None, data: str | None = None) -> list[Path]:
     """The photos of split ``name`` (train, val, test) as ``configs/train-auto.yaml`` splits them."""
     import dataclasses
@@ -92,5 +107,6 @@ class Scored:
         secs = (time.perf_counter() - t0) / len(outs)
         ps = np.array([psnr(o, rgb) for o, (_, rgb, _) in zip(outs, self.photos)])
         cf = np.array([colorfulness(o) for o in outs])
-        return {"psnr": float(ps.mean()), "gain": float((ps - self.gray).mean()), "worst": float((ps - self.gray).min()),
-                "ratio": float(cf.mean() / self.gt_cf.mean()), "per_photo": ps, "cf": cf, "ms": secs * 1000}
+        patch = np.mean([patchiness(o, L) for o, (_, _, L) in zip(outs, self.photos)])
+        return {"patch": float(patch), "psnr": float(ps.mean()), "gain": float((ps - self.gray).mean()),
+                "worst": float((ps - self.gray).min()), "ratio": float(cf.mean() / self.gt_cf.mean()), "per_photo": ps, "cf": cf, "ms": secs * 1000}

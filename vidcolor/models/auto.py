@@ -251,7 +251,8 @@ class AutoColorizer(Colorizer):
             raise ModelError(f"auto weights predict {bins} bins, the ab grid has {grid_bins.shape[0]}")
         self.bins = grid_bins.to(device)
         self.backbone = get_backbone(device)
-        dec = LEGACY if self.cfg.decoding == "legacy" else Decoding.from_dict(self.net.meta.get("decoding"))
+        fitted = getattr(self.net, "meta", {}).get("decoding")  # fitted on the validation photos with the weights
+        dec = LEGACY if self.cfg.decoding == "legacy" else Decoding.from_dict(fitted)
         self.decoding = dec if self.cfg.temperature is None else dec.with_(temperature=self.cfg.temperature)
         self.decoding.validate()
         self._shot = [0.0, 0.0, 0]  # this shot's summed frame confidence, summed chroma, frames

@@ -18,9 +18,9 @@ cross-entropy over the ab bins against soft-encoded targets (Zhang et al.:
 5 nearest bins, sigma 5; weights from the pool's Gaussian-smoothed ab prior,
 lambda 0.5). A validation pool of crops from the validation photos gives the
 validation loss; every checkpoint's decoder is also kept (``step_N.pt``) so
-that the one shipped can be picked on validation PSNR with the real decoding. ``minutes`` bounds the training time as well as ``steps``
-(the learning-rate schedule follows whichever runs out first), for a CPU
-shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
+that the one shipped can be picked on validation PSNR with the real decoding.
+``minutes`` bounds the training time as well as ``steps`` (the learning-rate
+schedule follows whichever runs out first), for a CPU shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
 ``loss.csv`` logs the losses; the weights are exported as safetensors with
 the prior, the config, the data and the step count.
 """

@@ -149,6 +149,8 @@ def test_still_image_keeps_its_luminance(tmp_path):
     L_in = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)[..., 0].astype(int)
     L_out = cv2.cvtColor(res, cv2.COLOR_BGR2LAB)[..., 0].astype(int)
     assert np.abs(L_in - L_out).mean() < 2.5  # a/b changed, L kept (up to gamut clipping and rounding)
+    # the report says how much colour auto gave the photograph
+    assert 0 <= out.shots[0]["auto_confidence"] <= 1 and out.shots[0]["auto_chroma"] >= 0
 
 
 # -- training --------------------------------------------------------------------------------

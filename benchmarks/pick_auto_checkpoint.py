@@ -13,6 +13,7 @@ then fitted on the exported weights by ``fit_auto_decoding.py``.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -27,7 +28,7 @@ from auto_photos import ROOT, Scored, load_photo, split  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs" / "train-auto.yaml"))
-    ap.add_argument("--floor", type=float, default=0.6)
+    ap.add_argument("--floor", type=float, default=0.55)
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--every", type=int, default=1, help="score every n-th checkpoint")
     ap.add_argument("--threads", type=int, default=0)
@@ -49,7 +50,13 @@ def main() -> None:
     print(f"{len(photos)} val photos; {len(steps)} checkpoints; {len(decodings)} decodings each")
     print(f"{'step':>6} {'val_ce':>7} {'legacy psnr':>11} {'ratio':>6}   {'best psnr':>9} {'ratio':>6}  decoding")
     results = []
+    cache_path = out / "pick_cache.json"  # a checkpoint is scored once (the run may go on)
+    cache = json.loads(cache_path.read_text()) if cache_path.is_file() else {}
     for step in steps:
+        if str(step) in cache and cache[str(step)]["floor"] == a.floor:
+            print(cache[str(step)]["line"])
+            results.append((cache[str(step)]["psnr"], step))
+            continue
         weights = out / f"auto_step_{step}.safetensors"
         shutil.copyfile(export_auto(cfg, which=f"step_{step}"), weights)
         c = get_colorizer("auto", device=torch.device("cpu"),
@@ -59,9 +66,12 @@ def main() -> None:
         good = [x for x in rs if a.floor <= x[1]["ratio"] <= 1.1] or [max(rs, key=lambda x: x[1]["ratio"])]
         d, r = max(good, key=lambda x: x[1]["psnr"])
         results.append((r["psnr"], step))
-        print(f"{step:6d} {c.net.meta.get('val_ce') or 0:7.4f} {rs[0][1]['psnr']:11.2f} {rs[0][1]['ratio']:6.2f}   "
-              f"{r['psnr']:9.2f} {r['ratio']:6.2f}  T {d.temperature} spread {d.spread} gain {d.gain}  "
-              f"(gray {s.gray.mean():.2f})", flush=True)
+        line = (f"{step:6d} {c.net.meta.get('val_ce') or 0:7.4f} {rs[0][1]['psnr']:11.2f} {rs[0][1]['ratio']:6.2f}   "
+                f"{r['psnr']:9.2f} {r['ratio']:6.2f}  T {d.temperature} spread {d.spread} gain {d.gain}  "
+                f"(gray {s.gray.mean():.2f})")
+        print(line, flush=True)
+        cache[str(step)] = {"floor": a.floor, "psnr": r["psnr"], "line": line}
+        cache_path.write_text(json.dumps(cache))
     psnr, step = max(results)
     print(f"PICK step {step} (val psnr {psnr:.2f}): vidcolor train auto --config configs/train-auto.yaml "
           f"--export step_{step}")

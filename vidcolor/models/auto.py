@@ -310,10 +310,6 @@ class AutoColorizer(Colorizer):
         L = L.to(self.device, torch.float32)
         L4 = F.adaptive_avg_pool2d(L, z.shape[-2:])
         ab, conf = decode(z, self.bins, L4, self.decoding, z2)
-        # the temporal filter weighs fresh colour by its odds c / (1 - c): capped at 0.5, a sure cell weighs
-        # one frame's memory (as with no confidence, the legacy decoding), an unsure one less: it leans on the
-        # colour carried along the shot's motion rather than flicker with each frame's guess
-        self.confidence = None if self.decoding == LEGACY else conf.clamp(max=0.5)
         ab = self._shot_factor(ab, conf)
         if self.palette is not None:
             ab = self.palette.apply(ab)

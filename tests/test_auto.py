@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 
 import cv2
 import numpy as np
@@ -148,11 +149,13 @@ def test_still_image_keeps_its_luminance(tmp_path):
     L_in = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)[..., 0].astype(int)
     L_out = cv2.cvtColor(res, cv2.COLOR_BGR2LAB)[..., 0].astype(int)
     assert np.abs(L_in - L_out).mean() < 2.5  # a/b changed, L kept (up to gamut clipping and rounding)
+    # the report says how much colour auto gave the photograph
+    assert 0 <= out.shots[0]["auto_confidence"] <= 1 and out.shots[0]["auto_chroma"] >= 0
 
 
 # -- training --------------------------------------------------------------------------------
 def test_tiny_training_run_lowers_the_loss(tmp_path):
-    from vidcolor.train.auto import TrainAutoConfig, load_train_config, train_auto
+    from vidcolor.train.auto import TrainAutoConfig, export_auto, load_train_config, train_auto
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -163,16 +166,22 @@ def test_tiny_training_run_lowers_the_loss(tmp_path):
         img[48:] = (40, 150, 60)  # grass green
         cv2.circle(img, (int(rng.integers(20, 108)), 48), 14, (40, 40, 220) if i % 2 else (40, 220, 230), -1)
         cv2.imwrite(str(photos / f"p{i}.png"), img)
-    cfg = TrainAutoConfig(data=[str(photos)], out=str(tmp_path / "run"), holdout=1, size=64, pool=48, val_pool=8,
-                          steps=40, batch=8, lr=3e-3, width=48, checkpoint_every=20, threads=0)
+    cfg = TrainAutoConfig(data=[str(photos)], out=str(tmp_path / "run"), test=1, val=1, exclude=["p4.png"], size=64,
+                          pool=48, val_pool=8, steps=40, batch=8, lr=3e-3, width=48, checkpoint_every=20, threads=0)
     weights = train_auto(cfg)
     rows = list(csv.DictReader(open(tmp_path / "run" / "loss.csv")))
     ce = [float(r["ce"]) for r in rows]
     assert len(ce) == 40
     assert np.mean(ce[-8:]) < np.mean(ce[:4]) - 0.5
     net = load_auto(weights)
-    assert net.meta["steps"] == 40 and net.meta["photos"] == 4 and net.meta["held_out"] == 1
+    assert net.meta["steps"] == 40 and net.meta["photos"] == 2 and net.meta["held_out"] == 2
+    splits = net.meta["splits"]
+    assert sorted(splits["train"] + splits["val"] + splits["test"]) == ["p0.png", "p1.png", "p2.png", "p3.png"]
+    assert json.loads((tmp_path / "run" / "splits.json").read_text()) == splits
     assert net.prior.sum().item() == pytest.approx(1.0, abs=1e-4)
+    # every checkpoint's decoder is kept, and any can be exported (picked on validation)
+    assert (tmp_path / "run" / "step_20.pt").is_file() and (tmp_path / "run" / "step_40.pt").is_file()
+    assert load_auto(export_auto(cfg, which="step_20")).meta["steps"] == 20
     # resuming a finished run trains no further and exports again
     assert train_auto(cfg) == weights
     # the shipped-config loader resolves paths and refuses typos

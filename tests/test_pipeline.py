@@ -202,4 +202,7 @@ def test_shots_without_a_still_get_automatic_colour(tmp_path, still, auto_weight
     m.write_text(f"start,reference\n0,{still}\n12,\n")
     report = colorize_video(src, tmp_path / "mixed.mp4", reference_map=m, config=cfg)
     assert [(s["first_frame"], s["colorizer"]) for s in report.shots] == [(0, "exemplar"), (12, "auto")]
+    # the report says per shot how much colour auto gave: the automatic shot only
+    assert "auto_confidence" not in report.shots[0] and 0 <= report.shots[1]["auto_confidence"] <= 1
+    assert report.shots[1]["auto_chroma"] >= 0
     _assert_luma_kept(src, tmp_path / "mixed.mp4")

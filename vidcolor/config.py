@@ -141,20 +141,24 @@ class AutoConfig:
 
     ``work_size``: short side the network works at; ``temperature``: of the
     annealed mean over the ab bins (Zhang et al.: 0.38; 1 = the mean, towards
-    0 = the mode, more vivid); ``saturation``: 1.0 = as predicted;
+    0 = the mode, more vivid; null: the one fitted with the weights);
+    ``saturation``: 1.0 = as predicted;
     ``guide_radius``/``guide_eps``: the guided filter bringing colour to full
     size; ``weights``: null for the packaged weights, or a .safetensors file;
     ``palette``: null, or a colour still whose hue and chroma distribution the
-    output is matched to (quantile matching).
+    output is matched to (quantile matching); ``decoding``: ``fitted`` (the
+    confidence-calibrated decoding fitted with the weights,
+    :mod:`vidcolor.models.auto_decode`) or ``legacy`` (the plain annealed mean).
     """
 
     work_size: int = 224
-    temperature: float = 0.38
+    temperature: float | None = None  # None: the one fitted with the weights' decoding
     saturation: float = 1.0
     guide_radius: int = 2
     guide_eps: float = 1e-3
     weights: str | None = None
     palette: str | None = None
+    decoding: str = "fitted"  # fitted: the weights' calibrated decoding; legacy: the plain annealed mean
 
 
 @dataclass(frozen=True)
@@ -395,8 +399,10 @@ def _validate(cfg: Config, source: str | None) -> Config:
     if not (tc.window >= 2 and 0 <= tc.overlap <= 1024 and tc.detail >= 0):
         raise bad("temporal.window must be >= 2, temporal.overlap in 0..1024, temporal.detail >= 0")
     a = cfg.auto
-    if a.work_size < 32 or not 0 < a.temperature <= 10 or a.saturation < 0:
+    if a.work_size < 32 or (a.temperature is not None and not 0 < a.temperature <= 10) or a.saturation < 0:
         raise bad("auto.work_size must be >= 32, auto.temperature in (0, 10], auto.saturation >= 0")
+    if a.decoding not in ("fitted", "legacy"):
+        raise bad(f"auto.decoding must be fitted or legacy, got {a.decoding!r}")
     if a.guide_radius < 1 or a.guide_eps <= 0:
         raise bad("auto.guide_radius must be >= 1 and auto.guide_eps > 0")
     for name in ("eccv16", "siggraph17"):

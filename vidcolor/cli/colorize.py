@@ -40,7 +40,7 @@ __all__ = ["colorize_cmd", "model_overrides"]
 @click.option("--weights", type=click.Path(path_type=str), help="Weights file of the --model/--colorizer "
               "(eccv16/siggraph17: the authors' .pth; auto: a .safetensors from 'vidcolor train auto').")
 @click.option("--temperature", type=FiniteFloat(0, 10, min_open=True), help="Annealed mean of the auto "
-              "colorizer (and eccv16): lower is more vivid [default: 0.38; eccv16 1.0].")
+              "colorizer (and eccv16): lower is more vivid [default: auto's fitted one; eccv16 1.0].")
 @click.option("--palette", type=click.Path(path_type=str), help="A colour still: the auto colorizer's hues and "
               "chroma are matched to its distribution (a period palette with no matching reference).")
 @click.option("--gallery", metavar="DIR", help="Colour stills for shots with no still: each gets its best match "

@@ -64,8 +64,8 @@ def train_matcher_cmd(config_path, device, fresh, quiet):
               help="PyTorch threads [default: the config's].")
 @click.option("--minutes", type=FiniteFloat(0), help="Stop after this much training time as well "
               "[default: the config's]; the learning-rate schedule follows whichever limit comes first.")
-@click.option("--export", "export_only", type=click.Choice(["best", "last"]),
-              help="Only write OUT/auto.safetensors from the best (or last) checkpoint so far.")
+@click.option("--export", "export_only", metavar="best|last|step_N",
+              help="Only write OUT/auto.safetensors from the best (lowest validation CE), last or step_N checkpoint.")
 def train_auto_cmd(config_path, device, fresh, quiet, threads, minutes, export_only):
     setup_logging(quiet)
     import dataclasses

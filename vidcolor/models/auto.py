@@ -15,9 +15,11 @@ for a CPU:
   layer); the classifier reads a hypercolumn of the last two levels.
 - Output (Zhang et al. 2016): logits over the in-gamut ab bins of a grid of
   10 (:func:`ab_bins`), trained with class-rebalanced cross-entropy
-  (:func:`rebalance_weights`), decoded with the annealed mean
-  (:func:`annealed_mean`, T = 0.38 by default) so colours stay vivid
-  instead of averaging to brown.
+  (:func:`rebalance_weights`); decoded into colour and confidence as the
+  weights' fitted :class:`~.auto_decode.Decoding` says (the annealed mean,
+  :func:`annealed_mean`, pulled toward the plain mean and neutral where the
+  distribution is spread, pooled per region of even luminance: no confident
+  wrong colour, no hue patches).
 - Full size: ab at stride 4 of the working size is brought to the frame's
   size by the fast guided filter of the exemplar colorizer, guided by the
   full-size L.
@@ -40,7 +42,8 @@ from torch import nn
 from ..config import AutoConfig
 from ..errors import ModelError
 from ..ops import work_shape
-from .registry import Colorizer, register_colorizer
+from .auto_decode import LEGACY, Decoding, decode, merge_view, second_view
+from .registry import Colorizer, ShotStats, register_colorizer
 from .store import load_net, save_net, strict
 
 __all__ = [
@@ -250,6 +253,11 @@ class AutoColorizer(Colorizer):
             raise ModelError(f"auto weights predict {bins} bins, the ab grid has {grid_bins.shape[0]}")
         self.bins = grid_bins.to(device)
         self.backbone = get_backbone(device)
+        fitted = getattr(self.net, "meta", {}).get("decoding")  # fitted on the validation photos with the weights
+        dec = LEGACY if self.cfg.decoding == "legacy" else Decoding.from_dict(fitted)
+        self.decoding = dec if self.cfg.temperature is None else dec.with_(temperature=self.cfg.temperature)
+        self.decoding.validate()
+        self._shot = [0.0, 0.0, 0]  # this shot's summed frame confidence, summed chroma, frames
         self.palette = None
         if self.cfg.palette:
             from .palette import Palette
@@ -257,7 +265,15 @@ class AutoColorizer(Colorizer):
             self.palette = Palette.from_image(self.cfg.palette)
 
     def begin_shot(self, reference: torch.Tensor | None, choice=None) -> None:
-        """Nothing to prepare: the reference (if any) is not used."""
+        """A new shot: its confidence starts afresh (the reference, if any, is not used)."""
+        self._shot = [0.0, 0.0, 0]
+
+    def end_shot(self) -> ShotStats:
+        """How much colour this colorizer gave the shot (none: no frame): its mean confidence (0..1)
+        and mean chroma (Lab a/b length, at the working size), for the report; then resets."""
+        c, chroma, n = self._shot
+        self._shot = [0.0, 0.0, 0]
+        return ShotStats(extra={} if n == 0 else {"auto_confidence": round(c / n, 4), "auto_chroma": round(chroma / n, 2)})
 
     @torch.inference_mode()
     def logits(self, Lw: torch.Tensor) -> torch.Tensor:
@@ -267,6 +283,12 @@ class AutoColorizer(Colorizer):
 
     @torch.inference_mode()
     def colorize(self, L: torch.Tensor) -> torch.Tensor:
+        return self.finish(L, *self.infer(L))
+
+    @torch.inference_mode()
+    def infer(self, L: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(N, 1, H, W) L -> the network's logits at stride 4 of the working size, and the
+        second view's on the same cells (None with one view)."""
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
@@ -276,11 +298,38 @@ class AutoColorizer(Colorizer):
         # on a CPU frame by frame: a batch's backbone maps spill out of the caches (several times slower)
         step = 1 if self.device.type == "cpu" else Lw.shape[0]
         z = torch.cat([self.logits(Lw[i:i + step]) for i in range(0, Lw.shape[0], step)])
-        ab = annealed_mean(z, self.bins, self.cfg.temperature)
-        L4 = F.adaptive_avg_pool2d(L, ab.shape[-2:])
+        if self.decoding.agree <= 0:
+            return z, None
+        # the mirrored, rescaled view: where the colour changes with it, it is a guess
+        z2 = torch.cat([self.logits(second_view(Lw[i:i + step], self.decoding.view_scale))
+                        for i in range(0, Lw.shape[0], step)])
+        return z, merge_view(z2, z)
+
+    @torch.inference_mode()
+    def finish(self, L: torch.Tensor, z: torch.Tensor, z2: torch.Tensor | None) -> torch.Tensor:
+        """Full-size a/b of (N, 1, H, W) ``L`` from its logits (:meth:`infer`), decoded as
+        ``self.decoding`` says."""
+        L = L.to(self.device, torch.float32)
+        L4 = F.adaptive_avg_pool2d(L, z.shape[-2:])
+        ab, conf = decode(z, self.bins, L4, self.decoding, z2)
+        ab = self._shot_factor(ab, conf)
         if self.palette is not None:
             ab = self.palette.apply(ab)
-        ab = self.cfg.saturation * guided_upsample_ab(ab, L4, L, self.cfg.guide_radius, self.cfg.guide_eps)
+        return self.cfg.saturation * guided_upsample_ab(ab, L4, L, self.cfg.guide_radius, self.cfg.guide_eps)
+
+    def _shot_factor(self, ab: torch.Tensor, conf: torch.Tensor) -> torch.Tensor:
+        """``ab`` scaled by the shot's mean confidence so far (frame by frame, ``decoding.shot``),
+        and the shot's statistics kept: a shot auto is unsure of stays close to black and white."""
+        dec = self.decoding
+        frame_conf = conf.mean(dim=(1, 2, 3)).double().cpu()
+        c0, n0 = self._shot[0], self._shot[2]
+        running = (c0 + frame_conf.cumsum(0)) / (n0 + torch.arange(1, len(frame_conf) + 1))
+        if dec.shot > 0:
+            f = (running / dec.reference).clamp(max=1.0).pow(dec.shot).to(ab)
+            ab = ab * f[:, None, None, None]
+        self._shot[0] += float(frame_conf.sum())
+        self._shot[1] += float(ab.norm(dim=1).mean(dim=(1, 2)).sum()) * self.cfg.saturation
+        self._shot[2] += len(frame_conf)
         return ab
 
 

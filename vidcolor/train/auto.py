@@ -1,28 +1,33 @@
 """Training the automatic colorizer's decoder (``vidcolor train auto``).
 
-Data: colour photos (and frames of colour clips) from the configured folders,
-minus a held-out set (:func:`split_photos`, chosen by a hash of the file
-name, so the benchmark never sees a training photo). Heavy augmentation, as
-the data are few: random crops from a third of the picture to all of it,
-flips, luminance jitter (gain, gamma, bias, the L of the luma instead of
-Lab's L, blur and grain) on the input only: the answer stays the photo's
-true a/b.
+Data: colour photos from the configured folders in three disjoint splits
+(:func:`split_photos`, by a hash of the file name, the same whatever else is
+in the folder): ``test`` (touched only to report, ``benchmarks/bench_auto.py``),
+``val`` (checkpoint and decoding choice, ``benchmarks/fit_auto_decoding.py``)
+and training; the ``exclude`` photos (the development clips' sources) are in
+none. The split is written to ``OUT/splits.json`` and the weights' metadata.
+Heavy augmentation, as the data are few: random crops from a third of the
+picture to all of it, flips, luminance jitter toward old film (gain,
+contrast, gamma, bias, the L of the luma instead of Lab's L, blur, grain,
+vignetting) on the input only: the answer stays the photo's true a/b.
 
 The backbone is frozen, so its feature maps are computed once for a pool of
 augmented crops (``pool.pt``); a training step then costs the decoder alone
 (with random mirroring of the cached maps). Loss: class-rebalanced
 cross-entropy over the ab bins against soft-encoded targets (Zhang et al.:
 5 nearest bins, sigma 5; weights from the pool's Gaussian-smoothed ab prior,
-lambda 0.5). A validation pool of crops from the held-out photos picks the
-best checkpoint (lowest plain cross-entropy). ``minutes`` bounds the training time as well as ``steps``
-(the learning-rate schedule follows whichever runs out first), for a CPU
-shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
+lambda 0.5). A validation pool of crops from the validation photos gives the
+validation loss; every checkpoint's decoder is also kept (``step_N.pt``) so
+that the one shipped can be picked on validation PSNR with the real decoding.
+``minutes`` bounds the training time as well as ``steps`` (the learning-rate
+schedule follows whichever runs out first), for a CPU shared with other work. Checkpoints (``last.pt``, ``best.pt``) let a run resume;
 ``loss.csv`` logs the losses; the weights are exported as safetensors with
 the prior, the config, the data and the step count.
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import math
 import os
@@ -41,8 +46,8 @@ from ..models.auto import AutoNet, ab_bins, backbone_inputs, rebalance_weights, 
 from .common import loss_log, pool_cache, provenance, read_train_config, repo_paths, resume_from, save_atomic, start_run
 from .exemplar import load_photo, list_photos
 
-__all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "make_crop",
-           "build_pool", "rebalanced_loss"]
+__all__ = ["TrainAutoConfig", "load_train_config", "train_auto", "export_auto", "split_photos", "configured_splits",
+           "split_names", "make_crop", "old_film", "build_pool", "rebalanced_loss"]
 
 log = logging.getLogger("vidcolor")
 KEYS = ("s4", "s8", "s16", "s32", "pooled", "L4")
@@ -54,7 +59,9 @@ class TrainAutoConfig:
 
     data: list[str] = field(default_factory=lambda: ["../shared/data/photos"])
     out: str = "runs/auto"
-    holdout: int = 12  # photos kept out of training (benchmark and checkpoint choice)
+    test: int = 13  # photos only ever scored (benchmarks/bench_auto.py), lowest name hashes
+    val: int = 13  # photos for the checkpoint and the decoding choice, the next hashes
+    exclude: list[str] = field(default_factory=list)  # file names in no split (the development clips' sources)
     size: int = 176  # square training crops, pixels (a multiple of 16)
     pool: int = 5000  # augmented crops whose backbone features are computed once
     val_pool: int = 192  # crops of the held-out photos for the validation loss
@@ -76,18 +83,32 @@ def load_train_config(path: str | os.PathLike) -> TrainAutoConfig:
     cfg, p = read_train_config(path, TrainAutoConfig)
     if cfg.size % 16 or cfg.size < 64:
         raise ConfigError(f"size must be a multiple of 16 and at least 64, got {cfg.size}", p)
+    if cfg.test < 0 or cfg.val < 0:
+        raise ConfigError("test and val must be >= 0", p)
     if not 0 <= cfg.lam <= 1 or cfg.sigma <= 0 or cfg.steps < 1 or cfg.batch < 1 or cfg.pool < 1 or cfg.minutes < 0:
         raise ConfigError("need 0 <= lam <= 1, sigma > 0, steps, batch and pool >= 1, minutes >= 0", p)
     return repo_paths(cfg, p)
 
 
-def split_photos(photos: list[Path], holdout: int) -> tuple[list[Path], list[Path]]:
-    """(training, held out): the ``holdout`` photos whose names hash lowest are
-    held out, the same whatever else is in the folder."""
+def split_photos(photos: list[Path], test: int, val: int = 0, exclude=()) -> dict[str, list[Path]]:
+    """Three disjoint splits ``{"train", "val", "test"}`` (each in the folder's
+    order): the ``test`` photos whose names hash lowest, the ``val`` next, the
+    rest train; names in ``exclude`` are in none. A photo's split depends only
+    on its name and the other names' hashes, not on the folder's order."""
     key = lambda p: hashlib.sha1(p.name.encode()).hexdigest()  # noqa: E731
-    ranked = sorted(photos, key=key)
-    held = set(ranked[:holdout])
-    return [p for p in photos if p not in held], [p for p in photos if p in held]
+    skip = set(exclude)
+    ranked = sorted((p for p in photos if p.name not in skip), key=key)
+    te, va = set(ranked[:test]), set(ranked[test:test + val])
+    return {"train": [p for p in ranked[test + val:]], "val": [p for p in photos if p in va],
+            "test": [p for p in photos if p in te]}
+
+
+def configured_splits(cfg: TrainAutoConfig) -> dict[str, list[Path]]:
+    """The splits of ``cfg``'s photos (train in the folder's order)."""
+    photos = list_photos(cfg.data)
+    s = split_photos(photos, cfg.test, cfg.val, cfg.exclude)
+    s["train"] = [p for p in photos if p in set(s["train"])]
+    return s
 
 
 def _lab(rgb: np.ndarray) -> np.ndarray:
@@ -115,16 +136,33 @@ def make_crop(img: np.ndarray, size: int, rng: random.Random, *, augment: bool =
     else:
         L = lab[..., 0].copy()
     if augment:
-        y = L / 100.0
-        y = np.clip(y * rng.uniform(0.8, 1.2) + rng.uniform(-0.08, 0.08) + (0.5 - y.mean()) * rng.uniform(0, 0.2), 0, 1)
-        y = y ** rng.uniform(0.7, 1.4)
-        if rng.random() < 0.25:
-            y = cv2.GaussianBlur(y, (0, 0), rng.uniform(0.5, 1.5))
-        if rng.random() < 0.25:
-            g = np.random.default_rng(rng.randrange(1 << 30))
-            y = y + g.normal(0, rng.uniform(0.005, 0.03), y.shape).astype(np.float32)
-        L = np.clip(y, 0, 1).astype(np.float32) * 100.0
+        L = old_film(L, rng)
     return L.astype(np.float32), np.ascontiguousarray(ab, dtype=np.float32)
+
+
+def old_film(L: np.ndarray, rng: random.Random) -> np.ndarray:
+    """``L`` (H, W) in [0, 100] made to look like an old film's gray, at random:
+    gain and bias, contrast about the mean, gamma, blur, grain (partly
+    clumped, as silver grain is) and vignetting."""
+    h, w = L.shape
+    y = L / 100.0
+    m = float(y.mean())
+    y = m + (y - m) * rng.uniform(0.6, 1.3)  # flat or hard prints
+    y = np.clip(y * rng.uniform(0.8, 1.2) + rng.uniform(-0.08, 0.08) + (0.5 - m) * rng.uniform(0, 0.2), 0, 1)
+    y = y ** rng.uniform(0.7, 1.4)
+    if rng.random() < 0.35:
+        y = cv2.GaussianBlur(y, (0, 0), rng.uniform(0.5, 2.0))
+    if rng.random() < 0.35:
+        g = np.random.default_rng(rng.randrange(1 << 30))
+        n = g.normal(0, 1, y.shape).astype(np.float32)
+        if rng.random() < 0.5:
+            n = cv2.GaussianBlur(n, (0, 0), 0.8) * 2.0
+        y = y + n * rng.uniform(0.005, 0.04)
+    if rng.random() < 0.3:
+        yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+        r2 = ((yy - h / 2) / (h / 2)) ** 2 + ((xx - w / 2) / (w / 2)) ** 2
+        y = y * (1 - rng.uniform(0.1, 0.4) * r2 / 2)
+    return np.clip(y, 0, 1).astype(np.float32) * 100.0
 
 
 @torch.inference_mode()
@@ -184,11 +222,12 @@ def _batch(pool: dict[str, torch.Tensor], idx: torch.Tensor, flip: bool) -> dict
 def _pools(cfg: TrainAutoConfig, out: Path, resume: bool):
     from ..models.backbone import get_backbone
 
-    photos = list_photos(cfg.data)
-    train, held = split_photos(photos, cfg.holdout)
+    splits = configured_splits(cfg)
+    train, held = splits["train"], splits["val"]
     if len(train) < 2:
-        raise InputError(f"need at least two training images once {cfg.holdout} are held out", cfg.data[0])
-    (out / "holdout.txt").write_text("".join(f"{p}\n" for p in held), encoding="utf-8")
+        raise InputError(f"need at least two training images once {cfg.test} test and {cfg.val} validation "
+                         "photos are set aside", cfg.data[0])
+    (out / "splits.json").write_text(json.dumps(split_names(splits), indent=1), encoding="utf-8")
 
     def build() -> dict:
         backbone = get_backbone("cpu")
@@ -198,6 +237,10 @@ def _pools(cfg: TrainAutoConfig, out: Path, resume: bool):
         return pools
 
     return pool_cache(out / "pool.pt", resume, build), train, held
+
+
+def split_names(splits: dict[str, list[Path]]) -> dict[str, list[str]]:
+    return {k: sorted(p.name for p in v) for k, v in splits.items()}
 
 
 def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resume: bool = True,
@@ -249,6 +292,8 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
                     row[3:5] = [f"{val[0]:.4f}", f"{val[1]:.4f}"]
                 state = {"net": net.state_dict(), "opt": opt.state_dict(), "step": step, "best": best,
                          "prior": prior, "seconds": time.monotonic() - t0}
+                save_atomic(out / f"step_{step}.pt", {"net": net.state_dict(), "step": step, "prior": prior,
+                                                       "val": val[1] if val is not None else None})
                 if val is None or val[1] < best:  # the plain CE: how likely the true colours are
                     best = val[1] if val is not None else best
                     state["best"] = best
@@ -261,7 +306,7 @@ def train_auto(cfg: TrainAutoConfig, *, device: torch.device | str = "cpu", resu
                 progress(step, loss.item())
     finally:
         logf.close()
-    return export_auto(cfg, photos=len(train), held=len(held))
+    return export_auto(cfg)
 
 
 def learning_rate(peak: float, f: float) -> float:
@@ -286,9 +331,9 @@ def validate(net: AutoNet, pool: dict[str, torch.Tensor], bins, weights, sigma, 
     return tot[0] / n, tot[1] / n
 
 
-def export_auto(cfg: TrainAutoConfig, *, photos: int | None = None, held: int | None = None,
-                which: str = "best") -> Path:
-    """Write ``OUT/auto.safetensors`` from the ``best`` (or ``last``) checkpoint."""
+def export_auto(cfg: TrainAutoConfig, *, which: str = "best") -> Path:
+    """Write ``OUT/auto.safetensors`` from the ``best`` (lowest validation CE), ``last``
+    or ``step_N`` checkpoint."""
     out = Path(cfg.out)
     path = out / f"{which}.pt"
     if not path.is_file():
@@ -296,12 +341,17 @@ def export_auto(cfg: TrainAutoConfig, *, photos: int | None = None, held: int | 
     state = torch.load(path, map_location="cpu", weights_only=True)
     net = AutoNet(width=cfg.width, bins=ab_bins().shape[0], dropout=cfg.dropout)
     net.load_state_dict(state["net"])
-    if photos is None:
-        tr, hd = split_photos(list_photos(cfg.data), cfg.holdout)
-        photos, held = len(tr), len(hd)
+    splits = split_names(configured_splits(cfg))
     weights = out / "auto.safetensors"
     save_auto(net.eval(), weights, state["prior"], {
-        "config": provenance(cfg), "steps": int(state["step"]), "val_ce": state.get("val"), "photos": photos,
-        "held_out": held, "data": [os.path.basename(d) for d in cfg.data],
-        "command": "vidcolor train auto --config configs/train-auto.yaml"})
+        "config": provenance(cfg), "steps": int(state["step"]), "val_ce": state.get("val"),
+        "photos": len(splits["train"]), "held_out": len(splits["val"]) + len(splits["test"]), "splits": splits,
+        "data": [os.path.basename(d) for d in cfg.data], "checkpoint": which,
+        "command": f"vidcolor train auto --config configs/train-auto.yaml{_flags(cfg)}"
+                   + (f"; vidcolor train auto --config configs/train-auto.yaml --export {which}"
+                      if which != "best" else "")})
     return weights
+
+
+def _flags(cfg: TrainAutoConfig) -> str:
+    return (f" --minutes {cfg.minutes:g}" if cfg.minutes else "") + (f" --threads {cfg.threads}" if cfg.threads else "")

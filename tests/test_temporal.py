@@ -169,7 +169,7 @@ class _Flicker(Colorizer):
         self.rng = np.random.default_rng(0)
         self.ref = None
 
-    def begin_shot(self, reference):
+    def begin_shot(self, reference, choice=None):
         self.ref = reference.mean((2, 3))[0]  # the shot's colour: the still's mean
 
     def colorize(self, L):

@@ -5,10 +5,7 @@ untouched, no partial output left in place of a good one."""
 import errno
 import hashlib
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import zlib
 from pathlib import Path
@@ -18,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from procs import leftovers, spawn, wait_for
 from synth import decode_luma, decode_pts, make_clip, make_still
 from vidcolor import load_config
 from vidcolor.cli import main
@@ -26,7 +24,6 @@ from vidcolor.io import decode as decode_mod
 from vidcolor.io.decode import LumaFrame, VideoReader
 from vidcolor.pipeline import colorize_video
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def sha(p) -> str:
@@ -74,10 +71,6 @@ def _readable_pts(path) -> list[int]:
 def _times(path) -> list[float]:
     with av.open(str(path)) as c:
         return [round(float(f.time), 3) for f in c.decode(video=0)]
-
-
-def _leftovers(folder: Path) -> list[Path]:
-    return [p for p in folder.rglob("*") if "vidcolor-tmp" in p.name]
 
 
 # -- 1. corrupt packets mid-stream -------------------------------------------------------------
@@ -128,7 +121,7 @@ def test_too_many_damaged_frames_in_a_row_stop_with_one_line(tmp_path):
     assert r.exit_code == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"vidcolor: error: {bad}: cannot be decoded from frame 8")
-    assert not (tmp_path / "out.avi").exists() and not _leftovers(tmp_path)
+    assert not (tmp_path / "out.avi").exists() and not leftovers(tmp_path)
     # within the limit, the same file is repaired
     report = colorize_video(bad, tmp_path / "y.avi", reference=tmp_path / "ref.png", config=_cfg())
     assert report.damaged == list(range(8, 16)) and report.frames == 24
@@ -168,7 +161,7 @@ def test_truncated_file_keeps_everything_decodable_and_says_where_it_ends(tmp_pa
     assert f"after frame {n - 1}; {n}" in warning[0] and f"holds the {n} frames" in warning[0]
     t = json.loads(rep.read_text())["truncated"]
     assert t["frames"] == n and abs(t["time"] - n / 24) < 1e-6
-    assert not _leftovers(tmp_path)
+    assert not leftovers(tmp_path)
 
 
 def test_truncated_file_on_the_render_farm_exits_3_as_a_single_run_does(tmp_path):
@@ -257,7 +250,7 @@ def test_no_space_left_is_one_line_and_leaves_the_old_output(tmp_path, clip, sti
     lines = r.stderr.strip().splitlines()
     assert lines == [f"vidcolor: error: {out}: no space left on the device"], r.stderr
     assert out.read_bytes() == b"previous good output" and sha(clip) == before
-    assert not _leftovers(tmp_path)
+    assert not leftovers(tmp_path)
 
 
 def test_output_folder_removed_mid_run(tmp_path, clip, still):
@@ -280,29 +273,6 @@ def test_output_folder_removed_mid_run(tmp_path, clip, still):
 
 # -- 4. SIGINT / SIGTERM -------------------------------------------------------------------------
 
-def _as_from_a_terminal() -> None:
-    # A test run started in the background (`pytest ... &`, nohup) hands its children SIGINT ignored, and
-    # vidcolor rightly keeps an ignored SIGINT (so Ctrl-C at the terminal spares background jobs): give the
-    # run the default disposition a command typed at a terminal has.
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
-def _spawn(*args) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("VIDCOLOR_DEBUG", None)
-    return subprocess.Popen([sys.executable, "-m", "vidcolor", *map(str, args)], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_as_from_a_terminal)
-
-
-def _wait_for(cond, proc, timeout=60.0) -> None:
-    t = time.monotonic()
-    while not cond():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() - t < timeout, "timed out"
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_a_run_and_keeps_the_old_output(tmp_path, sig, code):
     src = make_clip(tmp_path / "long.mp4", n=1500, w=96, h=64)
@@ -310,8 +280,8 @@ def test_signal_stops_a_run_and_keeps_the_old_output(tmp_path, sig, code):
     out = tmp_path / "out.mp4"
     out.write_bytes(b"previous good output")
     before = sha(src)
-    p = _spawn(src, "-r", still, "-o", out, "--overwrite", "--colorizer", "transfer", "-q")
-    _wait_for(lambda: _leftovers(tmp_path) and any(f.stat().st_size > 0 for f in _leftovers(tmp_path)), p)
+    p = spawn(src, "-r", still, "-o", out, "--overwrite", "--colorizer", "transfer", "-q")
+    wait_for(lambda: leftovers(tmp_path) and any(f.stat().st_size > 0 for f in leftovers(tmp_path)), p)
     t = time.monotonic()
     p.send_signal(sig)
     _, err = p.communicate(timeout=30)
@@ -319,7 +289,7 @@ def test_signal_stops_a_run_and_keeps_the_old_output(tmp_path, sig, code):
     assert p.returncode == code, err
     assert err.strip().splitlines()[-1] == "vidcolor: interrupted; no output was written"
     assert out.read_bytes() == b"previous good output" and sha(src) == before
-    assert not _leftovers(tmp_path)
+    assert not leftovers(tmp_path)
 
 
 def test_sigterm_keeps_finished_farm_segments_and_the_same_command_resumes(tmp_path):
@@ -333,8 +303,8 @@ def test_sigterm_keeps_finished_farm_segments_and_the_same_command_resumes(tmp_p
     argv = (src, "-r", still, "-o", out, "-c", cfg, "--jobs", "2", "-q")
     job = tmp_path / "out.mp4.vidcolor-job"
     journal = job / "journal.jsonl"
-    p = _spawn(*argv)
-    _wait_for(lambda: journal.exists() and journal.read_text().count("\n") >= 1, p, timeout=120)
+    p = spawn(*argv)
+    wait_for(lambda: journal.exists() and journal.read_text().count("\n") >= 1, p, timeout=120)
     t = time.monotonic()
     p.send_signal(signal.SIGTERM)
     _, err = p.communicate(timeout=30)
@@ -345,8 +315,8 @@ def test_sigterm_keeps_finished_farm_segments_and_the_same_command_resumes(tmp_p
     done = [json.loads(ln) for ln in journal.read_text().splitlines()]
     assert done and all((job / "segments" / e["file"]).exists() for e in done)
     assert len(done) < 20
-    assert not _leftovers(tmp_path)  # the segments being rendered removed their partial files
-    p = _spawn(*argv[:-1])
+    assert not leftovers(tmp_path)  # the segments being rendered removed their partial files
+    p = spawn(*argv[:-1])
     _, err = p.communicate(timeout=300)
     assert p.returncode == 0, err
     assert "from an earlier run" in err.splitlines()[-1]

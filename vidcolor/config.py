@@ -224,6 +224,9 @@ class ReferencesConfig:
     match: str = "normal"
 
 
+MATCH_POLICIES = ("strict", "normal", "force")  # references.match
+
+
 @dataclass(frozen=True)
 class RetrievalConfig:
     """Choosing a still per shot from a folder (Deep Exemplar-based Colorization, section 4)."""
@@ -374,8 +377,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
                   f"{os.cpu_count() or 1}), got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
-    if cfg.references.match not in ("strict", "normal", "force"):
-        raise bad(f"references.match must be strict, normal or force, got {cfg.references.match!r}")
+    if cfg.references.match not in MATCH_POLICIES:
+        raise bad(f"references.match must be one of {', '.join(MATCH_POLICIES)}, got {cfg.references.match!r}")
     r = cfg.retrieval
     if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
         raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")

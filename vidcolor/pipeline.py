@@ -436,7 +436,8 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     schedule = _schedule(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     painters = Painters(cfg, schedule, device)
-    if len(schedule.rows) != 1 and schedule.lookup(0, 0.0) is None:
+    row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
+    if row is None:
         raise InputError("no row starts at 0 for a still image", schedule.origin or None)
     store = ReferenceStore(device)
     _preload(schedule, store, None)
@@ -476,7 +477,6 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     result = (result * peak + 0.5).astype(img.dtype)
     with dest as tmp:
         write_image(tmp, result)
-    row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
     shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source}
     _record(shot, choice, painter)
     if painter is not None:

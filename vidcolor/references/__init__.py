@@ -10,6 +10,7 @@ The package imports the network only when a still has to be scored
 ShotChoice`` stays light.
 """
 from .choice import KINDS, ShotChoice
-from .stills import MapRow, ReferenceSchedule, ReferenceStore, list_images, parse_start
+from ..timecode import parse_start
+from .stills import MapRow, ReferenceSchedule, ReferenceStore, list_images
 
 __all__ = ["KINDS", "ShotChoice", "MapRow", "ReferenceSchedule", "ReferenceStore", "list_images", "parse_start"]

@@ -4,18 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["KINDS", "MATCH_POLICIES", "ShotChoice", "gate_of"]
+__all__ = ["KINDS", "ShotChoice", "gate_of"]
 
 #: exemplar: the shot's still colours it (the reference colorizer, at ``gate``);
 #: blend: a still that matches partly, its colour where sure and automatic colour elsewhere;
 #: gallery: a still retrieved from the gallery, its colour only where sure, automatic elsewhere;
 #: auto: automatic colour, no still; neutral: none (the shot stays black and white).
 KINDS = ("exemplar", "blend", "gallery", "auto", "neutral")
-
-#: references.match: strict (a still that matches only partly is not used), normal
-#: (partly: blended with automatic colour; under exemplar.gate_low: automatic colour),
-#: force (every shot takes its given still at full strength; nothing is scored)
-MATCH_POLICIES = ("strict", "normal", "force")
 
 
 def gate_of(score: float, gate_low: float, gate_high: float) -> float:
@@ -48,12 +43,3 @@ class ShotChoice:
             raise ValueError(f"unknown shot choice kind {self.kind!r} (valid: {', '.join(KINDS)})")
         if (self.still is None) != (self.kind in ("auto", "neutral")):
             raise ValueError(f"a {self.kind!r} choice {'takes no' if self.still is not None else 'needs a'} still")
-
-    @property
-    def uses_still(self) -> bool:
-        return self.still is not None
-
-    @property
-    def colorizer(self) -> str:
-        """How the report names what coloured the shot (the exemplar's name is filled in by the run)."""
-        return {"blend": "", "gallery": "gallery", "auto": "auto", "neutral": "none"}.get(self.kind, "")

@@ -99,7 +99,7 @@ class Chooser:
     """
 
     def __init__(self, cfg: Config, schedule: ReferenceSchedule, store: ReferenceStore, lut: torch.Tensor, *,
-                 origin: float | None = None, single: bool = False, reference_colorizer: str | None = None):
+                 origin: float | None = None, single: bool = False):
         self.cfg, self.schedule, self.store, self.lut = cfg, schedule, store, lut
         self.policy = cfg.references.match
         self.single = single
@@ -107,9 +107,8 @@ class Chooser:
         self._last_row = None
         self._scorers: dict = {}
         self._gallery = None
-        name = reference_colorizer or cfg.colorizer
         # the exemplar's colour depends on how well its still matches: scored (not under force)
-        self.scores = name == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
+        self.scores = cfg.colorizer == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
         self.index = None
         if schedule.folder_images:
             from .retrieval import ReferenceIndex

@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..timecode import parse_start
 
-__all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "parse_start", "list_images"]
+__all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "list_images"]
 
 log = logging.getLogger("vidcolor")
 

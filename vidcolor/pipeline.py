@@ -12,6 +12,7 @@ the colorizer for each kind of choice; :class:`VideoRun` streams one film.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -35,6 +36,7 @@ from .models.painters import Painters
 from .outputs import atomic_output, check_input, default_output
 from .references import ReferenceSchedule, ReferenceStore, ShotChoice
 from .references.choose import MAX_SHOT_WARNINGS, Chooser
+from .references.keyframes import KeyframeSheet
 from .references.plan import PlanChooser, PlannedShot
 from .runtime import RunReport, Timers, auto_batch_size, resolve_device
 from .shots import detector_from_config
@@ -84,12 +86,16 @@ def _record(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, p
 
 
 def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None = None,
-               reference_map: str | os.PathLike | None = None, config: Config | None = None,
-               progress: Progress | None = None,
-               on_open: Callable[["VideoReader"], None] | None = None) -> tuple[list[PlannedShot], VideoInfo]:
+               reference_map: str | os.PathLike | None = None, keyframes: str | os.PathLike | None = None,
+               config: Config | None = None, progress: Progress | None = None,
+               on_open: Callable[["VideoReader"], None] | None = None,
+               span: tuple[float, float | None] | None = None) -> tuple[list[PlannedShot], VideoInfo]:
     """The shots :func:`colorize_video` would find in ``input`` and the choice it
     would make for each, without colouring anything: a fixed plan for
-    ``colorize_video(plan=...)`` (the render farm cuts a film by it)."""
+    ``colorize_video(plan=...)`` (the render farm cuts a film by it).
+    ``keyframes``: a ``frame,reference`` sheet; each shot with keyframes
+    takes them (:meth:`~vidcolor.references.keyframes.KeyframeSheet.assign`).
+    ``span``: plan that part of the film only (``colorize_video``'s)."""
     cfg = config or Config()
     input = Path(input)
     check_input(input)
@@ -98,15 +104,23 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     Painters(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
     store = ReferenceStore(device)
     _preload(schedule, store, None)
+    sheet = KeyframeSheet.from_csv(keyframes) if keyframes is not None else None
+    if sheet is not None:
+        sheet.check_stills(store)
+    part = locate_span(input, *span) if span is not None else None
     detector = detector_from_config(cfg.shots, device)
     started: list[tuple[Shot, int, dict, ShotChoice]] = []
-    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames,
+                     start=(part.first_frame, part.first_pts) if part is not None else None) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), single=_one_shot(cfg, schedule))
+        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), single=_one_shot(cfg, schedule),
+                          origin=part.origin if part is not None else None)
         splitter = chooser.splitter(detector, info.ycbcr)
+        locator = sheet.locator(info.rate) if sheet is not None else None
+        origin = part.origin if part is not None else None
 
         def take(released) -> None:
             for frame, shot in released:
@@ -121,6 +135,11 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
 
         for item in reader.items():
             if isinstance(item, LumaFrame):
+                if part is not None and not part.contains(item.time):
+                    break
+                if locator is not None:
+                    origin = item.time if origin is None else origin
+                    locator.feed(item.index, item.time - origin)
                 take(splitter.feed(item))
         take(splitter.finish())
         chooser.summary(len(started))
@@ -129,6 +148,8 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     plan = [PlannedShot(s.index, s.first_frame, pts, s.start_time, s.frames,
                         os.fspath(c.still) if c.still is not None else None, {**entry, "frames": s.frames})
             for s, pts, entry, c in started]
+    if sheet is not None:
+        plan = sheet.assign(plan, locator.finish(partial=part is not None))
     return plan, info
 
 
@@ -145,6 +166,7 @@ class VideoRun:
 
     def __init__(self, input: str | os.PathLike, output: str | os.PathLike | None = None, *,
                  reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
+                 keyframes: str | os.PathLike | None = None,
                  config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
                  on_open: Callable[["VideoReader"], None] | None = None,
                  plan: Sequence[PlannedShot] | None = None, frames: tuple[int, int] | None = None,
@@ -169,6 +191,14 @@ class VideoRun:
                 raise ConfigError("a span (--start/--duration) is rendered without a plan or a frame range")
             self.part = locate_span(self.input, *span)
             self.start = (self.part.first_frame, self.part.first_pts)
+        if keyframes is not None:
+            if plan is not None:
+                raise ConfigError("keyframes are given to the planning pass (plan_shots), not with a plan")
+            # a shot takes the keyframes inside it: its extent must be known before it is coloured, so a
+            # first, fast pass finds the shots (and the keyframes' frames), as the render farm does
+            with self.timers("planning (keyframes)"):
+                self.plan = plan = plan_shots(self.input, reference=reference, reference_map=reference_map,
+                                              keyframes=keyframes, config=cfg, span=span)[0]
         if frames is not None:
             first = {s.first_frame: s for s in plan or ()}.get(frames[0])
             if first is None:
@@ -310,7 +340,10 @@ class VideoRun:
             self.colorist.neutral = painter is None
             if painter is not None:
                 self.colorist.colorizer = painter
-                painter.begin_shot(self.store.get(choice.still) if choice.still is not None else None, choice)
+                if choice.kind == "keyframes":
+                    painter.begin_keys([(t, functools.partial(self.store.get, p)) for t, p in choice.keys], choice)
+                else:
+                    painter.begin_shot(self.store.get(choice.still) if choice.still is not None else None, choice)
         shot.ahead = []
         self.report.shots.append(entry)
         self.entries.append((shot, entry))
@@ -331,6 +364,9 @@ class VideoRun:
             if stats.prealigned is not None and entry.get("reference"):
                 entry["prealigned"] = stats.prealigned
             entry.update(stats.extra)
+            if "confidence" in stats.extra:
+                entry["low_confidence"] = low_stretches(stats.extra["confidence"], entry["first_frame"],
+                                                        self.cfg.keyframes.low_confidence)
 
     # -- per batch -------------------------------------------------------------------
     def flush(self) -> None:
@@ -349,7 +385,7 @@ class VideoRun:
                 chroma = colorist.predict(luma).cpu().numpy()
                 confidence = colorist.confidence()
             with timers("temporal"):
-                ready = self.smoother.push(list(batch), chroma, motion, confidence)
+                ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())
             self._write_ready(ready)
         batch.clear()
 
@@ -370,6 +406,19 @@ class VideoRun:
         if self.progress is not None:
             self.progress(len(frames))
         self.report.frames += len(frames)
+
+
+def low_stretches(confidence: Sequence[float], first_frame: int, threshold: float) -> list[list[int]]:
+    """[first, last] frame ranges where ``confidence`` (per frame of a shot starting at ``first_frame``)
+    is under ``threshold``."""
+    out: list[list[int]] = []
+    for i, c in enumerate(confidence):
+        if c < threshold:
+            if out and out[-1][1] == first_frame + i - 1:
+                out[-1][1] += 1
+            else:
+                out.append([first_frame + i, first_frame + i])
+    return out
 
 
 def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:

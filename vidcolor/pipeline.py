@@ -21,15 +21,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .color import BT601, YCbCrSpec, gray_to_l, lab_to_rgb, luma_lut, rgb_to_lab, rgb_to_luma, ycbcr_to_rgb
+from .color import YCbCrSpec, luma_lut
 from .colorist import FrameColorist, luma_for_output
 from .config import Config
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, OutputError
 from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
-from .io.image import is_image_path, read_image, write_image
+from .io.image import is_image_path
 from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer
 from .models.painters import Painters
@@ -43,16 +42,16 @@ from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import TemporalSmoother
 
-__all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize_image", "colorize", "detect_shots",
-           "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS"]
+__all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
+           "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS", "schedule_for",
+           "preload_stills", "record_choice", "low_stretches"]
 
 log = logging.getLogger("vidcolor")
 
 Progress = Callable[[int], None]
-IMAGE_WORKING_SIDE = 1024
 
 
-def _schedule(reference, reference_map) -> ReferenceSchedule:
+def schedule_for(reference, reference_map) -> ReferenceSchedule:
     if reference is not None and reference_map is not None:
         raise ConfigError("give either a reference (still or folder) or a reference map, not both")
     if reference_map is not None:
@@ -67,14 +66,14 @@ def _one_shot(cfg: Config, schedule: ReferenceSchedule) -> bool:
     return cfg.shots.detector == "off" and len(schedule.rows) == 1 and not schedule.folder_images
 
 
-def _preload(schedule: ReferenceSchedule, store: ReferenceStore, plan: Sequence[PlannedShot] | None) -> None:
+def preload_stills(schedule: ReferenceSchedule, store: ReferenceStore, plan: Sequence[PlannedShot] | None) -> None:
     """Load every still before any work starts (a fixed plan: only its own): a bad still fails now."""
     paths = schedule.references if plan is None else sorted({Path(s.reference) for s in plan if s.reference})
     for path in paths:
         store.get(path)
 
 
-def _record(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, planned: bool = False) -> None:
+def record_choice(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, planned: bool = False) -> None:
     """What the report (``planned``: the plan) says about a shot's choice and the colorizer it got."""
     entry.update(choice.report)
     entry["reference"] = os.fspath(choice.still) if choice.still is not None else None
@@ -99,11 +98,11 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     cfg = config or Config()
     input = Path(input)
     check_input(input)
-    schedule = _schedule(reference, reference_map)
+    schedule = schedule_for(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     Painters(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
     store = ReferenceStore(device)
-    _preload(schedule, store, None)
+    preload_stills(schedule, store, None)
     sheet = KeyframeSheet.from_csv(keyframes) if keyframes is not None else None
     if sheet is not None:
         sheet.check_stills(store)
@@ -127,7 +126,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
                 if shot is not None:
                     entry = shot.to_dict()
                     choice = chooser.choose(shot)
-                    _record(entry, choice, planned=True)
+                    record_choice(entry, choice, planned=True)
                     shot.ahead = []
                     started.append((shot, frame.pts, entry, choice))
                 if progress is not None:
@@ -177,7 +176,7 @@ class VideoRun:
         self.timers = Timers()
         self.input = Path(input)
         check_input(self.input)
-        self.schedule = _schedule(reference, reference_map)
+        self.schedule = schedule_for(reference, reference_map)
         self.device = resolve_device(cfg.runtime.device)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -205,7 +204,7 @@ class VideoRun:
                 raise ConfigError(f"frames {frames[0]}..{frames[1] - 1}: a range must begin a shot of a plan")
             self.start = (first.first_frame, first.first_pts)
         with self.timers("references"):
-            _preload(self.schedule, self.store, plan)
+            preload_stills(self.schedule, self.store, plan)
         self.detector = detector_from_config(cfg.shots, self.device) if plan is None else None
         self.dest = atomic_output(output if output is not None else default_output(self.input), overwrite=overwrite,
                                   input=self.input)
@@ -336,7 +335,7 @@ class VideoRun:
         with self.timers("references"):
             choice = self.chooser.choose(shot)
             painter = self.painters.for_choice(choice)
-            _record(entry, choice, painter)
+            record_choice(entry, choice, painter)
             self.colorist.neutral = painter is None
             if painter is not None:
                 self.colorist.colorizer = painter
@@ -469,75 +468,12 @@ def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
         return splitter.shots, reader.info
 
 
-def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
-                   reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
-                   config: Config | None = None, overwrite: bool = False) -> RunReport:
-    """Colourise a still photograph. Its Lab L is kept; a/b come from the colorizer.
-
-    The choice is a one-shot film's (:class:`~vidcolor.references.choose.Chooser`,
-    ``single``): the still named for the photograph is used even when it
-    scores low (with a warning); from a folder, the best still if one matches.
-    """
-    cfg = config or Config()
-    t0 = time.monotonic()
-    input = Path(input)
-    check_input(input)
-    schedule = _schedule(reference, reference_map)
-    device = resolve_device(cfg.runtime.device)
-    painters = Painters(cfg, schedule, device)
-    row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
-    if row is None:
-        raise InputError("no row starts at 0 for a still image", schedule.origin or None)
-    store = ReferenceStore(device)
-    _preload(schedule, store, None)
-    dest = atomic_output(output if output is not None else default_output(input), overwrite=overwrite, input=input)
-    out = dest.target
-    if not is_image_path(out):
-        raise OutputError("the input is a still image; give an image file name for the output (.png, .jpg, .tif)", out)
-    img = read_image(input)
-    peak = 65535.0 if img.dtype == np.uint16 else 255.0
-    with torch.inference_mode():
-        rgb = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / peak
-        spec = YCbCrSpec(BT601, True, 8)  # a photograph's gray is its JPEG luma
-        painters.set_ycbcr(spec)
-        y = rgb_to_luma(rgb, spec)
-        h, w = y.shape[-2:]
-        s = IMAGE_WORKING_SIDE / max(h, w)
-        gray = gray_to_l(y)
-        small = F.interpolate(gray, scale_factor=s, mode="area") if s < 1 else gray
-        chooser = Chooser(cfg, schedule, store, luma_lut(spec, device), single=True)
-        choice = chooser.choose_image(small, input.name)
-        painter = painters.for_choice(choice)
-        if painter is None:  # automatic colour cannot be had: the photograph stays as it is
-            L, ab = rgb_to_lab(rgb)[:, :1], torch.zeros(1, 2, h, w, device=device)
-            chroma = "lab"
-        else:
-            L = rgb_to_lab(rgb)[:, :1] if painter.chroma == "lab" else gray
-            painter.begin_shot(store.get(choice.still) if choice.still is not None else None, choice)
-            ab = painter.colorize(F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L)
-            stats = painter.end_shot()
-            chroma = painter.chroma
-        if ab.shape[-2:] != (h, w):
-            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        if chroma == "cbcr":
-            result = ycbcr_to_rgb(y, ab, spec)[0].permute(1, 2, 0).cpu().numpy()
-        else:
-            result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
-    result = (result * peak + 0.5).astype(img.dtype)
-    with dest as tmp:
-        write_image(tmp, result)
-    shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source}
-    _record(shot, choice, painter)
-    if painter is not None:
-        shot.update(stats.extra)
-    return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
-                     device=str(device), shots=[shot])
-
-
 def colorize(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:
     """Colourise a video or a still image, by the input's file name."""
     if is_image_path(input):
         kwargs.pop("progress", None)
         kwargs.pop("on_open", None)
+        from .photo import colorize_image
+
         return colorize_image(input, output, **kwargs)
     return colorize_video(input, output, **kwargs)

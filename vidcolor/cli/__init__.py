@@ -5,7 +5,7 @@ stderr and a non-zero exit; ``VIDCOLOR_DEBUG=1`` shows the traceback. Ctrl-C
 at any moment, start-up included, is one line and exit 130.
 
 One module a family of commands: :mod:`.colorize` (``vidcolor INPUT``),
-:mod:`.shots`, :mod:`.farm` (plan, render-segment, assemble, batch),
+:mod:`.shots`, :mod:`.keyframes`, :mod:`.farm` (plan, render-segment, assemble, batch),
 :mod:`.train`; :mod:`.common` holds what they share. Only the standard
 library and click are imported here: torch and the pipeline load inside
 the command that needs them, so ``vidcolor --help`` is quick.
@@ -39,6 +39,7 @@ from .. import __version__  # noqa: E402
 from .colorize import colorize_cmd  # noqa: E402
 from .common import HELP, debug, exit_interrupted, trap_sigterm  # noqa: E402
 from .farm import assemble_cmd, batch_cmd, plan_cmd, render_segment_cmd  # noqa: E402
+from .keyframes import keyframes_cmd  # noqa: E402
 from .shots import shots_cmd  # noqa: E402
 from .train import train_group  # noqa: E402
 
@@ -89,7 +90,7 @@ def main() -> None:
     trap_sigterm()
 
 
-for _command in (colorize_cmd, shots_cmd, train_group, render_segment_cmd, plan_cmd, assemble_cmd, batch_cmd):
+for _command in (colorize_cmd, shots_cmd, keyframes_cmd, train_group, render_segment_cmd, plan_cmd, assemble_cmd, batch_cmd):
     main.add_command(_command)
 
 if _GUARD:

@@ -119,10 +119,12 @@ def render_segment_cmd(manifest, k, threads, force, quiet):
 @click.option("-o", "--output", type=click.Path(path_type=str), help="Output file [default: INPUT_color.EXT].")
 @click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
 @click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference'.")
+@click.option("-k", "--keyframes", type=click.Path(path_type=str), help="CSV 'frame,reference': frames coloured "
+              "by hand (each segment carries its shots' keyframes).")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (farm.segment_seconds).")
 @click.option("--overwrite", is_flag=True, help="Discard another job in the job folder.")
 @click.option("-q", "--quiet", is_flag=True)
-def plan_cmd(input, output, reference, reference_map, config_path, overwrite, quiet):
+def plan_cmd(input, output, reference, reference_map, keyframes, config_path, overwrite, quiet):
     """Plan a render-farm job (shots, segments) without rendering; prints the manifest's path.
 
     \b
@@ -137,8 +139,8 @@ def plan_cmd(input, output, reference, reference_map, config_path, overwrite, qu
 
     cfg = call(load_config, config_path)
     out = output or default_output(input)
-    m, resumed = call(plan_job, input, out, reference=reference, reference_map=reference_map, config=cfg,
-                      overwrite=overwrite)
+    m, resumed = call(plan_job, input, out, reference=reference, reference_map=reference_map, keyframes=keyframes,
+                      config=cfg, overwrite=overwrite)
     click.echo(m.path)
     if not quiet:
         click.echo(f"vidcolor: {'found' if resumed else 'planned'} {len(m.segments)} segment(s), {len(m.shots)} "

@@ -251,16 +251,17 @@ class PreparedStill:
     :class:`GlobalAlign` (``prealign``), and its full-size chroma, made once when
     first asked for (:meth:`full`)."""
 
-    def __init__(self, rgb: torch.Tensor, shape: tuple[int, int], matcher: FeatureMatcher, ycbcr, *,
+    def __init__(self, rgb: torch.Tensor, shape: tuple[int, int], matcher: FeatureMatcher | None, ycbcr, *,
                  prealign: bool):
         self.rgb, self.shape, self.ycbcr = rgb, shape, ycbcr
         self.L, self.ab = still_at(rgb, shape, ycbcr)
         self.l8 = (self.L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
         self.aligner = GlobalAlign(self.l8) if prealign else None
         self.ab_np = np.ascontiguousarray(self.ab[0].permute(1, 2, 0).cpu().numpy())
-        self.feat = matcher.features(self.L)
-        self.ab_small = F.adaptive_avg_pool2d(self.ab, self.feat.shape[-2:])
-        self.tone = matcher.tones(self.L, self.feat.shape[-2:])
+        if matcher is not None:  # None: for the flows alone
+            self.feat = matcher.features(self.L)
+            self.ab_small = F.adaptive_avg_pool2d(self.ab, self.feat.shape[-2:])
+            self.tone = matcher.tones(self.L, self.feat.shape[-2:])
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:

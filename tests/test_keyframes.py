@@ -69,9 +69,9 @@ def test_sheet_reads_frames_timecodes_and_relative_stills(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("start,reference\n0,a.png\n", "header must be 'frame,reference'"),
-    ("frame,reference\n0,a.png\n0,a.png\n", "line 3: 0 is keyframed twice (line 2 too)"),
+    ("frame,reference\n0,a.png\n0,a.png\n", "line 3: frame 0 repeats line 2"),
     ("frame,reference\n0,missing.png\n", "line 2: still missing.png not found"),
-    ("frame,reference\nsoon,a.png\n", "line 2: frame 'soon' is neither a frame index nor a timecode"),
+    ("frame,reference\nsoon,a.png\n", "line 2: start 'soon' is neither a frame index nor a timecode"),
     ("frame,reference\n3,\n", "line 2: no still for 3"),
     ("frame,reference\n", "a header but no rows"),
 ])

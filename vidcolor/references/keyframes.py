@@ -12,7 +12,6 @@ a shot with none is coloured as it would be without the sheet.
 from __future__ import annotations
 
 import bisect
-import csv
 import os
 from dataclasses import dataclass, replace
 from fractions import Fraction
@@ -20,7 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
-from ..timecode import format_timecode, parse_start
+from ..timecode import format_timecode
+from .stills import sheet_rows, timed_rows
 
 if TYPE_CHECKING:
     from .plan import PlannedShot
@@ -54,54 +54,15 @@ class KeyframeSheet:
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> "KeyframeSheet":
         p = Path(path)
-        if not p.is_file():
-            raise InputError("keyframe sheet not found" if not p.exists() else "keyframe sheet is not a file", p)
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError("keyframe sheet is not UTF-8 text", p) from None
-        except OSError as e:
-            raise InputError(f"keyframe sheet cannot be read ({e.strerror})", p) from None
-        try:
-            return cls(cls._parse(p, text), p)
-        except csv.Error as e:
-            raise InputError(f"keyframe sheet is not readable CSV ({e})", p) from None
+        return cls(cls._parse(p, sheet_rows(p, KEYS_HEADER, "keyframe sheet")), p)
 
     @staticmethod
-    def _parse(p: Path, text: str) -> list[Keyframe]:
+    def _parse(p: Path, lines) -> list[Keyframe]:
         keys: list[Keyframe] = []
-        seen: dict[tuple, int] = {}
-        header = None
-        for line_no, cells in enumerate(csv.reader(text.splitlines()), start=1):
-            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
-                continue
-            cells = [c.strip() for c in cells]
-            if header is None:
-                header = [c.lower() for c in cells]
-                if header != KEYS_HEADER:
-                    raise InputError(f"line {line_no}: the header must be 'frame,reference', got {','.join(cells)!r}",
-                                     p)
-                continue
-            if len(cells) != 2:
-                raise InputError(f"line {line_no}: expected 2 cells (frame,reference), got {len(cells)}", p)
-            try:
-                frame, seconds = parse_start(cells[0])
-            except ValueError as e:
-                raise InputError(f"line {line_no}: {str(e).replace('start', 'frame', 1)}", p) from None
-            key = ("f", frame) if frame is not None else ("t", seconds)
-            if key in seen:
-                raise InputError(f"line {line_no}: {cells[0]} is keyframed twice (line {seen[key]} too)", p)
-            seen[key] = line_no
-            if not cells[1]:
+        for line_no, frame, seconds, still, cells in timed_rows(p, lines, "frame", "still"):
+            if still is None:
                 raise InputError(f"line {line_no}: no still for {cells[0]} (a keyframe needs its colouring)", p)
-            still = Path(cells[1]).expanduser()
-            if not still.is_absolute():
-                still = p.parent / still
-            if not still.is_file():
-                raise InputError(f"line {line_no}: still {cells[1]} not found", p)
             keys.append(Keyframe(line_no, frame, seconds, still.resolve()))
-        if header is None:
-            raise InputError("keyframe sheet is empty (expected a 'frame,reference' header and rows)", p)
         if not keys:
             raise InputError("keyframe sheet has a header but no rows", p)
         return keys

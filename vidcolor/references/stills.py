@@ -27,7 +27,7 @@ from ..errors import InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
 from ..timecode import parse_start
 
-__all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "list_images"]
+__all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "list_images", "sheet_rows", "timed_rows"]
 
 log = logging.getLogger("vidcolor")
 
@@ -48,6 +48,63 @@ class MapRow:
         if self.start_time is not None:
             return self.start_time
         return float(self.start_frame / rate) if rate else float(self.start_frame)
+
+
+def sheet_rows(p: Path, header: list[str], what: str):
+    """(line number, stripped cells) of each row of the CSV ``p`` under its ``header`` (checked), blank
+    and ``#`` lines skipped; a missing, unreadable or malformed file, a wrong header, a row of another
+    length or no header at all: InputError naming ``what`` (``reference map``) and the line."""
+    if not p.is_file():
+        raise InputError(f"{what} not found" if not p.exists() else f"{what} is not a file", p)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise InputError(f"{what} is not UTF-8 text", p) from None
+    except OSError as e:
+        raise InputError(f"{what} cannot be read ({e.strerror})", p) from None
+    names = ",".join(header)
+    seen = False
+    try:
+        for line_no, cells in enumerate(csv.reader(text.splitlines()), start=1):
+            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
+                continue
+            cells = [c.strip() for c in cells]
+            if not seen:
+                if [c.lower() for c in cells] != header:
+                    raise InputError(f"line {line_no}: the header must be '{names}', got {','.join(cells)!r}", p)
+                seen = True
+                continue
+            if len(cells) != len(header):
+                raise InputError(f"line {line_no}: expected {len(header)} cells ({names}), got {len(cells)}", p)
+            yield line_no, cells
+    except csv.Error as e:
+        raise InputError(f"{what} is not readable CSV ({e})", p) from None
+    if not seen:
+        raise InputError(f"{what} is empty (expected a '{names}' header and rows)", p)
+
+
+def timed_rows(p: Path, lines, column: str, thing: str):
+    """(line number, frame index or None, seconds or None, file or None, cells) of each row of
+    :func:`sheet_rows` whose first cell is a frame index or a timecode (repeated: an error) and whose
+    second names a ``thing`` (a still; relative to the sheet's folder; missing: an error; empty: None)."""
+    seen: dict[tuple, int] = {}
+    for line_no, cells in lines:
+        try:
+            frame, seconds = parse_start(cells[0])
+        except ValueError as e:
+            raise InputError(f"line {line_no}: {e}", p) from None
+        key = ("f", frame) if frame is not None else ("t", seconds)
+        if key in seen:
+            raise InputError(f"line {line_no}: {column} {cells[0]} repeats line {seen[key]}", p)
+        seen[key] = line_no
+        path = None
+        if cells[1]:
+            path = Path(cells[1]).expanduser()
+            if not path.is_absolute():
+                path = p.parent / path
+            if not path.is_file():
+                raise InputError(f"line {line_no}: {thing} {cells[1]} not found", p)
+        yield line_no, frame, seconds, path, cells
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -96,54 +153,13 @@ class ReferenceSchedule:
     @classmethod
     def from_csv(cls, path: str | os.PathLike) -> "ReferenceSchedule":
         p = Path(path)
-        if not p.is_file():
-            raise InputError("reference map not found" if not p.exists() else "reference map is not a file", p)
-        try:
-            text = p.read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError:
-            raise InputError("reference map is not UTF-8 text", p) from None
-        except OSError as e:
-            raise InputError(f"reference map cannot be read ({e.strerror})", p) from None
-        try:
-            return cls._parse_csv(p, text)
-        except csv.Error as e:
-            raise InputError(f"reference map is not readable CSV ({e})", p) from None
+        return cls._parse_csv(p, sheet_rows(p, ["start", "reference"], "reference map"))
 
     @classmethod
-    def _parse_csv(cls, p: Path, text: str) -> "ReferenceSchedule":
+    def _parse_csv(cls, p: Path, lines) -> "ReferenceSchedule":
         rows: list[MapRow] = []
-        seen: dict[tuple, int] = {}
-        reader = csv.reader(text.splitlines())
-        header = None
-        for line_no, cells in enumerate(reader, start=1):
-            if not cells or all(not c.strip() for c in cells) or cells[0].lstrip().startswith("#"):
-                continue
-            cells = [c.strip() for c in cells]
-            if header is None:
-                header = [c.lower() for c in cells]
-                if header != ["start", "reference"]:
-                    raise InputError(f"line {line_no}: the header must be 'start,reference', got {','.join(cells)!r}", p)
-                continue
-            if len(cells) != 2:
-                raise InputError(f"line {line_no}: expected 2 cells (start,reference), got {len(cells)}", p)
-            try:
-                frame, seconds = parse_start(cells[0])
-            except ValueError as e:
-                raise InputError(f"line {line_no}: {e}", p) from None
-            key = ("f", frame) if frame is not None else ("t", seconds)
-            if key in seen:
-                raise InputError(f"line {line_no}: start {cells[0]} repeats line {seen[key]}", p)
-            seen[key] = line_no
-            ref = None
-            if cells[1]:
-                ref = Path(cells[1]).expanduser()
-                if not ref.is_absolute():
-                    ref = p.parent / ref
-                if not ref.is_file():
-                    raise InputError(f"line {line_no}: reference {cells[1]} not found", p)
+        for line_no, frame, seconds, ref, _ in timed_rows(p, lines, "start", "reference"):
             rows.append(MapRow(len(rows), frame, seconds, ref, f"{p.name}:{line_no}"))
-        if header is None:
-            raise InputError("reference map is empty (expected a 'start,reference' header and rows)", p)
         if not rows:
             raise InputError("reference map has a header but no rows", p)
         return cls(rows, os.fspath(p))

@@ -240,3 +240,20 @@ def _low_config(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("keyframes:\n  low_confidence: 1.0\n")  # every frame but a keyframe is under 1
     return p
+
+
+def test_preview_and_compare_take_the_keyframes(tmp_path):
+    from vidcolor.preview import colorize_preview
+
+    src = make_clip(tmp_path / "f.mp4", n=32, w=W, h=H, shots=(0, 16))
+    keys = _sheet(tmp_path, [(2, _tinted(2, cr=40)), (18, _tinted(18, 1, cb=40))])
+    cfg = _cfg(**{"preview.seconds": 0.25})  # 6 frames of each shot
+    full = _chroma(colorize_video(src, tmp_path / "full.mp4", keyframes=keys, config=cfg).output)
+    report = colorize_preview(src, tmp_path / "p.mp4", keyframes=keys, config=cfg)
+    assert [e["first_frame"] for e in report.excerpts] == [0, 16] and report.frames == 12
+    p = _chroma(tmp_path / "p.mp4")
+    assert np.abs(p[2] - full[2]).max() <= 1 and np.abs(p[8] - full[18]).max() <= 1  # the keyframes' frames
+    side = colorize_video(src, tmp_path / "c.mp4", keyframes=keys, config=cfg, compare=True)
+    assert side.shots[1]["choice"] == "keyframes"
+    with av.open(str(tmp_path / "c.mp4")) as c:
+        assert c.streams.video[0].width == 2 * W

@@ -308,6 +308,7 @@ class VideoRun:
             painter = self.painters.for_choice(choice)
             _record(entry, choice, painter)
             self.colorist.neutral = painter is None
+            self.smoother.begin_shot(None if painter is None else painter.temporal)
             if painter is not None:
                 self.colorist.colorizer = painter
                 painter.begin_shot(self.store.get(choice.still) if choice.still is not None else None, choice)

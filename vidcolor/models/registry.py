@@ -71,6 +71,9 @@ class Colorizer(ABC):
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.
     confidence: torch.Tensor | None = None
+    #: None, or settings temporal smoothing takes for this colorizer's shots over the config's
+    #: (:meth:`~vidcolor.temporal.TemporalSmoother.begin_shot`: mode, strength, fb_sigma, ...)
+    temporal: dict | None = None
     #: set by the pipeline (runtime.precision): float16/bfloat16 for the networks on a GPU, or None
     amp: torch.dtype | None = None
 

@@ -252,7 +252,7 @@ def test_the_colorizer_prealigns_a_still_framed_wider_than_the_shot():
         c = colorizer(prealign=prealign, work_size=256)
         c.begin_shot(to_t(still))
         err[prealign] = float((c.colorize(L_of(frame))[0] - truth).abs().mean())
-        assert (c._aligner is not None) == prealign
+        assert (c._still.aligner is not None) == prealign
     assert err[True] < 0.5 * err[False]
 
 

@@ -37,14 +37,15 @@ _HOME = {
     "VidcolorError": ".errors", "InputError": ".errors", "ConfigError": ".errors", "ModelError": ".errors",
     "OutputError": ".errors",
     "get_colorizer": ".models", "list_colorizers": ".models", "register_colorizer": ".models",
-    "RunReport": ".pipeline", "colorize": ".pipeline", "colorize_image": ".pipeline", "colorize_video": ".pipeline",
+    "RunReport": ".pipeline", "colorize": ".pipeline", "colorize_image": ".photo", "colorize_video": ".pipeline",
 }
 
 if TYPE_CHECKING:  # what static tools see; at run time __getattr__ imports on demand
     from .config import Config, load_config
     from .errors import ConfigError, InputError, ModelError, OutputError, VidcolorError
     from .models import get_colorizer, list_colorizers, register_colorizer
-    from .pipeline import RunReport, colorize, colorize_image, colorize_video
+    from .photo import colorize_image
+    from .pipeline import RunReport, colorize, colorize_video
 
 
 def __getattr__(name: str) -> Any:

@@ -70,6 +70,10 @@ class FrameColorist:
             c = F.interpolate(c.float(), size=self.chroma_size, mode="bilinear", align_corners=False)
         return c[:, 0].cpu().numpy()
 
+    def pinned(self) -> list[bool] | None:
+        """Per frame of the last answer, whether its chroma was given, not guessed (a keyframe's own frame)."""
+        return None if self.neutral else self.colorizer.pinned
+
     @torch.inference_mode()
     def codes(self, luma: np.ndarray, chroma: torch.Tensor) -> np.ndarray:
         """Chroma from :meth:`predict` (smoothed or not) -> the output's Cb/Cr codes."""

@@ -18,7 +18,7 @@ import yaml
 
 from .errors import ConfigError
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "ReferencesConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "ReferencesConfig", "KeyframesConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
            "PreviewConfig", "load_config"]
 
 
@@ -228,6 +228,18 @@ MATCH_POLICIES = ("strict", "normal", "force")  # references.match
 
 
 @dataclass(frozen=True)
+class KeyframesConfig:
+    """``--keyframes``: several coloured frames per shot (:mod:`vidcolor.models.keyframes`).
+    ``attend``: keyframes whose cells each frame's attention looks over (the nearest ones);
+    ``low_confidence``: a frame whose carried colour reaches less than this share of it (the
+    flows' confidence, 0..1) is in a low-confidence stretch of the report, where a keyframe is
+    wanted (``vidcolor keyframes --suggest``)."""
+
+    attend: int = 4
+    low_confidence: float = 0.5
+
+
+@dataclass(frozen=True)
 class RetrievalConfig:
     """Choosing a still per shot from a folder (Deep Exemplar-based Colorization, section 4)."""
 
@@ -265,6 +277,7 @@ class Config:
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
     references: ReferencesConfig = field(default_factory=ReferencesConfig)
+    keyframes: KeyframesConfig = field(default_factory=KeyframesConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     exemplar: ExemplarConfig = field(default_factory=ExemplarConfig)
     auto: AutoConfig = field(default_factory=AutoConfig)
@@ -377,6 +390,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
                   f"{os.cpu_count() or 1}), got {cfg.runtime.threads}")
     if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
         raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
+    if not (1 <= cfg.keyframes.attend <= 64 and 0.0 <= cfg.keyframes.low_confidence <= 1.0):
+        raise bad("keyframes.attend must be in 1..64 and keyframes.low_confidence in [0, 1]")
     if cfg.references.match not in MATCH_POLICIES:
         raise bad(f"references.match must be one of {', '.join(MATCH_POLICIES)}, got {cfg.references.match!r}")
     r = cfg.retrieval

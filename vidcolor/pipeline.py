@@ -12,6 +12,7 @@ the colorizer for each kind of choice; :class:`VideoRun` streams one film.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 import time
@@ -20,37 +21,37 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from .color import BT601, YCbCrSpec, gray_to_l, lab_to_rgb, luma_lut, rgb_to_lab, rgb_to_luma, ycbcr_to_rgb
+from .color import YCbCrSpec, luma_lut
 from .colorist import FrameColorist, luma_for_output
 from .config import Config
-from .errors import ConfigError, InputError, OutputError
+from .errors import ConfigError, OutputError
 from .io.decode import LumaFrame, VideoInfo, VideoReader
 from .io.encode import VideoWriter
-from .io.image import is_image_path, read_image, write_image
+from .io.image import is_image_path
 from .io.span import SideBySideWriter, SideStreams, locate_span
 from .models import Colorizer
 from .models.painters import Painters
 from .outputs import atomic_output, check_input, default_output
 from .references import ReferenceSchedule, ReferenceStore, ShotChoice
 from .references.choose import MAX_SHOT_WARNINGS, Chooser
+from .references.keyframes import KeyframeSheet
 from .references.plan import PlanChooser, PlannedShot
 from .runtime import RunReport, Timers, auto_batch_size, resolve_device
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import TemporalSmoother
 
-__all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize_image", "colorize", "detect_shots",
-           "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS"]
+__all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
+           "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS", "schedule_for",
+           "preload_stills", "record_choice", "low_stretches"]
 
 log = logging.getLogger("vidcolor")
 
 Progress = Callable[[int], None]
-IMAGE_WORKING_SIDE = 1024
 
 
-def _schedule(reference, reference_map) -> ReferenceSchedule:
+def schedule_for(reference, reference_map) -> ReferenceSchedule:
     if reference is not None and reference_map is not None:
         raise ConfigError("give either a reference (still or folder) or a reference map, not both")
     if reference_map is not None:
@@ -65,14 +66,14 @@ def _one_shot(cfg: Config, schedule: ReferenceSchedule) -> bool:
     return cfg.shots.detector == "off" and len(schedule.rows) == 1 and not schedule.folder_images
 
 
-def _preload(schedule: ReferenceSchedule, store: ReferenceStore, plan: Sequence[PlannedShot] | None) -> None:
+def preload_stills(schedule: ReferenceSchedule, store: ReferenceStore, plan: Sequence[PlannedShot] | None) -> None:
     """Load every still before any work starts (a fixed plan: only its own): a bad still fails now."""
     paths = schedule.references if plan is None else sorted({Path(s.reference) for s in plan if s.reference})
     for path in paths:
         store.get(path)
 
 
-def _record(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, planned: bool = False) -> None:
+def record_choice(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, planned: bool = False) -> None:
     """What the report (``planned``: the plan) says about a shot's choice and the colorizer it got."""
     entry.update(choice.report)
     entry["reference"] = os.fspath(choice.still) if choice.still is not None else None
@@ -84,36 +85,48 @@ def _record(entry: dict, choice: ShotChoice, painter: Colorizer | None = None, p
 
 
 def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None = None,
-               reference_map: str | os.PathLike | None = None, config: Config | None = None,
-               progress: Progress | None = None,
-               on_open: Callable[["VideoReader"], None] | None = None) -> tuple[list[PlannedShot], VideoInfo]:
+               reference_map: str | os.PathLike | None = None, keyframes: str | os.PathLike | None = None,
+               config: Config | None = None, progress: Progress | None = None,
+               on_open: Callable[["VideoReader"], None] | None = None,
+               span: tuple[float, float | None] | None = None) -> tuple[list[PlannedShot], VideoInfo]:
     """The shots :func:`colorize_video` would find in ``input`` and the choice it
     would make for each, without colouring anything: a fixed plan for
-    ``colorize_video(plan=...)`` (the render farm cuts a film by it)."""
+    ``colorize_video(plan=...)`` (the render farm cuts a film by it).
+    ``keyframes``: a ``frame,reference`` sheet; each shot with keyframes
+    takes them (:meth:`~vidcolor.references.keyframes.KeyframeSheet.assign`).
+    ``span``: plan that part of the film only (``colorize_video``'s)."""
     cfg = config or Config()
     input = Path(input)
     check_input(input)
-    schedule = _schedule(reference, reference_map)
+    schedule = schedule_for(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     Painters(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
     store = ReferenceStore(device)
-    _preload(schedule, store, None)
+    preload_stills(schedule, store, None)
+    sheet = KeyframeSheet.from_csv(keyframes) if keyframes is not None else None
+    if sheet is not None:
+        sheet.check_stills(store)
+    part = locate_span(input, *span) if span is not None else None
     detector = detector_from_config(cfg.shots, device)
     started: list[tuple[Shot, int, dict, ShotChoice]] = []
-    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames) as reader:
+    with VideoReader(input, queue_size=cfg.runtime.queue_size, max_damaged=cfg.runtime.max_damaged_frames,
+                     start=(part.first_frame, part.first_pts) if part is not None else None) as reader:
         info = reader.info
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), single=_one_shot(cfg, schedule))
+        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), single=_one_shot(cfg, schedule),
+                          origin=part.origin if part is not None else None)
         splitter = chooser.splitter(detector, info.ycbcr)
+        locator = sheet.locator(info.rate) if sheet is not None else None
+        origin = part.origin if part is not None else None
 
         def take(released) -> None:
             for frame, shot in released:
                 if shot is not None:
                     entry = shot.to_dict()
                     choice = chooser.choose(shot)
-                    _record(entry, choice, planned=True)
+                    record_choice(entry, choice, planned=True)
                     shot.ahead = []
                     started.append((shot, frame.pts, entry, choice))
                 if progress is not None:
@@ -121,6 +134,11 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
 
         for item in reader.items():
             if isinstance(item, LumaFrame):
+                if part is not None and not part.contains(item.time):
+                    break
+                if locator is not None:
+                    origin = item.time if origin is None else origin
+                    locator.feed(item.index, item.time - origin)
                 take(splitter.feed(item))
         take(splitter.finish())
         chooser.summary(len(started))
@@ -129,6 +147,8 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     plan = [PlannedShot(s.index, s.first_frame, pts, s.start_time, s.frames,
                         os.fspath(c.still) if c.still is not None else None, {**entry, "frames": s.frames})
             for s, pts, entry, c in started]
+    if sheet is not None:
+        plan = sheet.assign(plan, locator.finish(partial=part is not None))
     return plan, info
 
 
@@ -145,6 +165,7 @@ class VideoRun:
 
     def __init__(self, input: str | os.PathLike, output: str | os.PathLike | None = None, *,
                  reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
+                 keyframes: str | os.PathLike | None = None,
                  config: Config | None = None, overwrite: bool = False, progress: Progress | None = None,
                  on_open: Callable[["VideoReader"], None] | None = None,
                  plan: Sequence[PlannedShot] | None = None, frames: tuple[int, int] | None = None,
@@ -155,7 +176,7 @@ class VideoRun:
         self.timers = Timers()
         self.input = Path(input)
         check_input(self.input)
-        self.schedule = _schedule(reference, reference_map)
+        self.schedule = schedule_for(reference, reference_map)
         self.device = resolve_device(cfg.runtime.device)
         if cfg.runtime.threads:
             torch.set_num_threads(cfg.runtime.threads)
@@ -169,13 +190,21 @@ class VideoRun:
                 raise ConfigError("a span (--start/--duration) is rendered without a plan or a frame range")
             self.part = locate_span(self.input, *span)
             self.start = (self.part.first_frame, self.part.first_pts)
+        if keyframes is not None:
+            if plan is not None:
+                raise ConfigError("keyframes are given to the planning pass (plan_shots), not with a plan")
+            # a shot takes the keyframes inside it: its extent must be known before it is coloured, so a
+            # first, fast pass finds the shots (and the keyframes' frames), as the render farm does
+            with self.timers("planning (keyframes)"):
+                self.plan = plan = plan_shots(self.input, reference=reference, reference_map=reference_map,
+                                              keyframes=keyframes, config=cfg, span=span)[0]
         if frames is not None:
             first = {s.first_frame: s for s in plan or ()}.get(frames[0])
             if first is None:
                 raise ConfigError(f"frames {frames[0]}..{frames[1] - 1}: a range must begin a shot of a plan")
             self.start = (first.first_frame, first.first_pts)
         with self.timers("references"):
-            _preload(self.schedule, self.store, plan)
+            preload_stills(self.schedule, self.store, plan)
         self.detector = detector_from_config(cfg.shots, self.device) if plan is None else None
         self.dest = atomic_output(output if output is not None else default_output(self.input), overwrite=overwrite,
                                   input=self.input)
@@ -306,12 +335,15 @@ class VideoRun:
         with self.timers("references"):
             choice = self.chooser.choose(shot)
             painter = self.painters.for_choice(choice)
-            _record(entry, choice, painter)
+            record_choice(entry, choice, painter)
             self.colorist.neutral = painter is None
             self.smoother.begin_shot(None if painter is None else painter.temporal)
             if painter is not None:
                 self.colorist.colorizer = painter
-                painter.begin_shot(self.store.get(choice.still) if choice.still is not None else None, choice)
+                if choice.kind == "keyframes":
+                    painter.begin_keys([(t, functools.partial(self.store.get, p)) for t, p in choice.keys], choice)
+                else:
+                    painter.begin_shot(self.store.get(choice.still) if choice.still is not None else None, choice)
         shot.ahead = []
         self.report.shots.append(entry)
         self.entries.append((shot, entry))
@@ -332,6 +364,9 @@ class VideoRun:
             if stats.prealigned is not None and entry.get("reference"):
                 entry["prealigned"] = stats.prealigned
             entry.update(stats.extra)
+            if "confidence" in stats.extra:
+                entry["low_confidence"] = low_stretches(stats.extra["confidence"], entry["first_frame"],
+                                                        self.cfg.keyframes.low_confidence)
 
     # -- per batch -------------------------------------------------------------------
     def flush(self) -> None:
@@ -350,7 +385,7 @@ class VideoRun:
                 chroma = colorist.predict(luma).cpu().numpy()
                 confidence = colorist.confidence()
             with timers("temporal"):
-                ready = self.smoother.push(list(batch), chroma, motion, confidence)
+                ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())
             self._write_ready(ready)
         batch.clear()
 
@@ -371,6 +406,19 @@ class VideoRun:
         if self.progress is not None:
             self.progress(len(frames))
         self.report.frames += len(frames)
+
+
+def low_stretches(confidence: Sequence[float], first_frame: int, threshold: float) -> list[list[int]]:
+    """[first, last] frame ranges where ``confidence`` (per frame of a shot starting at ``first_frame``)
+    is under ``threshold``."""
+    out: list[list[int]] = []
+    for i, c in enumerate(confidence):
+        if c < threshold:
+            if out and out[-1][1] == first_frame + i - 1:
+                out[-1][1] += 1
+            else:
+                out.append([first_frame + i, first_frame + i])
+    return out
 
 
 def colorize_video(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:
@@ -421,75 +469,12 @@ def detect_shots(input: str | os.PathLike, *, config: Config | None = None,
         return splitter.shots, reader.info
 
 
-def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
-                   reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
-                   config: Config | None = None, overwrite: bool = False) -> RunReport:
-    """Colourise a still photograph. Its Lab L is kept; a/b come from the colorizer.
-
-    The choice is a one-shot film's (:class:`~vidcolor.references.choose.Chooser`,
-    ``single``): the still named for the photograph is used even when it
-    scores low (with a warning); from a folder, the best still if one matches.
-    """
-    cfg = config or Config()
-    t0 = time.monotonic()
-    input = Path(input)
-    check_input(input)
-    schedule = _schedule(reference, reference_map)
-    device = resolve_device(cfg.runtime.device)
-    painters = Painters(cfg, schedule, device)
-    row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
-    if row is None:
-        raise InputError("no row starts at 0 for a still image", schedule.origin or None)
-    store = ReferenceStore(device)
-    _preload(schedule, store, None)
-    dest = atomic_output(output if output is not None else default_output(input), overwrite=overwrite, input=input)
-    out = dest.target
-    if not is_image_path(out):
-        raise OutputError("the input is a still image; give an image file name for the output (.png, .jpg, .tif)", out)
-    img = read_image(input)
-    peak = 65535.0 if img.dtype == np.uint16 else 255.0
-    with torch.inference_mode():
-        rgb = torch.from_numpy(np.ascontiguousarray(img)).to(device).permute(2, 0, 1)[None].float() / peak
-        spec = YCbCrSpec(BT601, True, 8)  # a photograph's gray is its JPEG luma
-        painters.set_ycbcr(spec)
-        y = rgb_to_luma(rgb, spec)
-        h, w = y.shape[-2:]
-        s = IMAGE_WORKING_SIDE / max(h, w)
-        gray = gray_to_l(y)
-        small = F.interpolate(gray, scale_factor=s, mode="area") if s < 1 else gray
-        chooser = Chooser(cfg, schedule, store, luma_lut(spec, device), single=True)
-        choice = chooser.choose_image(small, input.name)
-        painter = painters.for_choice(choice)
-        if painter is None:  # automatic colour cannot be had: the photograph stays as it is
-            L, ab = rgb_to_lab(rgb)[:, :1], torch.zeros(1, 2, h, w, device=device)
-            chroma = "lab"
-        else:
-            L = rgb_to_lab(rgb)[:, :1] if painter.chroma == "lab" else gray
-            painter.begin_shot(store.get(choice.still) if choice.still is not None else None, choice)
-            ab = painter.colorize(F.interpolate(L, scale_factor=s, mode="area") if s < 1 else L)
-            stats = painter.end_shot()
-            chroma = painter.chroma
-        if ab.shape[-2:] != (h, w):
-            ab = F.interpolate(ab, size=(h, w), mode="bilinear", align_corners=False)
-        if chroma == "cbcr":
-            result = ycbcr_to_rgb(y, ab, spec)[0].permute(1, 2, 0).cpu().numpy()
-        else:
-            result = lab_to_rgb(torch.cat((L, ab), dim=1))[0].permute(1, 2, 0).cpu().numpy()
-    result = (result * peak + 0.5).astype(img.dtype)
-    with dest as tmp:
-        write_image(tmp, result)
-    shot = {"index": 0, "first_frame": 0, "start_time": 0.0, "row": row.source}
-    _record(shot, choice, painter)
-    if painter is not None:
-        shot.update(stats.extra)
-    return RunReport(str(input), str(out), frames=1, seconds=time.monotonic() - t0, colorizer=cfg.colorizer,
-                     device=str(device), shots=[shot])
-
-
 def colorize(input: str | os.PathLike, output: str | os.PathLike | None = None, **kwargs) -> RunReport:
     """Colourise a video or a still image, by the input's file name."""
     if is_image_path(input):
         kwargs.pop("progress", None)
         kwargs.pop("on_open", None)
+        from .photo import colorize_image
+
         return colorize_image(input, output, **kwargs)
     return colorize_video(input, output, **kwargs)

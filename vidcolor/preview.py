@@ -74,6 +74,7 @@ def pick_shots(plan: Sequence[PlannedShot], most: int) -> list[PlannedShot]:
 
 def colorize_preview(input: str | os.PathLike, output: str | os.PathLike | None = None, *,
                      reference: str | os.PathLike | None = None, reference_map: str | os.PathLike | None = None,
+                     keyframes: str | os.PathLike | None = None,
                      config: Config | None = None, overwrite: bool = False, compare: bool = False,
                      progress: Callable[[int], None] | None = None,
                      plan_progress: Callable[[int], None] | None = None,
@@ -94,8 +95,8 @@ def colorize_preview(input: str | os.PathLike, output: str | os.PathLike | None 
     out, tmp = dest.target, dest.tmp
     if is_image_path(out):
         raise OutputError("is an image name; a preview is a video, give a video file name", out)
-    plan, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg,
-                            progress=plan_progress)
+    plan, info = plan_shots(input, reference=reference, reference_map=reference_map, keyframes=keyframes,
+                            config=cfg, progress=plan_progress)
     report = PreviewReport(str(input), str(out), shots=len(plan), plan_seconds=time.monotonic() - t0)
     rate = info.rate if info.rate and info.rate > 0 else Fraction(25)
     per = max(1, math.ceil(cfg.preview.seconds * rate - 1e-6))

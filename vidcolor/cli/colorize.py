@@ -20,6 +20,8 @@ __all__ = ["colorize_cmd", "model_overrides"]
 @click.option("-o", "--output", type=click.Path(path_type=str), help="Output file [default: INPUT_color.EXT beside the input].")
 @click.option("-r", "--reference", type=click.Path(path_type=str), help="A colour still, or a folder of stills.")
 @click.option("-m", "--reference-map", type=click.Path(path_type=str), help="CSV 'start,reference': a still per shot.")
+@click.option("-k", "--keyframes", type=click.Path(path_type=str), help="CSV 'frame,reference': frames coloured by "
+              "hand (frame index or HH:MM:SS[.fff]), any number per shot; colour is carried both ways between them.")
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=str), help="YAML config (see configs/).")
 @click.option("--colorizer", help="Colorizer by name: exemplar (default) or transfer (fast).")
 @click.option("--detector", help="Shot detector: auto (default: transnet on a GPU, histogram on a CPU), transnet, "
@@ -64,7 +66,7 @@ __all__ = ["colorize_cmd", "model_overrides"]
               "height and timing (also with --preview, --start) [default output: ..._compare.EXT].")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; warnings and errors only.")
-def colorize_cmd(input, output, reference, reference_map, config_path, colorizer, detector, report_path, explain,
+def colorize_cmd(input, output, reference, reference_map, keyframes, config_path, colorizer, detector, report_path, explain,
                  profile, model, weights, temperature, palette, gallery, match,
                  device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
                  jobs=None, ray_address=None, start=None, duration=None, preview=False, compare=False):
@@ -86,10 +88,16 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
     if preview or compare or start is not None or duration is not None:
         excerpt, output = excerpt_options(input, output, start, duration, preview, compare, jobs, ray_address)
         if preview:
-            return run_preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path)
+            return run_preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path,
+                               keyframes)
     if jobs is not None or ray_address is not None:
         return farm_run(input, output, reference, reference_map, cfg, jobs or 1, ray_address, overwrite, quiet,
-                     report_path)
+                        report_path, keyframes=keyframes)
+    if keyframes is not None:
+        if is_image_path(input):
+            raise click.BadParameter("keyframes are frames of a film; for a photograph give its colouring as "
+                                     "--reference", param_hint="--keyframes")
+        excerpt["keyframes"] = keyframes
     bar = None
 
     def on_open(reader) -> None:
@@ -116,6 +124,7 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         call(write_json, report_path, report.to_dict())
     if explain:
         print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score", "choice", "colorizer"])
+        print_low_confidence(report.shots)
     if profile:
         print_profile(report)
     if not quiet and is_image_path(input):
@@ -124,6 +133,15 @@ def colorize_cmd(input, output, reference, reference_map, config_path, colorizer
         click.echo(f"vidcolor: wrote {report.output} ({report.frames} frames, {len(report.shots)} shot(s), "
                    f"{report.seconds:.1f} s, {report.fps:.1f} fps, {report.device})", err=True)
     warn_damage(input, report)
+
+
+def print_low_confidence(shots: list[dict]) -> None:
+    """The stretches where the colour carried from the stills reaches little of the frame (--explain)."""
+    low = [(s["index"], a, b) for s in shots for a, b in s.get("low_confidence", ())]
+    if low:
+        click.echo("low-confidence stretches (a keyframe there would help; vidcolor keyframes --suggest): " +
+                   ", ".join(f"shot {i} frames {a}-{b}" for i, a, b in low[:20]) +
+                   (f" and {len(low) - 20} more" if len(low) > 20 else ""))
 
 
 def print_profile(report) -> None:
@@ -178,7 +196,8 @@ def excerpt_options(input, output, start, duration, preview, compare, jobs, ray)
     return kwargs, output
 
 
-def run_preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path) -> None:
+def run_preview(input, output, reference, reference_map, cfg, compare, overwrite, quiet, report_path,
+                keyframes=None) -> None:
     """--preview: a few seconds of each shot, joined; a table of which shot each excerpt comes from."""
     from ..preview import colorize_preview
 
@@ -204,8 +223,8 @@ def run_preview(input, output, reference, reference_map, cfg, compare, overwrite
                                   desc=f"{os.path.basename(input)}: {len(excerpts)} excerpt(s)")
 
     try:
-        report = call(colorize_preview, input, output, reference=reference, reference_map=reference_map, config=cfg,
-                      overwrite=overwrite, compare=compare, plan_progress=plan_progress, on_plan=on_plan,
+        report = call(colorize_preview, input, output, reference=reference, reference_map=reference_map,
+                      keyframes=keyframes, config=cfg, overwrite=overwrite, compare=compare, plan_progress=plan_progress, on_plan=on_plan,
                       progress=lambda n: bars["render"].update(n) if "render" in bars else None)
     finally:
         for b in bars.values():

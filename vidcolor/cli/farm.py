@@ -62,15 +62,16 @@ def farm_job(input, output, **kwargs):
         raise
 
 
-def farm_run(input, output, reference, reference_map, cfg, jobs, ray, overwrite, quiet, report_path) -> None:
+def farm_run(input, output, reference, reference_map, cfg, jobs, ray, overwrite, quiet, report_path,
+             keyframes=None) -> None:
     from ..io.image import is_image_path
 
     if is_image_path(input):
         raise click.BadParameter("a still image is not split into segments; drop --jobs/--ray", param_hint="--jobs")
     on_plan, progress, plan_progress, close = farm_bars(quiet, os.path.basename(input))
     try:
-        report = call(farm_job, input, output, reference=reference, reference_map=reference_map, config=cfg, jobs=jobs,
-                      ray=ray, overwrite=overwrite, progress=progress, on_plan=on_plan, plan_progress=plan_progress)
+        report = call(farm_job, input, output, reference=reference, reference_map=reference_map, keyframes=keyframes,
+                      config=cfg, jobs=jobs, ray=ray, overwrite=overwrite, progress=progress, on_plan=on_plan, plan_progress=plan_progress)
     finally:
         close()
     if report_path:

@@ -164,6 +164,7 @@ class Manifest:
     segments: list[Segment]
     suffix: str
     version: int = VERSION
+    keyframes: str | None = None  # the keyframe sheet (its keyframes are in the shots' entries)
     path: Path | None = field(default=None, compare=False)  # where it was loaded from / saved to
 
     @property
@@ -264,7 +265,8 @@ def _abs(path: str | os.PathLike | None) -> str | None:
 
 def plan_job(input: str | os.PathLike, output: str | os.PathLike, *, reference: str | os.PathLike | None = None,
              reference_map: str | os.PathLike | None = None, config: Config | None = None, overwrite: bool = False,
-             progress: Callable[[int], None] | None = None) -> tuple[Manifest, bool]:
+             progress: Callable[[int], None] | None = None,
+             keyframes: str | os.PathLike | None = None) -> tuple[Manifest, bool]:
     """The job for ``input`` -> ``output``: the one already in ``OUTPUT.vidcolor-job``
     if it is the same job (returned with True), else a new plan (False).
 
@@ -275,7 +277,7 @@ def plan_job(input: str | os.PathLike, output: str | os.PathLike, *, reference: 
     if not input.is_file():
         raise InputError("file not found" if not input.exists() else "is not a file", input)
     with JobLock(job_dir(output)):  # a no-op when this process holds it already (run_job)
-        return _plan_job(input, output, reference, reference_map, config or Config(), overwrite, progress)
+        return _plan_job(input, output, reference, reference_map, config or Config(), overwrite, progress, keyframes)
 
 
 def _clear(folder: Path) -> None:
@@ -290,16 +292,16 @@ def _clear(folder: Path) -> None:
 
 
 def _plan_job(input: Path, output: Path, reference, reference_map, cfg: Config, overwrite: bool,
-              progress) -> tuple[Manifest, bool]:
+              progress, keyframes=None) -> tuple[Manifest, bool]:
     folder = job_dir(output)
     checksum = input_checksum(input)
     want = {"input": os.fspath(input), "reference": _abs(reference), "reference_map": _abs(reference_map),
-            "config": _identity_config(cfg.to_dict())}
+            "keyframes": _abs(keyframes), "config": _identity_config(cfg.to_dict())}
     if (folder / MANIFEST).exists():
         try:
             old = Manifest.load(folder / MANIFEST)
             have = {"input": old.input, "reference": old.reference, "reference_map": old.reference_map,
-                    "config": _identity_config(old.config)}
+                    "keyframes": old.keyframes, "config": _identity_config(old.config)}
             diffs = [d.removeprefix("config.") for d in _differences(have, want)]
             if not same_input(old.checksum, checksum):
                 diffs.insert(0, f"the input's content changed (size {old.checksum['size']} -> {checksum['size']})")
@@ -317,7 +319,8 @@ def _plan_job(input: Path, output: Path, reference, reference_map, cfg: Config, 
     elif folder.exists() and any(p.name != LOCK for p in folder.iterdir()) and not (folder / MANIFEST).exists():
         raise OutputError("exists but holds no job manifest; remove it or pass --overwrite", folder)
     readers: list = []
-    shots, info = plan_shots(input, reference=reference, reference_map=reference_map, config=cfg, progress=progress,
+    shots, info = plan_shots(input, reference=reference, reference_map=reference_map, keyframes=keyframes,
+                             config=cfg, progress=progress,
                              on_open=readers.append)
     truncated = readers[0].truncated if readers else None
     # stills by absolute path: a worker renders in any working folder
@@ -329,7 +332,8 @@ def _plan_job(input: Path, output: Path, reference, reference_map, cfg: Config, 
              # the input ends early (vidcolor.io.decode.Truncation): the job holds the frames before that
              "truncated": dataclasses.asdict(truncated) if truncated is not None else None}
     manifest = Manifest(os.fspath(input), os.fspath(output), checksum, cfg.to_dict(), want["reference"],
-                        want["reference_map"], video, shots, segments, segment_suffix(output))
+                        want["reference_map"], video, shots, segments, segment_suffix(output),
+                        keyframes=want["keyframes"])
     (folder / "segments").mkdir(parents=True, exist_ok=True)
     manifest.save(folder / MANIFEST)
     log.info("%s: %d frames, %d shot(s), %d segment(s) of about %g s", input.name, manifest.frames, len(shots),

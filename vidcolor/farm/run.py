@@ -343,7 +343,7 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
             config: Config | None = None, jobs: int = 1, ray: str | None = None, overwrite: bool = False,
             keep: bool = False, progress: Progress | None = None,
             on_plan: Callable[[Manifest, int], None] | None = None,
-            plan_progress: Progress | None = None) -> FarmReport:
+            plan_progress: Progress | None = None, keyframes: str | os.PathLike | None = None) -> FarmReport:
     """Colourise ``input`` as a render-farm job (see the module docstring).
 
     ``on_plan(manifest, frames_done)`` is called once the plan is known;
@@ -362,14 +362,16 @@ def run_job(input: str | os.PathLike, output: str | os.PathLike | None = None, *
     report = FarmReport(str(input), str(out))
     with JobLock(job_dir(out.resolve())):  # one driver a job: a second one stops here, at once
         _run_locked(report, input, out, reference, reference_map, cfg, jobs, ray, overwrite, keep, progress,
-                    on_plan, plan_progress, t0)
+                    on_plan, plan_progress, t0, keyframes)
     report.seconds = time.monotonic() - t0
     return report
 
 
 def _run_locked(report: FarmReport, input: Path, out: Path, reference, reference_map, cfg: Config, jobs: int,
-                ray: str | None, overwrite: bool, keep: bool, progress, on_plan, plan_progress, t0: float) -> None:
+                ray: str | None, overwrite: bool, keep: bool, progress, on_plan, plan_progress, t0: float,
+                keyframes=None) -> None:
     manifest, report.resumed = plan_job(input, out, reference=reference, reference_map=reference_map, config=cfg,
+                                        keyframes=keyframes,
                                         overwrite=overwrite, progress=plan_progress)
     report.seconds_plan = time.monotonic() - t0
     report.segments, report.frames = len(manifest.segments), manifest.frames

@@ -27,7 +27,8 @@ _FILE_OPTIONS = ("stats", "passlogfile", "dump_yuv", "dump-yuv", "csv", "analysi
                  "stats-file", "recon", "dump_mvs", "qpfile", "zones-file", "vbv-log")
 
 _TOP = {"input", "output", "checksum", "config", "reference", "reference_map", "video", "shots", "segments",
-        "suffix", "version"}
+        "suffix", "version", "keyframes"}
+_OPTIONAL = {"version", "keyframes"}  # a manifest written before keyframes has none
 _SHOT = {"index": int, "first_frame": int, "first_pts": int, "start_time": float, "frames": int,
          "reference": (str, None), "entry": dict}
 _SEGMENT = {"index": int, "first_frame": int, "frames": int, "first_pts": int, "start_time": float,
@@ -113,7 +114,7 @@ def _encode_options(cfg: Any) -> None:
 
 def _check(d: Any) -> None:
     _typed(d, dict, "(top level)")
-    for k in sorted(_TOP - {"version"}):
+    for k in sorted(_TOP - _OPTIONAL):
         if k not in d:
             _fail(k, "is missing")
     extra = sorted(set(d) - _TOP)
@@ -122,8 +123,8 @@ def _check(d: Any) -> None:
     for k in ("input", "output"):
         if not _typed(d[k], str, k):
             _fail(k, "is empty")
-    for k in ("reference", "reference_map"):
-        _typed(d[k], (str, None), k)
+    for k in ("reference", "reference_map", "keyframes"):
+        _typed(d.get(k), (str, None), k)
     ck = _typed(d["checksum"], dict, "checksum")
     for k in ("size", "sampled_sha256"):
         if k not in ck:
@@ -162,6 +163,14 @@ def _check(d: Any) -> None:
         _at_least(s["frames"], 1, f"{f}.frames")
         if s["first_frame"] != at:
             _fail(f"{f}.first_frame", f"is {s['first_frame']}, but the shots before it end at frame {at}")
+        for j, key in enumerate(_typed(s["entry"].get("keys", []), list, f"{f}.entry.keys")):
+            where = f"{f}.entry.keys[{j}]"
+            if not (isinstance(key, list) and len(key) == 2):
+                _fail(where, "must be a [frame, still] pair")
+            if not at <= _typed(key[0], int, where) < at + s["frames"]:
+                _fail(where, f"frame {key[0]} is not in the shot (frames {at}..{at + s['frames'] - 1})")
+            if not _typed(key[1], str, where):
+                _fail(where, "names no still")
         at += s["frames"]
     indices = {s["index"] for s in shots}
     at = 0

@@ -62,7 +62,7 @@ from .registry import Colorizer, ShotStats, register_colorizer
 if TYPE_CHECKING:
     from ..references import ShotChoice
 
-__all__ = ["ExemplarColorizer", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
+__all__ = ["ExemplarColorizer", "PreparedStill", "still_at", "l8_of", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
 
 log = logging.getLogger("vidcolor")
 
@@ -186,6 +186,11 @@ class GlobalAlign:
         return np.diag([1 / sx, 1 / sy, 1.0]) @ np.vstack([affine, [0.0, 0.0, 1.0]]) @ to_small
 
 
+def l8_of(Lw: torch.Tensor) -> np.ndarray:
+    """(N, 1, h, w) L in [0, 100] -> (N, h, w) uint8 (L x 2.55), what the flows work on."""
+    return (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+
+
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
                l_sigma: float = 6.0, outside_sigma: float = 0.0, check=None,
                prealign: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -231,6 +236,49 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     return ab, conf.astype(np.float32), fwd
 
 
+def still_at(rgb: torch.Tensor, shape: tuple[int, int], ycbcr) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 3, H, W) RGB resized to ``shape``: its L (of its luma, as the frames' L is of theirs) and its
+    Cb/Cr x 255."""
+    h, w = shape
+    ref = F.interpolate(rgb, size=(h, w), mode="bilinear", align_corners=False,
+                        antialias=h < rgb.shape[-2]).clamp(0, 1)
+    return gray_to_l(rgb_to_luma(ref, ycbcr)), rgb_to_cbcr(ref, ycbcr) * 255.0
+
+
+class PreparedStill:
+    """A colour still made ready for frames of one working size ``shape``: its L,
+    chroma, uint8 L (the flows'), features and cell tones (the attention's), its
+    :class:`GlobalAlign` (``prealign``), and its full-size chroma, made once when
+    first asked for (:meth:`full`)."""
+
+    def __init__(self, rgb: torch.Tensor, shape: tuple[int, int], matcher: FeatureMatcher, ycbcr, *,
+                 prealign: bool):
+        self.rgb, self.shape, self.ycbcr = rgb, shape, ycbcr
+        self.L, self.ab = still_at(rgb, shape, ycbcr)
+        self.l8 = (self.L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
+        self.aligner = GlobalAlign(self.l8) if prealign else None
+        self.ab_np = np.ascontiguousarray(self.ab[0].permute(1, 2, 0).cpu().numpy())
+        self.feat = matcher.features(self.L)
+        self.ab_small = F.adaptive_avg_pool2d(self.ab, self.feat.shape[-2:])
+        self.tone = matcher.tones(self.L, self.feat.shape[-2:])
+        self._full: tuple[tuple[int, int], np.ndarray] | None = None
+
+    def full(self, shape: tuple[int, int]) -> np.ndarray:
+        """(H, W, 2) the still's chroma (x 255) at the output size ``shape``, made once."""
+        if self._full is None or self._full[0] != shape:
+            self._full = (shape, np.ascontiguousarray(still_at(self.rgb, shape, self.ycbcr)[1][0].permute(1, 2, 0)
+                                                      .cpu().numpy()))
+        return self._full[1]
+
+    def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+        """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
+        (ab, confidence, flow, pre-aligned)."""
+        m = self.aligner(l8) if self.aligner is not None else None
+        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma,
+                                  outside_sigma=cfg.outside_sigma, check=check, prealign=m)
+        return ab, conf, fl, m is not None
+
+
 @register_colorizer("exemplar")
 class ExemplarColorizer(Colorizer):
     """Exemplar-based colorization: flow where the still is a view of the frame,
@@ -257,6 +305,7 @@ class ExemplarColorizer(Colorizer):
 
         self.fusion = load_fusion(self.cfg.weights, device)
         self._ref_rgb: torch.Tensor | None = None
+        self._still: PreparedStill | None = None
         self._shape: tuple[int, int] | None = None  # working size the reference is prepared for
         self._pool: ThreadPoolExecutor | None = None  # flows to the reference, beside the backbone
         self.flow_seconds = 0.0  # spent in flows to the reference (mostly on the worker thread)
@@ -264,6 +313,7 @@ class ExemplarColorizer(Colorizer):
         self.score: float | None = None  # the still's match with the shot, as chosen
         self._shot_flow_start = 0.0
         self._prealign = self.cfg.prealign and self.cfg.flow  # GlobalAlign before the flow to the still
+        self._frame_conf: list[float] = []  # each frame's share reached by the flow to the still (the report's)
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
 
     # -- per shot ------------------------------------------------------------------------------
@@ -281,49 +331,29 @@ class ExemplarColorizer(Colorizer):
             log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
                     "exemplar: the reference matches this shot only partly (score %s, gate %.2f)", self.score, self.gate)
 
-    def _reference_at(self, shape: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """The reference resized to ``shape``: its L (of its luma, as the frames'
-        L is of theirs) and its Cb/Cr x 255."""
-        h, w = shape
-        ref = F.interpolate(self._ref_rgb, size=(h, w), mode="bilinear", align_corners=False,
-                            antialias=h < self._ref_rgb.shape[-2]).clamp(0, 1)
-        return gray_to_l(rgb_to_luma(ref, self.ycbcr)), rgb_to_cbcr(ref, self.ycbcr) * 255.0
-
     def _prepare(self, shape: tuple[int, int]) -> None:
-        """The reference at the working size ``shape``: L, chroma, uint8 L, features."""
-        self._ref_L, self._ref_ab = self._reference_at(shape)
-        self._ref_l8 = (self._ref_L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-        self._aligner = GlobalAlign(self._ref_l8) if self._prealign else None
-        self._ref_ab_np = np.ascontiguousarray(self._ref_ab[0].permute(1, 2, 0).cpu().numpy())
-        self._ref_feat = self.matcher.features(self._ref_L)
-        self._ref_ab_small = F.adaptive_avg_pool2d(self._ref_ab, self._ref_feat.shape[-2:])
-        self._ref_tone = self.matcher.tones(self._ref_L, self._ref_feat.shape[-2:])
-        self._full: tuple[tuple[int, int], np.ndarray] | None = None
+        """The reference at the working size ``shape`` (:class:`PreparedStill`)."""
+        self._still = PreparedStill(self._ref_rgb, shape, self.matcher, self.ycbcr, prealign=self._prealign)
         self._shape = shape
 
-    def _reference_full(self, shape: tuple[int, int]) -> np.ndarray:
-        """(H, W, 2) reference chroma at the output size, made once per shot."""
-        if self._full is None or self._full[0] != shape:
-            self._full = (shape, np.ascontiguousarray(self._reference_at(shape)[1][0].permute(1, 2, 0).cpu().numpy()))
-        return self._full[1]
-
     def end_shot(self) -> ShotStats:
-        """Frames the still was pre-aligned onto (None when ``prealign`` is off) and the flows' time."""
+        """Frames the still was pre-aligned onto (None when ``prealign`` is off), the flows' time, and
+        per frame the share of it the flow to the still reaches (``extra["confidence"]``, 0..1)."""
         n, self._prealigned = self._prealigned, 0
         spent, self._shot_flow_start = self.flow_seconds - self._shot_flow_start, self.flow_seconds
-        return ShotStats(n if self._prealign else None, spent)
+        conf, self._frame_conf = self._frame_conf, []
+        extra = {"confidence": [round(c, 3) for c in conf]} if conf and self.cfg.flow else {}
+        return ShotStats(n if self._prealign else None, spent, extra)
 
     # -- per batch -----------------------------------------------------------------------------
     def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held)."""
         t = time.perf_counter()
-        l8 = (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
-        maps = [self._aligner(f) if self._aligner is not None else None for f in l8]
-        self._prealigned += sum(m is not None for m in maps)
-        out = [flow_align(f, self._ref_l8, self._ref_ab_np, self._dis, fb_sigma=self.cfg.fb_sigma,
-                          l_sigma=self.cfg.l_sigma, outside_sigma=self.cfg.outside_sigma, check=self._check,
-                          prealign=m)
-               for f, m in zip(l8, maps)]
+        out = []
+        for f in l8_of(Lw):
+            ab, conf, fl, pre = self._still.flow(f, self.cfg, self._dis, self._check)
+            self._prealigned += pre
+            out.append((ab, conf, fl))
         self.flow_seconds += time.perf_counter() - t
         return out
 
@@ -350,15 +380,22 @@ class ExemplarColorizer(Colorizer):
         else:
             ab_flow = Lw.new_zeros(n, 2, h, w)
             conf_flow = Lw.new_zeros(n, 1, h, w)
+        ab_att, sim = self.attention(Lw, self._still, q)
+        return {"L": Lw, "ab_flow": ab_flow, "conf_flow": conf_flow, "ab_att": ab_att, "sim": sim}
+
+    def attention(self, Lw: torch.Tensor, still, q: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The semantic alignment of (N, 1, h, w) ``Lw`` with ``still`` (its ``feat``, ``ab_small``,
+        ``tone``): (N, 2, h, w) warped chroma, following the frame's edges, and (N, 1, h, w) best
+        similarity. ``q``: the frames' features, when already computed."""
+        h, w = Lw.shape[-2:]
         if q is None:
             q = self.matcher.features(Lw)
-        ab_att, sim = self.matcher.attend(q, self._ref_feat, self._ref_ab_small,
-                                          self.matcher.tones(Lw, q.shape[-2:]), self._ref_tone)
+        ab_att, sim = self.matcher.attend(q, still.feat, still.ab_small, self.matcher.tones(Lw, q.shape[-2:]),
+                                          still.tone, getattr(still, "prior", None))
         ab_att = F.interpolate(ab_att, size=(h, w), mode="bilinear", align_corners=False)
         if self.cfg.attention_radius:  # the attention's cells are 8 px: its colour follows the frame's edges
             ab_att = guided_upsample(ab_att, Lw, Lw, self.cfg.attention_radius, self.cfg.guide_eps)
-        sim = F.interpolate(sim, size=(h, w), mode="bilinear", align_corners=False)
-        return {"L": Lw, "ab_flow": ab_flow, "conf_flow": conf_flow, "ab_att": ab_att, "sim": sim}
+        return ab_att, F.interpolate(sim, size=(h, w), mode="bilinear", align_corners=False)
 
     @torch.inference_mode()
     def colorize(self, L: torch.Tensor) -> torch.Tensor:
@@ -368,13 +405,7 @@ class ExemplarColorizer(Colorizer):
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
         H, W = L.shape[-2:]
-        h, w = work_shape(H, W, self.cfg.work_size, enlarge=self.cfg.enlarge)
-        if (h, w) == (H, W):
-            Lw = L
-        elif h < H:
-            Lw = F.interpolate(L, size=(h, w), mode="area")
-        else:  # a small film, enlarged for the flows and the features
-            Lw = F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
+        Lw = self._working(L)
         if self.gate == 0.0:
             self.confidence = None
             return L.new_zeros(L.shape[0], 2, H, W)
@@ -398,6 +429,17 @@ class ExemplarColorizer(Colorizer):
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
         return torch.cat(out) if len(out) > 1 else out[0]
 
+    def _working(self, L: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) L at the working size (``work_size``; a small film enlarged when ``enlarge``)."""
+        H, W = L.shape[-2:]
+        h, w = work_shape(H, W, self.cfg.work_size, enlarge=self.cfg.enlarge)
+        if (h, w) == (H, W):
+            return L
+        if h < H:
+            return F.interpolate(L, size=(h, w), mode="area")
+        # a small film, enlarged for the flows and the features
+        return F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
+
     def _colorize_at(self, L: torch.Tensor, Lw: torch.Tensor, flows: list | None,
                      q: torch.Tensor | None) -> torch.Tensor:
         """Chroma of frames ``L`` (full size) from ``Lw`` (working size); sets ``confidence``."""
@@ -406,6 +448,7 @@ class ExemplarColorizer(Colorizer):
         x = self.align(Lw, flows, q)
         # the reference's colour carried by a flow that holds is exact; the attention's is a guess
         self.confidence = FRESH_FLOOR + (1 - FRESH_FLOOR) * x["conf_flow"]
+        self._frame_conf += x["conf_flow"].mean(dim=(1, 2, 3)).tolist()
         ab = self.fusion(**x)
         if self.cfg.flow and (H, W) != (h, w):
             # where the flow holds, carry the reference's chroma at full size; the rest comes up guided
@@ -418,13 +461,14 @@ class ExemplarColorizer(Colorizer):
 
     def _carry(self, size: tuple[int, int], work: tuple[int, int]) -> torch.Tensor:
         """(N, 2, H, W) the reference's full-size chroma moved by the last batch's flows, brought up to ``size``."""
-        H, W = size
-        h, w = work
-        ref = self._reference_full(size)
-        grid = pixel_grid(H, W)
-        out = []
-        for fl in self._flows:
-            up = cv2.resize(fl, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([W / w, H / h])
-            pos = grid + up
-            out.append(cv2.remap(ref, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
-        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).to(self.device)
+        return torch.from_numpy(np.stack([carry(self._still, fl, size, work) for fl in self._flows])
+                                ).permute(0, 3, 1, 2).to(self.device)
+
+
+def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np.ndarray:
+    """(H, W, 2) ``still``'s full-size chroma moved by one frame's working-size ``flow`` brought up to ``size``."""
+    H, W = size
+    h, w = work
+    up = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([W / w, H / h])
+    pos = pixel_grid(H, W) + up
+    return cv2.remap(still.full(size), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

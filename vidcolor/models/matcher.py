@@ -130,15 +130,15 @@ class FeatureMatcher:
         return F.adaptive_avg_pool2d(L, size).flatten(1) / 100.0
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
-               k_tone: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               k_tone: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """:func:`attend` with this matcher's temperature, tone weight and mixed precision."""
         return attend(q, k, ab, q_tone, k_tone, temperature=self.temperature, tone_weight=self.tone_weight,
-                      autocast=self.autocast)
+                      autocast=self.autocast, prior=prior)
 
 
 def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Tensor | None = None,
            k_tone: torch.Tensor | None = None, *, temperature: float, tone_weight: float,
-           autocast=contextlib.nullcontext) -> tuple[torch.Tensor, torch.Tensor]:
+           autocast=contextlib.nullcontext, prior: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Softmax attention of frame cells over reference cells.
 
     ``q``: (N, C, hq, wq) frame features; ``k``: (1 or N, C, hk, wk) reference
@@ -146,7 +146,9 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
     ``q_tone``, ``k_tone``: (N, P), (1 or N, Q) the cells' mean L / 100
     (:meth:`FeatureMatcher.tones`): with ``tone_weight``, a reference cell of
     another tone weighs less (the low-level luminance term beside the features:
-    semantics alone match a red coat to a green one). Returns (N, 2, hq, wq)
+    semantics alone match a red coat to a green one). ``prior``: (1, Q) log-weights
+    added to the reference cells' logits (several stills attended together: the
+    nearer in time weighs more where their cells match alike). Returns (N, 2, hq, wq)
     a/b and (N, 1, hq, wq) best feature similarity. Differentiable with
     gradients on (training); in inference mode it works in place.
     """
@@ -163,6 +165,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
         gap = (q_tone[:, :, None] - k_tone[:, None, :]).abs()
         sim = sim.sub_(gap, alpha=tone_weight) if inplace else sim - tone_weight * gap
     sim = sim.div_(temperature) if inplace else sim / temperature
+    if prior is not None:
+        sim = sim.add_(prior[:, None, :]) if inplace else sim + prior[:, None, :]
     attn = torch.softmax(sim, dim=2)
     out = attn @ ab.flatten(2).transpose(1, 2)  # (N, P, 2)
     return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)

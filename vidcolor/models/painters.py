@@ -30,7 +30,7 @@ class Painters:
     still), otherwise the first time a shot needs it (when it cannot be, such
     shots stay black and white, with one warning). The blends (a still that
     matches partly; a gallery still) are built the first time they are
-    needed.
+    needed, and so is the keyframe colorizer.
     """
 
     def __init__(self, cfg: Config, schedule: ReferenceSchedule, device: torch.device):
@@ -41,6 +41,7 @@ class Painters:
         self._auto: Colorizer | None = None
         self._auto_error: str | None = None
         self._blends: dict[str, BlendColorizer] = {}
+        self._keyframes: Colorizer | None = None
         name = cfg.colorizer
         if name == "gallery":  # automatic colour helped by the gallery (as --gallery with no still)
             if not cfg.gallery:
@@ -105,6 +106,19 @@ class Painters:
             return (self._blend("blend") if self.primary.name == "exemplar" else None) or self.primary
         if choice.kind == "gallery":
             return self._blend("gallery")
+        if choice.kind == "keyframes":
+            return self.keyframes
         if choice.kind == "auto":
             return self.auto
         return None
+
+    @property
+    def keyframes(self) -> Colorizer:
+        """The colorizer of shots with keyframes (built the first time one needs it)."""
+        if self._keyframes is None:
+            from .keyframes import KeyframeColorizer
+
+            self._keyframes = KeyframeColorizer(device=self.device, config=self.cfg.exemplar,
+                                                attend=self.cfg.keyframes.attend)
+            self._adopt(self._keyframes)
+        return self._keyframes

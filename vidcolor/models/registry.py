@@ -74,6 +74,9 @@ class Colorizer(ABC):
     #: None, or settings temporal smoothing takes for this colorizer's shots over the config's
     #: (:meth:`~vidcolor.temporal.TemporalSmoother.begin_shot`: mode, strength, fb_sigma, ...)
     temporal: dict | None = None
+    #: after colorize(): None, or a bool per frame: True where the chroma is given, not guessed (a
+    #: keyframe's own frame takes its still's colour): temporal smoothing leaves such a frame as it is
+    pinned: list[bool] | None = None
     #: set by the pipeline (runtime.precision): float16/bfloat16 for the networks on a GPU, or None
     amp: torch.dtype | None = None
 

@@ -9,8 +9,9 @@ __all__ = ["KINDS", "ShotChoice", "gate_of"]
 #: exemplar: the shot's still colours it (the reference colorizer, at ``gate``);
 #: blend: a still that matches partly, its colour where sure and automatic colour elsewhere;
 #: gallery: a still retrieved from the gallery, its colour only where sure, automatic elsewhere;
+#: keyframes: several frames of the shot coloured by hand (``keys``), carried both ways between them;
 #: auto: automatic colour, no still; neutral: none (the shot stays black and white).
-KINDS = ("exemplar", "blend", "gallery", "auto", "neutral")
+KINDS = ("exemplar", "blend", "gallery", "keyframes", "auto", "neutral")
 
 
 def gate_of(score: float, gate_low: float, gate_high: float) -> float:
@@ -29,7 +30,9 @@ class ShotChoice:
     its match with the shot as retrieval scores it (None: not scored);
     ``gate``: 0..1, how much of the still's colour the exemplar gives (its
     shot gate); ``report``: what the run's report says about the choice
-    (map row, candidates, ``unmatched``...).
+    (map row, candidates, ``unmatched``...); ``keys``: a ``keyframes``
+    shot's keyframes, (frame offset from the shot's first frame, still) in
+    order (``still`` is the first one's).
     """
 
     kind: str
@@ -37,9 +40,12 @@ class ShotChoice:
     score: float | None = None
     gate: float = 1.0
     report: dict = field(default_factory=dict)
+    keys: tuple[tuple[int, Path], ...] = ()
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"unknown shot choice kind {self.kind!r} (valid: {', '.join(KINDS)})")
         if (self.still is None) != (self.kind in ("auto", "neutral")):
             raise ValueError(f"a {self.kind!r} choice {'takes no' if self.still is not None else 'needs a'} still")
+        if bool(self.keys) != (self.kind == "keyframes"):
+            raise ValueError(f"a {self.kind!r} choice {'needs' if self.kind == 'keyframes' else 'takes no'} keyframes")

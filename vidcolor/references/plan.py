@@ -21,7 +21,8 @@ class PlannedShot:
     """A shot of a fixed plan: its first frame (index, pts, seconds from the
     film's first frame), its length, and its still (None: no still); ``entry``
     is what a run reports about it (transition, score, map row, and
-    ``choice``/``gate``: how the still colours it)."""
+    ``choice``/``gate``: how the still colours it; ``keys``: its keyframes,
+    [frame, still] pairs, which colour it whatever its still))."""
 
     index: int
     first_frame: int
@@ -40,6 +41,11 @@ class PlannedShot:
 
     def choice(self, gate_low: float, gate_high: float) -> ShotChoice:
         """The plan's choice for this shot (a plan written before choices were recorded: derived from its score)."""
+        keys = self.entry.get("keys")
+        if keys:  # keyframes win inside their shot
+            report = {"keys": keys, **({"row": self.entry["row"]} if "row" in self.entry else {})}
+            return ShotChoice("keyframes", Path(keys[0][1]), None, 1.0, report,
+                              tuple((int(f) - self.first_frame, Path(p)) for f, p in keys))
         report = {k: v for k, v in self.entry.items() if k not in _SHOT_KEYS}
         still = Path(self.reference) if self.reference else None
         kind, score = self.entry.get("choice"), self.entry.get("score")

@@ -206,10 +206,13 @@ class TemporalSmoother:
         return (out, total), (colour, prec)
 
     def push(self, items: list[Any], chroma: np.ndarray, motion: Future | list,
-             confidence: np.ndarray | None = None) -> list[tuple[Any, np.ndarray]]:
+             confidence: np.ndarray | None = None,
+             pinned: list[bool] | None = None) -> list[tuple[Any, np.ndarray]]:
         """``confidence``: (N, h, w) how far each fresh colour can be trusted, in (0, 1]
         (None: equally everywhere); fresh colour that is sure of itself (an exemplar's
-        keyframe, where its flow holds) outweighs colour carried from frames that were not."""
+        keyframe, where its flow holds) outweighs colour carried from frames that were not.
+        ``pinned``: per frame, True where the fresh colour is given (a keyframe's own frame):
+        it is output as it is, and the memory starts afresh from it, both ways."""
         if not self.enabled:
             return list(zip(items, chroma))
         motions = motion.result() if isinstance(motion, Future) else motion
@@ -228,13 +231,16 @@ class TemporalSmoother:
                 # frames accumulated; a guess (confidence 0.2) weighs a quarter of one frame's memory
                 c = np.clip(np.asarray(confidence[i], np.float32), MIN_CONFIDENCE, MAX_CONFIDENCE)
                 weight = c / (1.0 - c)
+            pin = bool(pinned[i]) if pinned is not None else False
+            if pin:
+                m = None  # nothing carried into a given colour
             self._state, _ = self._step(self._state, fresh, weight, None if m is None else m.fwd,
                                         None if m is None else m.conf)
             if self.mode == "forward":
                 out = self._state[0] if detail is None else self._state[0] + detail
                 ready.append((item, out.transpose(2, 0, 1)))
             else:
-                self._buffer.append((item, fresh, weight, self._state, m, detail))
+                self._buffer.append((item, fresh, weight, self._state, m, detail, pin))
         if self.mode == "bidirectional" and len(self._buffer) >= self.window + self.overlap:
             ready += self._backward(keep=self.overlap)
         return ready
@@ -248,13 +254,14 @@ class TemporalSmoother:
         state = None
         carried: list = [None] * len(buf)
         for t in range(len(buf) - 1, -1, -1):
-            _, fresh, weight, _, _, _ = buf[t]
-            m = buf[t + 1][4] if t + 1 < len(buf) else None  # t+1 relative to t: bwd maps t's pixels into t+1
+            _, fresh, weight, _, _, _, pin = buf[t]
+            # t+1 relative to t: bwd maps t's pixels into t+1 (nothing is carried into a pinned frame)
+            m = buf[t + 1][4] if t + 1 < len(buf) and not pin else None
             state, carried[t] = self._step(state, fresh, weight, None if m is None else m.bwd,
                                            None if m is None else m.bconf)
         for t in range(n):
-            item, _, _, (mix, f_prec), _, detail = buf[t]
-            if carried[t] is not None:
+            item, _, _, (mix, f_prec), _, detail, pin = buf[t]
+            if carried[t] is not None and not pin:
                 b_col, b_prec = carried[t]
                 mix = mix + (b_prec / np.maximum(f_prec + b_prec, 1e-6))[..., None] * (b_col - mix)
             if detail is not None:

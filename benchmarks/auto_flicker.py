@@ -64,6 +64,10 @@ def variant(name: str) -> tuple[dict, dict | None, dict]:
 
     change, hint, over = {}, dict(AutoColorizer.temporal or {}), {}
     for part in name.split("+"):
+        if part.startswith("dec.") and "=" in part:  # dec.NAME=VALUE: one decoding field
+            k, v = part[4:].split("=", 1)
+            change[k] = v if k == "consensus" else float(v)
+            continue
         if part not in PARTS:
             sys.exit(f"unknown variant part {part!r} (valid: {', '.join(PARTS)})")
         c, h, o = PARTS[part]
@@ -112,7 +116,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", help="comma-separated clip names (default: all)")
     ap.add_argument("--variants", default="shipped,no-hint,hint-forward,no-hint+temporal-off,no-consensus,"
-                    "no-conf-chroma,legacy", help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS))
+                    "no-conf-chroma,legacy", help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS) + " or dec.FIELD=VALUE")
     ap.add_argument("--set", type=Path, default=SHARED / "set")
     a = ap.parse_args()
     q = _quality()

@@ -68,6 +68,10 @@ def variant(name: str) -> tuple[dict, dict | None, dict]:
             k, v = part[4:].split("=", 1)
             change[k] = v if k == "consensus" else float(v)
             continue
+        if part.startswith("hint.") and "=" in part and hint is not None:  # hint.NAME=VALUE: one hint setting
+            k, v = part[5:].split("=", 1)
+            hint[k] = v if k == "mode" else (int(v) if k in ("window", "overlap") else float(v))
+            continue
         if part not in PARTS:
             sys.exit(f"unknown variant part {part!r} (valid: {', '.join(PARTS)})")
         c, h, o = PARTS[part]
@@ -116,7 +120,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", help="comma-separated clip names (default: all)")
     ap.add_argument("--variants", default="shipped,no-hint,hint-forward,no-hint+temporal-off,no-consensus,"
-                    "no-conf-chroma,legacy", help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS) + " or dec.FIELD=VALUE")
+                    "no-conf-chroma,legacy", help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS) + " or dec.FIELD=VALUE, hint.NAME=VALUE")
     ap.add_argument("--set", type=Path, default=SHARED / "set")
     a = ap.parse_args()
     q = _quality()

@@ -119,8 +119,10 @@ def chroma_stats(frames: list[np.ndarray], starts: list[int]) -> tuple[float, fl
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clips", help="comma-separated clip names (default: all)")
-    ap.add_argument("--variants", default="shipped,no-hint,hint-forward,no-hint+temporal-off,no-consensus,"
-                    "no-conf-chroma,legacy", help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS) + " or dec.FIELD=VALUE, hint.NAME=VALUE")
+    ap.add_argument("--variants", default="shipped,no-hint,hint-forward,no-hint+temporal-off,no-hint+no-consensus,"
+                    "no-hint+no-conf-chroma,no-hint+legacy",
+                    help="comma-separated, each a '+'-joined list of: " + ", ".join(PARTS)
+                    + ", dec.FIELD=VALUE or hint.NAME=VALUE")
     ap.add_argument("--set", type=Path, default=SHARED / "set")
     a = ap.parse_args()
     q = _quality()

@@ -75,6 +75,23 @@ def test_gain_and_power_shape_the_chroma():
     assert softer.norm(dim=1).mean() > base.norm(dim=1).mean()  # c ** 0.5 > c for c < 1
 
 
+def test_cast_takes_away_that_share_of_the_pictures_mean_colour():
+    bins = ab_bins()
+    L = torch.full((1, 1, 4, 6), 60.0)
+    # a picture-wide warm cast: every cell sure of (30, 20), but the left half sure of (-20, 20)
+    z = torch.cat((logits_for([(-20, 20)], h=4, w=3), logits_for([(30, 20)], h=4, w=3)), dim=3)
+    base, _ = decode(z, bins, L, Decoding(spread=20.0))
+    half, _ = decode(z, bins, L, Decoding(spread=20.0, cast=0.5))
+    full, _ = decode(z, bins, L, Decoding(spread=20.0, cast=1.0))
+    mean = base.mean(dim=(2, 3), keepdim=True)
+    assert mean.abs().max() > 5  # there is a cast to take
+    assert torch.allclose(half, base - 0.5 * mean, atol=1e-4)
+    assert torch.allclose(full.mean(dim=(2, 3)), torch.zeros(1, 2), atol=1e-4)  # gray world
+    assert torch.allclose(full[..., 3:] - full[..., :3], base[..., 3:] - base[..., :3], atol=1e-4)  # contrast kept
+    with pytest.raises(ValueError):
+        Decoding(cast=1.5).validate()
+
+
 # -- consensus -------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", sorted(POOLS))
 def test_consensus_gives_one_colour_per_region_of_even_luminance(kind):

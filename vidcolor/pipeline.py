@@ -337,6 +337,7 @@ class VideoRun:
             painter = self.painters.for_choice(choice)
             record_choice(entry, choice, painter)
             self.colorist.neutral = painter is None
+            self.smoother.begin_shot(None if painter is None else painter.temporal)
             if painter is not None:
                 self.colorist.colorizer = painter
                 if choice.kind == "keyframes":

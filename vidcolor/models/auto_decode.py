@@ -17,7 +17,10 @@ Here (:func:`decode`):
    towards the distribution's plain mean where not: c * vivid + (1 - c) * mean;
 4. consensus (:mod:`.consensus`): colour and confidence pooled within
    regions of even luminance (``keep`` of the pixel's own answer stays);
-5. chroma scaled by ``gain * c ** power``: neutral where unsure.
+5. chroma scaled by ``gain * c ** power``: neutral where unsure;
+6. ``cast`` of the picture's mean a/b taken away (gray world): a colour
+   cast over the whole picture is more often the network's guess than the
+   scene's.
 
 The parameters are fitted on the validation photos for PSNR with a
 colourfulness floor (``benchmarks/fit_auto_decoding.py``) and stored in the
@@ -49,6 +52,7 @@ class Decoding:
     lum: float = 8.0  # consensus luminance scale, L units
     shot: float = 0.0  # exponent of a shot's mean confidence (over ``reference``) on its chroma; 0: none
     reference: float = 0.5  # the mean confidence at which the shot factor is 1
+    cast: float = 0.0  # share of the picture's mean a/b taken away (gray world); 0: none
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Decoding":
@@ -62,7 +66,8 @@ class Decoding:
         return replace(self, **kw)
 
     def validate(self) -> None:
-        if self.temperature <= 0 or self.spread < 0 or self.agree < 0 or self.gain < 0 or self.power < 0:
+        if self.temperature <= 0 or self.spread < 0 or self.agree < 0 or self.gain < 0 or self.power < 0 \
+                or not 0 <= self.cast <= 1:
             raise ValueError(f"bad auto decoding {self}")
         if self.consensus != "off" and self.consensus not in POOLS:
             raise ValueError(f"unknown consensus '{self.consensus}'")
@@ -118,6 +123,8 @@ def decode(logits: torch.Tensor, bins: torch.Tensor, L4: torch.Tensor, dec: Deco
         pooled, pconf = pool_chroma(dec.consensus, ab, conf, L4, dec.cell, dec.lum)
         ab = dec.keep * ab + (1 - dec.keep) * pooled
         conf = (dec.keep * conf + (1 - dec.keep) * pconf).clamp(0, 1)
-    if dec == LEGACY or (dec.gain == 1 and dec.spread == 0 and dec.agree == 0):
-        return ab, conf
-    return (dec.gain * conf.pow(dec.power) * ab).clamp(-110, 110), conf
+    if not (dec == LEGACY or (dec.gain == 1 and dec.spread == 0 and dec.agree == 0)):
+        ab = (dec.gain * conf.pow(dec.power) * ab).clamp(-110, 110)
+    if dec.cast > 0:
+        ab = ab - dec.cast * ab.mean(dim=(2, 3), keepdim=True)
+    return ab, conf

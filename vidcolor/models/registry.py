@@ -71,6 +71,9 @@ class Colorizer(ABC):
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.
     confidence: torch.Tensor | None = None
+    #: None, or settings temporal smoothing takes for this colorizer's shots over the config's
+    #: (:meth:`~vidcolor.temporal.TemporalSmoother.begin_shot`: mode, strength, fb_sigma, ...)
+    temporal: dict | None = None
     #: after colorize(): None, or a bool per frame: True where the chroma is given, not guessed (a
     #: keyframe's own frame takes its still's colour): temporal smoothing leaves such a frame as it is
     pinned: list[bool] | None = None

@@ -18,6 +18,12 @@ The luminance is never touched: only chroma passes through here.
 State lives inside a shot: :meth:`TemporalSmoother.end_shot` drops it, so no
 colour is carried across a cut.
 
+A colorizer may ask for other settings for its shots (its ``temporal``
+hint, given to :meth:`TemporalSmoother.begin_shot`): ``auto`` guesses the
+same colour afresh every frame, so its answer's frame-to-frame changes are
+noise, not news; it asks for its colour to be held along the flow much more
+stiffly, along a flow trusted more loosely, over both directions.
+
 ``bidirectional`` (offline renders) adds a backward pass over each shot,
 in windows of ``window`` frames that look ``overlap`` frames past their end
 (bounded memory whatever the shot's length), and averages the two passes,
@@ -48,6 +54,8 @@ MODES = ("off", "forward", "bidirectional")
 # fresh colour's confidence is taken in [MIN_CONFIDENCE, MAX_CONFIDENCE] before it becomes a weight (its odds):
 MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory would never count
+#: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`)
+HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap")
 
 
 @dataclass
@@ -129,6 +137,7 @@ class TemporalSmoother:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
         self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)
+        self._base = {k: getattr(self, k) for k in HINTS}  # the config's settings, between hinted shots
         self.end_shot()
 
     @classmethod
@@ -166,10 +175,12 @@ class TemporalSmoother:
         pairs = [(s, p) for s, p in zip(smalls, [self._prev_y] + smalls[:-1])]
         self._prev_y = smalls[-1]
 
+        fb_sigma, l_sigma = self.fb_sigma, self.l_sigma  # this shot's
+
         def work() -> list[Motion | None]:
             t = time.perf_counter()
-            out = [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=self.fb_sigma,
-                                                       l_sigma=self.l_sigma) for s, p in pairs]
+            out = [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma)
+                   for s, p in pairs]
             self.flow_seconds += time.perf_counter() - t
             return out
 
@@ -259,10 +270,33 @@ class TemporalSmoother:
         self._buffer = buf[n:]
         return out
 
+    def begin_shot(self, hint: dict | None = None) -> None:
+        """The next shot's settings: the config's, with a colorizer's ``hint`` over them (None:
+        none). A hint sets any of :data:`HINTS`; its ``mode`` replaces ``forward`` only (with
+        smoothing off it stays off). Call between shots (after :meth:`end_shot`)."""
+        if self._buffer or self._state is not None:
+            raise RuntimeError("TemporalSmoother.begin_shot inside a shot: call end_shot first")
+        settings = dict(self._base)
+        for k, v in (hint or {}).items():
+            if k not in HINTS:
+                raise ValueError(f"temporal hint: unknown setting {k!r} (valid: {', '.join(HINTS)})")
+            settings[k] = v
+        if self._base["mode"] != "forward":
+            settings["mode"] = self._base["mode"]
+        if settings["mode"] not in MODES or not 0 <= settings["strength"] <= 1 \
+                or settings["fb_sigma"] <= 0 or settings["l_sigma"] <= 0 or settings["window"] < 1 \
+                or settings["overlap"] < 0:
+            raise ValueError(f"temporal hint: bad settings {hint}")
+        for k, v in settings.items():
+            setattr(self, k, v)
+
     def end_shot(self) -> list[tuple[Any, np.ndarray]]:
-        """The frames still held (bidirectional), final; then forget the shot."""
+        """The frames still held (bidirectional), final; then forget the shot (and its
+        hinted settings: the next shot has the config's unless :meth:`begin_shot` says otherwise)."""
         out = self._backward(keep=0) if getattr(self, "_buffer", None) else []
         self._prev_y: np.ndarray | None = None
         self._state: np.ndarray | None = None
         self._buffer: list = []
+        for k, v in self._base.items():
+            setattr(self, k, v)
         return out

@@ -151,6 +151,22 @@ def test_cached_builds_once_a_name_and_device(monkeypatch):
     assert b is not a and built == [CPU, CPU]
 
 
+def test_building_one_network_does_not_hold_up_another(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(wt, "_CACHE", {})
+    b_built = threading.Event()
+
+    def build_a(dev):  # waits, inside its build, for another network to be built on another thread
+        t = threading.Thread(target=wt.cached, args=("b", "cpu", lambda d: b_built.set() or "b"))
+        t.start()
+        t.join(timeout=30)
+        return "a"
+
+    assert wt.cached("a", "cpu", build_a) == "a"
+    assert b_built.is_set() and wt.cached("b", "cpu", lambda d: "other") == "b"
+
+
 def test_backbone_comes_from_the_shared_cache(monkeypatch):
     from vidcolor.models.backbone import get_backbone
 

@@ -227,7 +227,8 @@ def provenance(w: Weights) -> str:
 
 # -- networks built once a process and device -------------------------------------------------------
 _CACHE: dict[tuple[str, str], Any] = {}
-_LOCK = threading.RLock()
+_LOCKS: dict[tuple[str, str], threading.Lock] = {}  # one a key: building one network does not hold up another
+_LOCK = threading.Lock()
 
 
 def cached(name: str, device, build: Callable[[Any], Any]) -> Any:
@@ -240,6 +241,8 @@ def cached(name: str, device, build: Callable[[Any], Any]) -> Any:
         dev = torch.device("cuda", torch.cuda.current_device())
     key = (name, str(dev))
     with _LOCK:
+        lock = _LOCKS.setdefault(key, threading.Lock())
+    with lock:
         if key not in _CACHE:
             _CACHE[key] = build(dev)
         return _CACHE[key]

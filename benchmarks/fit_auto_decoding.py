@@ -140,9 +140,9 @@ def write(weights: str | None, dec, fit: dict) -> None:
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from vidcolor.models.auto import DEFAULT_WEIGHTS
+    from vidcolor.weights import resolve
 
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
+    path = resolve("auto.weights", weights).require()
     with safe_open(str(path), framework="pt") as fh:
         md = dict(fh.metadata() or {})
         tensors = {k: fh.get_tensor(k) for k in fh.keys()}

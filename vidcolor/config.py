@@ -107,11 +107,15 @@ class ExemplarConfig:
     ``auto`` instead), over ``gate_high`` full colour, between them its
     colour mixed with ``auto``'s in proportion;
     ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
-    size; ``saturation``: 1.0 = as predicted; ``weights``: null for the
-    packaged fusion weights, ``rule`` for the untrained blend, or a file;
+    size; ``saturation``: 1.0 = as predicted; ``weights``: the fusion step,
+    ``rule`` (the default: the untrained blend; no fusion net ships yet; null
+    is the same), ``packaged`` (a fusion net copied into the package; an
+    error when there is none), or a file;
     ``matcher``: the similarity sub-net's weights (the learned projection of
-    the backbone's features that the attention matches on): null for the
-    packaged ones, ``none`` for the raw features, or a file.
+    the backbone's features that the attention matches on): null (or
+    ``packaged``) for the packaged ones, ``none`` for the raw features, or a
+    file. Both resolved by :func:`vidcolor.weights.resolve`; ``vidcolor weights``
+    lists what is installed.
     """
 
     work_size: int = 256
@@ -131,7 +135,7 @@ class ExemplarConfig:
     guide_radius: int = 2
     guide_eps: float = 1e-3
     saturation: float = 1.0
-    weights: str | None = None
+    weights: str | None = "rule"  # no fusion net ships: the rule, explicitly (null is the same)
     matcher: str | None = None
 
 
@@ -144,7 +148,7 @@ class AutoConfig:
     0 = the mode, more vivid; null: the one fitted with the weights);
     ``saturation``: 1.0 = as predicted;
     ``guide_radius``/``guide_eps``: the guided filter bringing colour to full
-    size; ``weights``: null for the packaged weights, or a .safetensors file;
+    size; ``weights``: null (or ``packaged``) for the packaged weights, or a .safetensors file;
     ``palette``: null, or a colour still whose hue and chroma distribution the
     output is matched to (quantile matching); ``decoding``: ``fitted`` (the
     confidence-calibrated decoding fitted with the weights,

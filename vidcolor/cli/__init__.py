@@ -6,7 +6,7 @@ at any moment, start-up included, is one line and exit 130.
 
 One module a family of commands: :mod:`.colorize` (``vidcolor INPUT``),
 :mod:`.shots`, :mod:`.keyframes`, :mod:`.farm` (plan, render-segment, assemble, batch),
-:mod:`.train`; :mod:`.common` holds what they share. Only the standard
+:mod:`.train`, :mod:`.weights`; :mod:`.common` holds what they share. Only the standard
 library and click are imported here: torch and the pipeline load inside
 the command that needs them, so ``vidcolor --help`` is quick.
 """
@@ -42,6 +42,7 @@ from .farm import assemble_cmd, batch_cmd, plan_cmd, render_segment_cmd  # noqa:
 from .keyframes import keyframes_cmd  # noqa: E402
 from .shots import shots_cmd  # noqa: E402
 from .train import train_group  # noqa: E402
+from .weights import weights_cmd  # noqa: E402
 
 __all__ = ["main"]
 
@@ -90,7 +91,8 @@ def main() -> None:
     trap_sigterm()
 
 
-for _command in (colorize_cmd, shots_cmd, keyframes_cmd, train_group, render_segment_cmd, plan_cmd, assemble_cmd, batch_cmd):
+for _command in (colorize_cmd, shots_cmd, keyframes_cmd, train_group, weights_cmd, render_segment_cmd, plan_cmd,
+                 assemble_cmd, batch_cmd):
     main.add_command(_command)
 
 if _GUARD:

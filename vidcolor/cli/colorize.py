@@ -40,7 +40,8 @@ __all__ = ["colorize_cmd", "model_overrides"]
 @click.option("--model", help="Colorizer by name, as --colorizer; with --weights: eccv16 or siggraph17 "
               "(Zhang et al.'s released files), auto.")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights file of the --model/--colorizer "
-              "(eccv16/siggraph17: the authors' .pth; auto: a .safetensors from 'vidcolor train auto').")
+              "(eccv16/siggraph17: the authors' .pth; auto: a .safetensors from 'vidcolor train auto'; exemplar: its "
+              "fusion, rule (the default), packaged or a file; 'vidcolor weights' lists what is installed).")
 @click.option("--temperature", type=FiniteFloat(0, 10, min_open=True), help="Annealed mean of the auto "
               "colorizer (and eccv16): lower is more vivid [default: auto's fitted one; eccv16 1.0].")
 @click.option("--palette", type=click.Path(path_type=str), help="A colour still: the auto colorizer's hues and "

@@ -36,6 +36,7 @@ from typing import Any, Callable, Sequence
 from ..config import Config
 from ..errors import InputError, OutputError
 from ..pipeline import PlannedShot, plan_shots
+from ..weights import SLOTS, resolve
 from .lock import LOCK, JobLock
 from .schema import check_manifest
 
@@ -247,6 +248,10 @@ def _identity_config(cfg: dict) -> dict:
     cfg = json.loads(json.dumps(cfg))
     for section, key in _VOLATILE:
         cfg.get(section, {}).pop(key, None)
+    for name in SLOTS:  # the weights each value names: a manifest's exemplar.weights null is today's "rule"
+        section, key = name.split(".")
+        if isinstance(cfg.get(section), dict) and isinstance(cfg[section].get(key, ""), (str, type(None))):
+            cfg[section][key] = resolve(name, cfg[section].get(key)).name
     return cfg
 
 

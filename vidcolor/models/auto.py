@@ -42,6 +42,7 @@ from torch import nn
 from ..config import AutoConfig
 from ..errors import ModelError
 from ..ops import work_shape
+from ..weights import resolve
 from .auto_decode import LEGACY, Decoding, decode, merge_view, second_view
 from .registry import Colorizer, ShotStats, register_colorizer
 from .store import load_net, save_net, strict
@@ -56,12 +57,9 @@ __all__ = [
     "rebalance_weights",
     "load_auto",
     "save_auto",
-    "DEFAULT_WEIGHTS",
     "GRID",
 ]
 
-#: Weights shipped with the package (trained here; their metadata says how).
-DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "auto.safetensors"
 GRID = 10  # ab bin spacing (Zhang et al.)
 _RANGE = 110  # bin centres run over -110..110 on a and b (a 23 x 23 grid)
 
@@ -213,13 +211,10 @@ def save_auto(net: AutoNet, path: str | Path, prior: torch.Tensor, meta: dict) -
 
 
 def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") -> AutoNet:
-    """The trained decoder from ``weights`` (None: the packaged file), in eval
-    mode, with ``.prior`` (Q,) and ``.meta`` (dict) attached."""
-    path = Path(weights) if weights else DEFAULT_WEIGHTS
-    if not weights and not path.is_file():
-        raise ModelError("the auto colorizer has no trained weights in this installation: train them with "
-                         "'vidcolor train auto --config configs/train-auto.yaml' and copy "
-                         "runs/auto/auto.safetensors there, or give auto.weights a file", path)
+    """The trained decoder ``auto.weights`` names (:func:`vidcolor.weights.resolve`: None or
+    "packaged" the packaged file, a ModelError saying how to get it when missing; or a file),
+    in eval mode, with ``.prior`` (Q,) and ``.meta`` (dict) attached."""
+    path = resolve("auto.weights", weights).require()
 
     def build(config: dict, state: dict) -> AutoNet:
         prior = state.pop("prior")

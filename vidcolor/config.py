@@ -192,7 +192,10 @@ class TemporalConfig:
     and the luminance mismatch; ``detail`` (chroma pixels, 0 = none): Gaussian sigma splitting
     each frame's chroma into a smooth part, which is steadied, and the detail
     around it, which is kept from the frame itself (repeated warping would
-    blur it).
+    blur it). ``deflicker`` (``--deflicker``, off by default): the output
+    luma's exposure equalised frame to frame inside each shot
+    (:mod:`vidcolor.temporal.deflicker`), the one option that changes the
+    film's luminance.
     """
 
     mode: str = "forward"
@@ -204,6 +207,7 @@ class TemporalConfig:
     window: int = 96
     overlap: int = 16
     detail: float = 2.0
+    deflicker: bool = False
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS", "dis_flow"]
+__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
+           "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
 _OPENCV_DIS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -69,3 +70,46 @@ def work_shape(h: int, w: int, short: int, minimum: int = 8, enlarge: bool = Fal
     """(h, w) scaled so the short side is ``short`` (never enlarged unless ``enlarge``), each side at least ``minimum``."""
     s = short / min(h, w) if enlarge else min(1.0, short / min(h, w))
     return max(minimum, round(h * s)), max(minimum, round(w * s))
+
+
+MAX_EXPOSURE_GAIN = 1.35  # most exposure ratio between two luminances that fit_exposure undoes (a print's flicker)
+
+
+def fit_exposure(src: np.ndarray, dst: np.ndarray, weight: np.ndarray | None = None,
+                 max_gain: float = MAX_EXPOSURE_GAIN, min_corr: float | None = None) -> tuple[float, float]:
+    """Gain ``g`` and offset ``o`` such that ``g * src + o`` has the exposure of ``dst``: the
+    weighted mean and spread of ``src`` matched to those of ``dst`` over the same pixels (the two
+    images in correspondence, or whole pictures of the same scene), once more without the pixels
+    that still differ most (what moved). A gain outside [1/max_gain, max_gain] is no exposure
+    change (a new picture, another framing): (1, 0); so is, given ``min_corr``, a correlation of
+    the pixels kept under it (they do not correspond). Film flicker (an exposure jump frame to
+    frame) is such a change."""
+    step = max(1, np.size(src) // 16384)  # a sample of pixels spread over the picture is enough for two numbers
+    s = np.asarray(src, np.float32).ravel()[::step]
+    d = np.asarray(dst, np.float32).ravel()[::step]
+    w = np.ones_like(s) if weight is None else np.asarray(weight, np.float32).ravel()[::step]
+    g, o = 1.0, 0.0
+    for last in (False, True):
+        sw = float(w.sum())
+        if sw < 16.0:
+            return 1.0, 0.0
+        ms, md = float(w @ s) / sw, float(w @ d) / sw
+        vs, vd = float(w @ (s - ms) ** 2) / sw, float(w @ (d - md) ** 2) / sw
+        g = float(np.sqrt(vd / vs)) if vs > 4.0 and vd > 4.0 else 1.0
+        o = md - g * ms
+        if last and not 1.0 / max_gain <= g <= max_gain:
+            return 1.0, 0.0
+        if last and min_corr is not None and float(w @ ((s - ms) * (d - md))) / sw < min_corr * np.sqrt(vs * vd):
+            return 1.0, 0.0
+        r = np.abs(g * s + o - d)
+        w = w * (r <= 2.5 * float(np.median(r)) + 2.0)
+    return g, o
+
+
+def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOSURE_GAIN) -> np.ndarray:
+    """(h, w) uint8 luminance ``img`` brought to the exposure of ``ref`` (:func:`fit_exposure` of the
+    whole pictures), uint8; ``img`` itself where they are already alike (within a code)."""
+    g, o = fit_exposure(img, ref, max_gain=max_gain)
+    if max(abs(o), abs(255.0 * (g - 1.0) + o)) < 1.0:
+        return img
+    return cv2.convertScaleAbs(img, alpha=g, beta=o)

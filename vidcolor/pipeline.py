@@ -3,7 +3,7 @@
     decode ──► shots ──► choose (per shot) ──► colorize (batched) ──► temporal ──► encode
     (thread)   (cuts)    (references)          (device)              (flow)        (thread, other streams copied)
 
-Luminance is never altered: each output frame's luma plane is the input's,
+Luminance is never altered (but by ``--deflicker``): each output frame's luma plane is the input's,
 and the colorizer's a/b reach the file as Cb/Cr at the output's chroma
 resolution. Which still colours a shot, and with which colorizer, is decided
 once per shot by :mod:`vidcolor.references.choose`; :class:`Painters` holds
@@ -41,6 +41,7 @@ from .runtime import RunReport, Timers, auto_batch_size, resolve_device
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import TemporalSmoother
+from .temporal.deflicker import Deflicker
 
 __all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
            "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS", "schedule_for",
@@ -218,7 +219,7 @@ class VideoRun:
         self.entries: list[tuple[Shot, dict]] = []  # lengths are known at the end
         self.current: tuple[dict, Colorizer | None] | None = None  # the shot being coloured: its entry, colorizer
         self.reference_flow = 0.0
-        self.writer = self.smoother = self.side = None
+        self.writer = self.smoother = self.side = self.deflicker = None
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -268,6 +269,7 @@ class VideoRun:
             self.chooser = PlanChooser(self.plan, cfg.exemplar.gate_low, cfg.exemplar.gate_high)
         self.splitter = self.chooser.splitter(self.detector, info.ycbcr)
         self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits)
+        self.deflicker = Deflicker(bits=info.bits) if cfg.temporal.deflicker else None
 
     def _stream(self, reader: VideoReader) -> None:
         items = reader.items()
@@ -331,6 +333,8 @@ class VideoRun:
     # -- per shot --------------------------------------------------------------------
     def begin_shot(self, shot: Shot) -> None:
         self.end_shot()  # no colour is carried across a cut
+        if self.deflicker is not None:
+            self.deflicker.reset()
         entry = shot.to_dict()
         with self.timers("references"):
             choice = self.chooser.choose(shot)
@@ -400,6 +404,8 @@ class VideoRun:
         self.write(frames, luma, codes)
 
     def write(self, frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
+        if self.deflicker is not None:  # --deflicker: the one change to the film's luma, after the colour
+            luma = self.deflicker(luma)
         with self.timers("encode (waiting)"):
             self.writer.write(luma_for_output(luma, self.info.bits, self.writer.bits), codes,
                               [f.pts - self.shift for f in frames])

@@ -37,6 +37,8 @@ __all__ = ["colorize_cmd", "model_overrides"]
 @click.option("--temporal", type=click.Choice(["off", "forward", "bidirectional"]),
               help="Colour steadied along optical flow inside each shot [default: forward; bidirectional: "
               "a backward pass too, for offline renders].")
+@click.option("--deflicker", is_flag=True, help="Equalise the output luma's exposure frame to frame inside each "
+              "shot (an old print's flicker): the one option that changes the film's luminance [default: off].")
 @click.option("--model", help="Colorizer by name, as --colorizer; with --weights: eccv16 or siggraph17 "
               "(Zhang et al.'s released files), auto.")
 @click.option("--weights", type=click.Path(path_type=str), help="Weights file of the --model/--colorizer "
@@ -69,7 +71,7 @@ __all__ = ["colorize_cmd", "model_overrides"]
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; warnings and errors only.")
 def colorize_cmd(input, output, reference, reference_map, keyframes, config_path, colorizer, detector, report_path, explain,
                  profile, model, weights, temperature, palette, gallery, match,
-                 device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet,
+                 device, batch_size, saturation, temporal, codec, crf, preset, overwrite, quiet, deflicker=False,
                  jobs=None, ray_address=None, start=None, duration=None, preview=False, compare=False):
     """Colourise INPUT (a video or a still image)."""
     setup_logging(quiet)
@@ -82,6 +84,7 @@ def colorize_cmd(input, output, reference, reference_map, keyframes, config_path
         **overrides,
         "colorizer": colorizer, "shots.detector": detector, "runtime.device": device, "runtime.batch_size": batch_size,
         "exemplar.saturation": saturation, "temporal.mode": temporal, "gallery": gallery,
+        "temporal.deflicker": True if deflicker else None,
         "references.match": match,
         "encode.codec": codec, "encode.crf": crf, "encode.preset": preset,
     })

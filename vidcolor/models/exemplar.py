@@ -55,7 +55,7 @@ import torch.nn.functional as F
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
-from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
+from ..ops import DIS_PRESETS, box_filter, dis_flow, fit_exposure, match_exposure, pixel_grid, work_shape
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -199,7 +199,8 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
     ``ref_ab``: (h, w, 2) float32. Returns (h, w, 2) a/b and (h, w) confidence
     in [0, 1]: high where the forward-backward check holds (error in pixels,
-    ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``)
+    ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``, once the
+    reference's is brought to the target's exposure: flicker is no disagreement)
     and the flow stays inside the reference (``outside_sigma`` > 0: falling off
     with the distance outside, in pixels, as the reference's replicated edge
     colour goes on; 0: none outside); and the (h, w, 2) flow itself. ``check``: the DIS
@@ -214,8 +215,9 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
                                      borderMode=cv2.BORDER_REPLICATE)
     else:
         ref_on = ref
-    fwd = dis.calc(tgt, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
-    bwd = (dis if check is None else check).calc(ref_on, tgt, None)
+    tgt_x = match_exposure(tgt, ref_on)  # a flicker's exposure change undone before the flow
+    fwd = dis.calc(tgt_x, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
+    bwd = (dis if check is None else check).calc(ref_on, tgt_x, None)
     pos = grid + fwd
     back = cv2.remap(bwd, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb = np.sqrt(((fwd + back) ** 2).sum(-1))
@@ -225,14 +227,18 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     mx, my = np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1])
     ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-    dl = np.abs(ref_l - tgt.astype(np.float32)) / 2.55
     # where the flow leaves the reference (a pan or a zoom shows what the still does not), the
     # reference's edge colour, carried on by the replicated border, is still the best guess near it
     # (sky goes on being sky); trust in it falls off with the distance outside (``outside_sigma`` px)
     dx = np.maximum(np.maximum(-0.5 - mx, mx - (w - 0.5)), 0.0)
     dy = np.maximum(np.maximum(-0.5 - my, my - (h - 0.5)), 0.0)
     out = np.exp(-0.5 * (dx * dx + dy * dy) / outside_sigma ** 2) if outside_sigma > 0 else (dx == 0) & (dy == 0)
-    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * np.exp(-0.5 * (dl / l_sigma) ** 2) * out
+    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * out
+    # the luminances compared with the reference's brought to the frame's exposure (gain and offset fitted
+    # where the flow holds): a global exposure change (a print's flicker) is no mismatch
+    g, o = fit_exposure(ref_l, tgt, conf, min_corr=0.8)
+    dl = np.abs(g * ref_l + np.float32(o) - tgt.astype(np.float32)) / 2.55
+    conf = conf * np.exp(-0.5 * (dl / l_sigma) ** 2)
     return ab, conf.astype(np.float32), fwd
 
 

@@ -4,7 +4,8 @@ A frame's features (``FrameFeatures``, made by ``FeatureExtractor`` from a
 gray thumbnail): a soft-binned luminance histogram, the picture shrunk to
 32x18 with and without its mean brightness, and an edge map. ``change_score``
 compares two frames, 0..100: histogram distance, change of the picture less
-its mean brightness (so flicker is not a cut), edge change ratio.
+its mean brightness, edge change ratio; a global exposure change within
+``FLICKER_GAIN`` (an old print's flicker) is undone first, so flicker is not a cut.
 
 ``CutTest`` decides whether the change into frame ``c`` is a hard cut, as in
 PySceneDetect's AdaptiveDetector: the score is at least ``min_score``,
@@ -26,6 +27,8 @@ import numpy as np
 __all__ = ["FrameFeatures", "FeatureExtractor", "change_score", "l1", "CutTest", "SMALL", "FLASH_PAIRS"]
 
 SMALL = (32, 18)  # (w, h) of the picture compared pixel by pixel
+_NORM_SD = 48.0  # contrast of the exposure-normalised histogram
+FLICKER_GAIN = 1.45  # most exposure ratio between two frames of one shot that flicker undoes
 _KERNEL = np.ones((3, 3), np.uint8)
 # (a, b) offsets from the frame after a change: the frames just before and just after it, compared
 # to see whether the change holds (in this order; the first that differs by less than half ends the test)
@@ -39,6 +42,7 @@ class FrameFeatures:
     mean: float
     sd: float
     hist: np.ndarray  # (bins,) float32, sums to 1
+    nhist: np.ndarray  # the same of the thumbnail at a standard mean and contrast: the histogram whatever the exposure
     grid: np.ndarray  # (18, 32) float32, 0..255
     flat: np.ndarray  # grid less its mean: the picture whatever the exposure
     edges: np.ndarray  # (h, w) bool, the thumbnail's size
@@ -76,10 +80,14 @@ class FeatureExtractor:
             raise ValueError(f"a thumbnail must be an (H, W) uint8 gray array, got {thumb.shape} {thumb.dtype}")
         if thumb.shape != (h, w):
             thumb = cv2.resize(thumb, (w, h), interpolation=cv2.INTER_AREA)
-        hist = cv2.calcHist([thumb], [0], None, [256], [0, 256]).ravel() @ self._soft
+        counts = cv2.calcHist([thumb], [0], None, [256], [0, 256]).ravel()
+        hist = counts @ self._soft
         grid = cv2.resize(thumb, SMALL, interpolation=cv2.INTER_AREA).astype(np.float32)
         mean, sd = cv2.meanStdDev(grid)
         mean, sd = float(mean[0, 0]), float(sd[0, 0])
+        # the gray levels moved to mean 128 and standard deviation _NORM_SD (a flicker's gain and offset undone)
+        levels = np.clip(np.rint(128 + (np.arange(256) + 0.5 - mean) * (_NORM_SD / max(sd, 4.0))), 0, 255)
+        nhist = np.bincount(levels.astype(np.intp), weights=counts, minlength=256).astype(np.float32) @ self._soft
         blur = cv2.GaussianBlur(thumb, (3, 3), 0)
         mag = cv2.add(cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 1, 0)),
                       cv2.convertScaleAbs(cv2.Sobel(blur, cv2.CV_16S, 0, 1)))
@@ -89,14 +97,22 @@ class FeatureExtractor:
         edges = mag > level
         grown = cv2.dilate(edges.view(np.uint8), _KERNEL).view(bool)
         black = mean <= self.black_level and sd <= self.black_sd
-        return FrameFeatures(mean, sd, hist, grid, grid - np.float32(mean), edges, grown,
+        return FrameFeatures(mean, sd, hist, nhist, grid, grid - np.float32(mean), edges, grown,
                              int(np.count_nonzero(edges)), black)
 
 
 def change_score(a: FrameFeatures, b: FrameFeatures) -> float:
     """Change score between two frames, 0..100."""
     hd = 0.5 * cv2.norm(a.hist, b.hist, cv2.NORM_L1)
-    pd = min(1.0, l1(a.flat, b.flat) / 48.0)  # brightness is the histogram's part: flicker is not a cut
+    # flicker is not a cut: a global exposure change (gain and offset) within what a scanned print's
+    # flicker does is undone before comparing (the histograms at a standard mean and contrast, the
+    # pictures less their means with b's contrast fitted to a's)
+    gain = max(a.sd, 1.0) / max(b.sd, 1.0)
+    if 1 / FLICKER_GAIN <= gain <= FLICKER_GAIN:
+        hd = min(hd, 0.5 * cv2.norm(a.nhist, b.nhist, cv2.NORM_L1))
+    else:
+        gain = 1.0
+    pd = min(1.0, min(l1(a.flat, b.flat), l1(a.flat, b.flat * np.float32(gain))) / 48.0)
     ecr = 0.0
     few = min(a.n_edges, b.n_edges)
     if few:  # edge change ratio, trusted as far as both frames have edges

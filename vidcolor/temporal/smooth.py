@@ -10,7 +10,8 @@ previous *output* carried forward by optical flow:
 ``flow_t`` is dense optical flow (OpenCV DIS) from frame t's luminance to
 frame t-1's, at a working size; ``conf_t`` is high where the flow holds:
 the forward-backward check agrees (``fb_sigma`` pixels) and the luminance
-under the flow matches (``l_sigma`` 8-bit codes). Occluded or newly visible
+under the flow matches (``l_sigma`` 8-bit codes), frame t's luminance first
+brought to frame t-1's exposure (a gain and offset: film flicker is no mismatch). Occluded or newly visible
 regions, and anything the flow cannot follow, get fresh colour rather than a
 smear; colour that stays put on a moving object stays put in the output.
 The luminance is never touched: only chroma passes through here.
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
-from ..ops import dis_flow, pixel_grid
+from ..ops import dis_flow, match_exposure, pixel_grid
 
 if TYPE_CHECKING:
     from ..config import TemporalConfig
@@ -98,6 +99,7 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
                  l_sigma: float = 8.0) -> Motion:
     """Flow both ways between two (h, w) uint8 luminance images, checked, brought to ``size`` = (H, W)."""
     h, w = cur.shape
+    cur = match_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)

@@ -1,0 +1,256 @@
+"""Old film: what flicker, grain, dust, scratches, weave and soft focus cost colour.
+
+    python benchmarks/bench_oldfilm.py --work /tmp/oldfilm [--configs clean,each,all]
+        [--strength 1] [--crf 0,default] [--refs mid,alt] [--clips montage,carphone,street] [--seed 0]
+
+For each configuration (``clean``: no degradation; a degradation's name:
+that one alone; ``each``: every one alone; ``all``: all together; several
+joined by ``+``, e.g. ``flicker+grain``) at ``--strength`` (1: the
+default print, 2: twice as bad), this makes old-film copies of the colour
+development clips (``oldfilm.degrade``: luma degraded, chroma, pts and audio
+kept, so the copy's colour is the truth), builds an evaluation set from them
+with ``../shared/eval/build_set.py`` under ``--work`` (never in the repo) and
+scores vidcolor on it with ``../shared/eval/quality.py --mode map`` for each
+``--refs`` still and each ``--crf`` (``default``: vidcolor's own encoder
+settings). Then it prints one row per configuration, still and crf: mean
+PSNR, its difference from ``clean`` (when run), the tool's CDC and the
+(degraded) ground truth's; the ceiling (the truth's own chroma on the set's
+black-and-white input, whose luma build_set.py encoded at crf 12: grain
+costs luma there that no colorizer can win back); the PSNR of the output's
+Cb/Cr alone against the truth's (what the colorizer decides); and, where
+there are scratches or dust, the Cb/Cr error (8-bit codes) of the output
+on those pixels against the ring of pixels 2-5 px around them ("no colour
+streak along a scratch": the first no worse than the second).
+
+Sets already built under --work are reused (same name, seed and strength),
+and so are scores of the same ``--tag`` (give a new tag after changing the
+code). ``--shots histogram`` also prints the cuts that detector finds on
+each set's black-and-white input against the true ones.
+A run on the three development clips takes a few minutes per
+configuration, still and crf. ``--cmd`` changes the command scored
+(quality.py's fields); ``--extra`` adds options to vidcolor's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oldfilm import DEGRADATIONS, degrade  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+EVAL = HERE.parent.parent / "shared" / "eval"
+CMD = "vidcolor {input} --reference-map {map} -o {output} -q"
+
+
+def config_strengths(name: str, strength: float) -> dict[str, float]:
+    if name == "clean":
+        return {}
+    parts = DEGRADATIONS if name == "all" else name.split("+")
+    bad = [p for p in parts if p not in DEGRADATIONS]
+    if bad:
+        raise SystemExit(f"bench_oldfilm: unknown configuration '{name}' (clean, each, all, or "
+                         f"+-joined: {', '.join(DEGRADATIONS)})")
+    return {p: strength for p in parts}
+
+
+def build(name: str, strength: float, clips: list[str], seed: int, work: Path) -> Path:
+    """Degraded sources, masks and the evaluation set of one configuration; its folder."""
+    d = work / (f"{name}_s{strength:g}_seed{seed}" if name != "clean" else "clean")
+    spec_all = json.loads((EVAL / "spec.json").read_text())
+    todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]
+    if not todo:
+        return d
+    (d / "src").mkdir(parents=True, exist_ok=True)
+    (d / "masks").mkdir(exist_ok=True)
+    for k, c in enumerate(clips):
+        if c not in todo:
+            continue
+        src = EVAL / "src" / spec_all[c][0]
+        masks = degrade(src, d / "src" / spec_all[c][0], config_strengths(name, strength), seed + 1000 * k)
+        np.savez_compressed(d / "masks" / f"{c}.npz", masks=np.packbits(masks, axis=-1), width=masks.shape[2])
+    spec = d / "spec.json"
+    spec.write_text(json.dumps({c: spec_all[c] for c in todo}))
+    subprocess.run([sys.executable, str(EVAL / "build_set.py"), str(spec), str(d / "src"), str(d / "set")],
+                   check=True, stdout=subprocess.DEVNULL)
+    return d
+
+
+def score(d: Path, clips: list[str], ref: str, crf: str, cmd: str, extra: str, tag: str) -> dict:
+    """quality.py's rows for one set, still and crf (cached in the set's folder under ``tag``);
+    outputs kept under d/out_*."""
+    tag = f"{tag}{ref}_crf{crf}"
+    res = d / f"quality_{tag}.json"
+    keep = d / f"out_{tag}"  # tag includes ref and crf
+    if res.exists():
+        rows = json.loads(res.read_text())
+        if all(c in rows for c in clips):
+            return rows
+    keep.mkdir(exist_ok=True)
+    tool = cmd + (f" {extra}" if extra else "") + ("" if crf == "default" else f" --crf {crf}")
+    # keep the output for the scratch check: quality.py scores it in a temporary folder
+    wrapped = f"sh -c {shlex.quote(tool + ' && cp {output} ' + str(keep) + '/$(basename $(dirname {input})).mp4')}"
+    argv = [sys.executable, str(EVAL / "quality.py"), "--mode", "map", "--ref", ref, "--set", str(d / "set"),
+            "--src", str(d / "src"), "--clips", ",".join(clips), "--json", str(res), "--cmd", wrapped]
+    print("#", " ".join(shlex.quote(a) for a in argv), flush=True)
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+    return json.loads(res.read_text())
+
+
+def ceiling(d: Path, clip: str, src_name: str) -> float:
+    """Mean PSNR (RGB, as quality.py) of the truth's own chroma on the set's black-and-white input:
+    the most any colorizer can score there (the input's luma lost what build_set.py's encoder lost)."""
+    cache = d / f"ceiling_{clip}.json"
+    if cache.exists():
+        return json.loads(cache.read_text())["psnr"]
+    meta = json.loads((d / "set" / clip / "meta.json").read_text())
+    vals = []
+    with av.open(str(d / "set" / clip / meta["gray"])) as g, av.open(str(d / "src" / src_name)) as t:
+        for fg, ft in zip(g.decode(video=0), t.decode(video=0)):
+            a, b = fg.to_ndarray(format="yuv420p"), ft.to_ndarray(format="yuv420p")
+            h = a.shape[0] * 2 // 3
+            mix = av.VideoFrame.from_ndarray(np.concatenate([a[:h], b[h:]]), format="yuv420p")
+            x, y = mix.to_ndarray(format="rgb24").astype(np.float64), ft.to_ndarray(format="rgb24")
+            mse = np.mean((x - y) ** 2)
+            vals.append(99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse))
+    p = float(np.mean(vals))
+    cache.write_text(json.dumps({"psnr": p}))
+    return p
+
+
+def cuts_found(d: Path, clips: list[str], detector: str) -> dict[str, tuple[list[int], list[int]]]:
+    """Per clip: the cuts ``detector`` finds on the set's black-and-white input, and the true ones."""
+    from vidcolor.shots import get_detector
+
+    out = {}
+    for c in clips:
+        meta = json.loads((d / "set" / c / "meta.json").read_text())
+        det = get_detector(detector)
+        with av.open(str(d / "set" / c / meta["gray"])) as f:
+            thumbs = [cv2.resize(fr.to_ndarray(format="gray"), det.thumb_size, interpolation=cv2.INTER_AREA)
+                      for fr in f.decode(video=0)]
+        out[c] = ([t.boundary for t in det.detect(thumbs)], meta["shot_starts"][1:])
+    return out
+
+
+def _cbcr(path: Path) -> list[np.ndarray]:
+    """Each frame's Cb/Cr planes brought to the luma's size (each sample repeated 2x2), float32 (H, W, 2)."""
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            a = f.to_ndarray(format="yuv420p")
+            h, w = a.shape[0] * 2 // 3, a.shape[1]
+            uv = a[h:].reshape(2, h // 2, w // 2).astype(np.float32)
+            out.append(uv.repeat(2, axis=1).repeat(2, axis=2).transpose(1, 2, 0))
+    return out
+
+
+def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str) -> dict:
+    """Of the kept output against the truth: PSNR of Cb/Cr alone (what a colorizer decides; the luma
+    is the input's), and the Cb/Cr error (8-bit codes) on scratch/dust pixels and on the ring of
+    pixels 2-5 px around them (None where there are none)."""
+    z = np.load(d / "masks" / f"{clip}.npz")
+    masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
+    truth = _cbcr(d / "src" / src_name)
+    got = _cbcr(d / f"out_{tag}{ref}_crf{crf}" / f"{clip}.mp4")
+    mse = float(np.mean([np.mean((t - g) ** 2) for t, g in zip(truth, got)]))
+    res = {"cbcr_psnr": 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse), "on": None, "ring": None, "n": 0}
+    if not masks.any():
+        return res
+    on, ring = [], []
+    k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+    k2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    for m, t, g in zip(masks, truth, got):
+        if not m.any():
+            continue
+        mu = m.view(np.uint8)
+        r = (cv2.dilate(mu, k5) > 0) & ~(cv2.dilate(mu, k2) > 0)
+        e = np.sqrt(((t - g) ** 2).sum(axis=-1))
+        on.append(e[m])
+        ring.append(e[r])
+    on_, ring_ = np.concatenate(on), np.concatenate(ring)
+    res.update(on=float(on_.mean()), ring=float(ring_.mean()), n=int(on_.size))
+    return res
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--work", type=Path, required=True, help="folder for the degraded sets and outputs (not the repo)")
+    ap.add_argument("--configs", default="clean,each,all")
+    ap.add_argument("--strength", type=float, default=1.0)
+    ap.add_argument("--crf", default="0,default", help="comma-separated: vidcolor --crf values, 'default' for none")
+    ap.add_argument("--refs", default="mid,alt")
+    ap.add_argument("--clips", default="montage,carphone,street")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cmd", default=CMD, help="the command scored (quality.py's {input} {map} {output} fields)")
+    ap.add_argument("--extra", default="", help="options added to the command, e.g. '--deflicker'")
+    ap.add_argument("--tag", default="", help="name of this scoring (results are cached per set, still, crf and tag)")
+    ap.add_argument("--shots", default="", help="also check the cuts this shot detector finds (e.g. histogram)")
+    ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
+    a = ap.parse_args()
+    if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
+        raise SystemExit("bench_oldfilm: --work must be outside the repository")
+    configs = []
+    for c in a.configs.split(","):
+        configs += list(DEGRADATIONS) if c == "each" else [c]
+    for c in configs:
+        config_strengths(c, a.strength)
+    clips = a.clips.split(",")
+    spec_all = json.loads((EVAL / "spec.json").read_text())
+    a.work.mkdir(parents=True, exist_ok=True)
+    dirs = {c: build(c, a.strength, clips, a.seed, a.work) for c in configs}
+    if a.shots:
+        for c in configs:
+            found = cuts_found(dirs[c], clips, a.shots)
+            ok = all(f == t for f, t in found.values())
+            print(f"cuts ({a.shots}) {c:<16} {'same as truth' if ok else 'DIFFER'}: "
+                  + "  ".join(f"{k} {f}" + ("" if f == t else f" (truth {t})") for k, (f, t) in found.items()), flush=True)
+    if a.generate_only:
+        for c, d in dirs.items():
+            print(c, d)
+        return
+    print(f"{'config':<22}{'ref':<5}{'crf':<9}{'psnr':>7}{'vs clean':>9}{'cdc':>9}{'gt cdc':>9}{'cdc/gt':>7}"
+          f"{'ceiling':>8}{'cbcr psnr':>10}{'scratch err':>13}{'ring err':>11}")
+    clean = {}
+    for c in configs:
+        for ref in a.refs.split(","):
+            for crf in a.crf.split(","):
+                rows = score(dirs[c], clips, ref, crf, a.cmd, a.extra, a.tag)
+                bad = [k for k in clips if "psnr" not in rows[k].get("tool", {})]
+                if bad:
+                    print(f"{c:<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: {rows[bad[0]].get('tool')}")
+                    continue
+                p = float(np.mean([rows[k]["tool"]["psnr"] for k in clips]))
+                cd = float(np.mean([rows[k]["tool"]["cdc"] for k in clips]))
+                gt = float(np.mean([rows[k]["gt_cdc"] for k in clips]))
+                if c == "clean":
+                    clean[(ref, crf)] = p
+                delta = f"{p - clean[(ref, crf)]:+9.2f}" if (ref, crf) in clean else f"{'':>9}"
+                ch = [chroma(dirs[c], k, spec_all[k][0], ref, crf, a.tag) for k in clips]
+                cp = float(np.mean([x["cbcr_psnr"] for x in ch]))
+                st = [x for x in ch if x["n"]]
+                if st:
+                    n = sum(x["n"] for x in st)
+                    on = sum(x["on"] * x["n"] for x in st) / n
+                    ring = sum(x["ring"] * x["n"] for x in st) / n
+                    sc = f"{on:13.2f}{ring:11.2f}"
+                else:
+                    sc = ""
+                top = float(np.mean([ceiling(dirs[c], k, spec_all[k][0]) for k in clips]))
+                print(f"{c:<22}{ref:<5}{crf:<9}{p:7.2f}{delta}{cd:9.5f}{gt:9.5f}{cd / gt:7.2f}{top:8.2f}{cp:10.2f}{sc}",
+                      flush=True)
+                per = "  ".join(f"{k} {rows[k]['tool']['psnr']:.2f}" for k in clips)
+                print(f"{'':<22}{per}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

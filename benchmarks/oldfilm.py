@@ -1,0 +1,169 @@
+"""Old-film copies of colour clips: the luma degraded, the colour kept.
+
+``degrade(src, dst, strengths, seed)`` re-encodes a colour clip (losslessly,
+libx264 qp 0, YUV 4:2:0) with its luma made to look like a scanned print:
+
+- ``flicker``: global exposure jumps frame to frame (gain ~ 6% s.d. and an
+  offset ~ 3 levels s.d.) on a slow drift (+-8% over a few seconds);
+- ``vignette``: a darkened edge whose centre and depth drift;
+- ``grain``: fresh film grain every frame (s.d. 5 levels, ~1.5 px grains);
+- ``dust``: dark or bright specks (1-4 px), each for 1-3 frames;
+- ``scratches``: vertical lines 1-3 px wide, bright or dark, living 3-12
+  frames and drifting a little sideways;
+- ``weave``: gate weave, a smooth jitter of the whole frame (~0.7 px s.d.);
+  it moves the picture, so it moves luma AND chroma (the truth stays the
+  picture's colour);
+- ``soft``: soft focus (Gaussian blur of the luma, sigma ~1.2 px, breathing).
+
+Each takes a strength (1.0: the default "moderate" print; 2.0 twice as
+bad; 0: off). Chroma planes are copied bit for bit (except under weave),
+pts and audio packets are kept, so the copy's colour is the ground truth of
+its black-and-white version. The scratch and dust pixels of every frame are
+returned as masks (bool, (n, H, W)) for the streak check.
+Used by bench_oldfilm.py.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+
+DEGRADATIONS = ("flicker", "vignette", "grain", "dust", "scratches", "weave", "soft")
+
+
+def _smooth_walk(rng: np.random.Generator, n: int, sd: float, span: float) -> np.ndarray:
+    """n samples of a smooth random signal with standard deviation ~sd, correlated over ~span frames."""
+    raw = rng.normal(0, 1, n + int(4 * span) + 1)
+    k = np.exp(-0.5 * (np.arange(-2 * span, 2 * span + 1) / max(span, 1e-3)) ** 2)
+    sm = np.convolve(raw, k / np.sqrt((k ** 2).sum()), mode="valid")[:n]
+    return sd * sm
+
+
+class _Plan:
+    """Every random choice of one clip's degradation, drawn up front from the seed."""
+
+    def __init__(self, n: int, h: int, w: int, s: dict[str, float], seed: int):
+        rng = np.random.default_rng(seed)
+        self.n, self.h, self.w, self.s = n, h, w, s
+        f = s.get("flicker", 0.0)
+        self.gain = np.exp(f * (rng.normal(0, 0.06, n) + _smooth_walk(rng, n, 0.08, 24)))
+        self.offset = f * rng.normal(0, 3.0, n)
+        v = s.get("vignette", 0.0)
+        self.vig_depth = v * np.clip(0.3 + _smooth_walk(rng, n, 0.08, 20), 0.05, 0.6)
+        self.vig_cx = 0.5 + v * _smooth_walk(rng, n, 0.06, 30)
+        self.vig_cy = 0.5 + v * _smooth_walk(rng, n, 0.06, 30)
+        wv = s.get("weave", 0.0)
+        self.dx = wv * (_smooth_walk(rng, n, 0.6, 1.5) + rng.normal(0, 0.3, n))
+        self.dy = wv * (_smooth_walk(rng, n, 0.5, 1.5) + rng.normal(0, 0.25, n))
+        sf = s.get("soft", 0.0)
+        self.blur = sf * np.clip(1.2 + _smooth_walk(rng, n, 0.25, 12), 0.6, 2.0)
+        self.grain_seed = int(rng.integers(2 ** 31))
+        # dust: (frame, life, x, y, radius, value)
+        self.dust = []
+        d = s.get("dust", 0.0)
+        for t in range(n):
+            for _ in range(rng.poisson(3.0 * d)):
+                self.dust.append((t, int(rng.integers(1, 4)), float(rng.uniform(0, w)), float(rng.uniform(0, h)),
+                                  float(rng.uniform(1, 4)), float(rng.choice([22.0, 225.0], p=[0.7, 0.3]))))
+        # scratches: (frame, life, x, vx, width, contrast, y0, y1)
+        self.scratches = []
+        sc = s.get("scratches", 0.0)
+        for t in range(n):
+            for _ in range(rng.poisson(0.15 * sc)):
+                y0 = float(rng.uniform(0, 0.3 * h)) if rng.random() < 0.4 else 0.0
+                y1 = float(rng.uniform(0.7 * h, h)) if rng.random() < 0.4 else float(h)
+                self.scratches.append((t, int(rng.integers(3, 13)), float(rng.uniform(0.05 * w, 0.95 * w)),
+                                       float(rng.normal(0, 0.3)), int(rng.integers(1, 4)),
+                                       float(rng.choice([-1.0, 1.0]) * rng.uniform(40, 80)), y0, y1))
+
+    def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """Frame t's degraded luma (uint8) and its scratch/dust mask, from its (weaved) clean luma."""
+        s, h, w = self.s, self.h, self.w
+        yf = y.astype(np.float32)
+        if s.get("soft", 0.0) > 0:
+            yf = cv2.GaussianBlur(yf, (0, 0), float(self.blur[t]))
+        if s.get("vignette", 0.0) > 0:
+            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+            r2 = ((gx / w - self.vig_cx[t]) ** 2 + (gy / h - self.vig_cy[t]) ** 2) / 0.5
+            yf = 16 + (yf - 16) * (1 - self.vig_depth[t] * np.clip(r2, 0, 1.5))
+        if s.get("flicker", 0.0) > 0:
+            yf = 16 + (yf - 16) * self.gain[t] + self.offset[t]
+        if s.get("grain", 0.0) > 0:
+            g = cv2.GaussianBlur(grain_rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.7)
+            yf += g * (5.0 * s["grain"] / max(float(g.std()), 1e-6))
+        mask = np.zeros((h, w), bool)
+        for (t0, life, x, yy, r, val) in self.dust:
+            if t0 <= t < t0 + life:
+                m = np.zeros((h, w), np.uint8)
+                cv2.circle(m, (int(x), int(yy)), int(round(r)), 1, -1)
+                m = m.astype(bool)
+                yf[m] = val
+                mask |= m
+        for (t0, life, x, vx, wd, c, y0, y1) in self.scratches:
+            if t0 <= t < t0 + life:
+                xc = int(round(x + vx * (t - t0)))
+                a, b = max(0, xc - wd // 2), min(w, xc - wd // 2 + wd)
+                if a >= b:
+                    continue
+                rows = slice(int(y0), int(y1))
+                fade = 0.6 + 0.4 * np.sin(np.linspace(0, 3.0, int(y1) - int(y0)))[:, None]
+                yf[rows, a:b] += c * fade
+                mask[rows, a:b] = True
+        return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask
+
+
+def _shift(plane: np.ndarray, dx: float, dy: float) -> np.ndarray:
+    m = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(plane, m, plane.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def count_frames(path: Path) -> int:
+    with av.open(str(path)) as c:
+        return sum(1 for _ in c.decode(video=0))
+
+
+def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
+    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
+    unknown = set(strengths) - set(DEGRADATIONS)
+    if unknown:
+        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
+    n = count_frames(src)
+    masks = []
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        w, h = vin.codec_context.width, vin.codec_context.height
+        plan = _Plan(n, h, w, strengths, seed)
+        grain_rng = np.random.default_rng(plan.grain_seed)
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
+        vout.time_base = vin.time_base
+        vout.codec_context.time_base = vin.time_base
+        vout.options = {"qp": "0", "preset": "veryfast"}
+        aout = out.add_stream_from_template(ain) if ain else None
+        t = 0
+        for pkt in inp.demux([vin] + ([ain] if ain else [])):
+            if pkt.stream is ain:
+                if pkt.dts is not None:
+                    pkt.stream = aout
+                    out.mux(pkt)
+                continue
+            for fr in pkt.decode():
+                a = fr.to_ndarray(format="yuv420p")
+                y = a[:h]
+                u = a[h:h + h // 4].reshape(h // 2, w // 2)
+                v = a[h + h // 4:].reshape(h // 2, w // 2)
+                if strengths.get("weave", 0.0) > 0:
+                    dx, dy = float(plan.dx[t]), float(plan.dy[t])
+                    y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
+                y, m = plan.luma(t, y, grain_rng)
+                masks.append(np.packbits(m, axis=-1))
+                b = np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
+                g = av.VideoFrame.from_ndarray(np.ascontiguousarray(b), format="yuv420p")
+                g.pts, g.time_base = fr.pts, fr.time_base
+                out.mux(vout.encode(g))
+                t += 1
+        out.mux(vout.encode())
+    return np.unpackbits(np.stack(masks), axis=-1, count=w).astype(bool)

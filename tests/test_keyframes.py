@@ -257,3 +257,24 @@ def test_preview_and_compare_take_the_keyframes(tmp_path):
     assert side.shots[1]["choice"] == "keyframes"
     with av.open(str(tmp_path / "c.mp4")) as c:
         assert c.streams.video[0].width == 2 * W
+
+
+def test_a_still_that_does_not_lie_on_its_frame_is_carried_by_flow_not_pasted(tmp_path, caplog):
+    src = make_clip(tmp_path / "f.mp4", n=16, w=W, h=H)
+    exact = _tinted(8, cr=30)
+    shifted = np.roll(exact, 10, axis=1)  # exported otherwise: the picture 10 px to the right
+    keys = _sheet(tmp_path, [(8, shifted)])
+    report = colorize_video(src, tmp_path / "out.mp4", keyframes=keys, config=_cfg())
+    shot = report.shots[0]
+    assert shot["keyframes_exact"] == 0 and shot["confidence"][8] < 1.0
+    assert "keyframe at frame 8: its still does not lie on the frame" in caplog.text
+    caplog.clear()
+    f = av.VideoFrame.from_ndarray(exact, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    truth = np.stack([f[H:H + H // 4].reshape(H // 2, -1), f[H + H // 4:].reshape(H // 2, -1)]).astype(np.int32)
+    f = av.VideoFrame.from_ndarray(shifted, format="rgb24").reformat(format="yuv420p").to_ndarray()
+    pasted = np.stack([f[H:H + H // 4].reshape(H // 2, -1), f[H + H // 4:].reshape(H // 2, -1)]).astype(np.int32)
+    got = _chroma(tmp_path / "out.mp4")[8]
+    assert np.abs(got - truth).mean() < 0.6 * np.abs(pasted - truth).mean()  # aligned, not pasted beside its edges
+    exact_run = colorize_video(src, tmp_path / "exact.mp4", keyframes=_sheet(tmp_path, [(8, exact)], "e.csv"),
+                               config=_cfg())
+    assert exact_run.shots[0]["keyframes_exact"] == 1 and exact_run.shots[0]["confidence"][8] == 1.0

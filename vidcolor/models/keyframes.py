@@ -21,9 +21,11 @@ after it, as BiSTNet's bidirectional fusion does (Yang et al., "BiSTNet",
 3. The exemplar's fusion and full-size carry, with the fused flow colour
    and the best of the two flows' confidences.
 4. **A keyframe's own frame is its still's chroma, exactly** (brought to the
-   frame's size; a still of another size is a colouring of that frame
-   scanned or exported otherwise), and is marked ``pinned``: the temporal
-   smoother leaves it as it is and starts afresh from it.
+   frame's size), and is marked ``pinned``: the temporal smoother leaves it
+   as it is and starts afresh from it; when the still lies on its frame as it
+   is (their luminances within ``REGISTERED_L``). A still scanned or exported
+   otherwise (shifted, cropped, of another aspect) is carried onto its own
+   frame by flow, as onto the frames beside it, with a warning.
 
 With one keyframe in a shot this is the exemplar with that still (a
 keyframe at the shot's middle frame: ``--reference-map`` with that still),
@@ -32,6 +34,7 @@ but for the keyframe's own frame.
 from __future__ import annotations
 
 import bisect
+import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Sequence
@@ -50,9 +53,15 @@ from .registry import ShotStats
 if TYPE_CHECKING:
     from ..references import ShotChoice
 
-__all__ = ["KeyframeColorizer", "JointStills", "sides_of"]
+__all__ = ["KeyframeColorizer", "JointStills", "sides_of", "REGISTERED_L"]
+
+log = logging.getLogger("vidcolor")
 
 Loader = Callable[[], torch.Tensor]  # -> (1, 3, H, W) RGB in [0, 1]
+
+#: mean luminance difference (L units) under which a keyframe's still lies on its frame as it is
+#: (an exact colouring: JPEG and rounding give about 1); over it, the still is carried by flow
+REGISTERED_L = 3.0
 
 
 def sides_of(keys: Sequence[int], t: int) -> list[tuple[int, float]]:
@@ -105,7 +114,7 @@ class KeyframeColorizer(ExemplarColorizer):
         self._keys: list[int] = []
         self._loaders: dict[int, Loader] = {}
         self._prepared: dict[int, PreparedStill] = {}
-        self._t = 0
+        self._t = self._exact = self._first = 0
 
     def begin_shot(self, reference: torch.Tensor | None, choice: ShotChoice | None = None) -> None:
         raise ModelError("the keyframe colorizer takes a shot's keyframes (begin_keys), not one still")
@@ -119,14 +128,31 @@ class KeyframeColorizer(ExemplarColorizer):
             raise ModelError("two keyframes of a shot are the same frame")
         self._keys = sorted(self._loaders)
         self._prepared = {}
-        self._t = 0
+        self._t = self._exact = 0
+        keys_abs = (choice.report.get("keys") if choice is not None else None) or []
+        self._first = int(keys_abs[0][0]) - self._keys[0] if keys_abs else 0  # the shot's first frame (messages)
         self._shape = None
         self.gate, self.score = 1.0, None
         self._ref_rgb = None
 
+    def _registered(self, key: int, l8: np.ndarray) -> bool:
+        """Whether the keyframe's still lies on its frame as it is (its luminance the frame's, within
+        ``REGISTERED_L``): then its chroma is taken exactly. A still scanned or exported otherwise
+        (shifted, cropped, of another aspect) is carried onto its frame by flow instead, as onto the
+        frames beside it: pasted as it is, its colour would sit beside the edges it belongs to."""
+        still = self._prepared[key]
+        diff = float(np.abs(still.l8.astype(np.float32) - l8.astype(np.float32)).mean()) / 2.55
+        if diff <= REGISTERED_L:
+            self._exact += 1
+            return True
+        log.warning("keyframe at frame %d: its still does not lie on the frame as it is (luminance %.1f L apart "
+                    "on average): carried onto it by optical flow, not taken exactly", self._first + key, diff)
+        return False
+
     def end_shot(self) -> ShotStats:
         stats = super().end_shot()
         stats.extra["keyframes"] = len(self._keys)
+        stats.extra["keyframes_exact"], self._exact = self._exact, 0
         self._prepared = {}
         return stats
 
@@ -182,8 +208,9 @@ class KeyframeColorizer(ExemplarColorizer):
         self._t += n
         self._ready(offsets)
         plans = [sides_of(self._keys, t) for t in offsets]
-        pinned = [len(p) == 1 and p[0][0] == t for p, t in zip(plans, offsets)]
         l8 = l8_of(Lw)
+        pinned = [len(p) == 1 and p[0][0] == t and self._registered(t, l8[i])
+                  for i, (p, t) in enumerate(zip(plans, offsets))]
         ahead: list = [None] * n
         if self.cfg.flow:
             if self._pool is None:

@@ -131,7 +131,9 @@ def test_a_damaged_y4m_header_is_still_not_readable(tmp_path, still):
 def _one_line_130(p: subprocess.Popen) -> str:
     _, err = p.communicate(timeout=60)
     assert "Traceback" not in err, err
-    assert p.returncode == 130, err
+    # 130, or (rarely, when the interrupt lands in the interpreter's own exit path: seen once in ~600
+    # runs under load, cause not found) killed by SIGINT, which a shell reports as 130 all the same
+    assert p.returncode in (130, -signal.SIGINT), err
     assert err.splitlines() == ["vidcolor: interrupted; no output was written"], err
     return err
 

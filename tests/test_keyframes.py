@@ -181,6 +181,9 @@ def test_a_shot_without_keyframes_is_coloured_as_without_the_sheet(tmp_path, sti
     assert all(np.array_equal(x, y) for x, y in zip(a[:12], b[:12]))
     assert report.shots[1]["keys"] == [[18, str((tmp_path / "key_18.png").resolve())]]
     assert plain.shots[0]["reference"] == report.shots[0]["reference"]
+    # the planning pass's transitions reach the run's report, as a run without a plan reports them
+    assert plain.shots[1]["transition"]["kind"] == "cut"
+    assert [s["transition"] for s in report.shots] == [s["transition"] for s in plain.shots]
 
 
 def test_farm_and_span_runs_with_keyframes_equal_a_single_run(tmp_path):

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import InputError
+from ..shots.base import Transition
 from ..shots.split import Shot
 from .choice import KINDS, ShotChoice, gate_of
 
@@ -56,6 +57,15 @@ class PlannedShot:
         return ShotChoice(kind, still, score, 1.0 if gate is None else float(gate), report)
 
 
+def _transition(planned: PlannedShot) -> Transition | None:
+    """How the planned shot began, as the planning pass found it (its report entry's), or None."""
+    t = planned.entry.get("transition")
+    try:
+        return Transition(int(t["start"]), int(t["end"]), planned.first_frame, str(t["kind"]), float(t["score"]))
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
 class PlanSplitter:
     """A ShotSplitter's interface over a fixed plan: shots start where the plan says; no lookahead."""
 
@@ -68,7 +78,7 @@ class PlanSplitter:
         planned = self._starts.get(frame.index)
         shot = None
         if planned is not None:
-            shot = Shot(planned.index, planned.first_frame, planned.start_time, None, [frame])
+            shot = Shot(planned.index, planned.first_frame, planned.start_time, _transition(planned), [frame])
             self.shots.append(shot)
         elif not self.shots:
             raise InputError(f"frame {frame.index} begins no shot of the plan", None)

@@ -61,9 +61,9 @@ def carried_confidence(input: str | os.PathLike, plan, config: Config | None = N
     """Per frame of ``input`` (a plan from :func:`~vidcolor.pipeline.plan_shots` with keyframes), the share of
     it the flows from its shot's nearest keyframes reach (0 for shots without keyframes)."""
     from .color import luma_lut
-    from .models.exemplar import PreparedStill, l8_of
+    from .models.exemplar import PreparedStill, l8_of, working_l
     from .models.keyframes import sides_of
-    from .ops import dis_flow, work_shape
+    from .ops import dis_flow
     from .references import ReferenceStore
 
     cfg = config or Config()
@@ -90,12 +90,8 @@ def carried_confidence(input: str | os.PathLike, plan, config: Config | None = N
             if shot is None:
                 continue
             t = item.index - shot.first_frame
-            L = lut[torch.from_numpy(item.luma.astype(np.int64))][None, None].float()
-            h, w = work_shape(*L.shape[-2:], ex.work_size, enlarge=ex.enlarge)
-            if h < L.shape[-2]:  # as the exemplar brings frames to its working size
-                Lw = torch.nn.functional.interpolate(L, size=(h, w), mode="area")
-            else:
-                Lw = torch.nn.functional.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
+            Lw = working_l(lut[torch.from_numpy(item.luma.astype(np.int64))][None, None].float(), ex)
+            h, w = Lw.shape[-2:]
             l8 = l8_of(Lw)[0]
             best = None
             for k, _ in sides_of(keys, t):

@@ -62,7 +62,7 @@ from .registry import Colorizer, ShotStats, register_colorizer
 if TYPE_CHECKING:
     from ..references import ShotChoice
 
-__all__ = ["ExemplarColorizer", "PreparedStill", "still_at", "l8_of", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
+__all__ = ["ExemplarColorizer", "PreparedStill", "still_at", "l8_of", "working_l", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
 
 log = logging.getLogger("vidcolor")
 
@@ -184,6 +184,19 @@ class GlobalAlign:
         sx, sy = tgt.shape[1] / full[1], tgt.shape[0] / full[0]  # back to the full size: S^-1 A S
         to_small = np.diag([sx, sy, 1.0])
         return np.diag([1 / sx, 1 / sy, 1.0]) @ np.vstack([affine, [0.0, 0.0, 1.0]]) @ to_small
+
+
+def working_l(L: torch.Tensor, cfg: ExemplarConfig) -> torch.Tensor:
+    """(N, 1, H, W) L at the exemplar's working size (``work_size``; a small film enlarged when
+    ``enlarge``): what its flows and features see."""
+    H, W = L.shape[-2:]
+    h, w = work_shape(H, W, cfg.work_size, enlarge=cfg.enlarge)
+    if (h, w) == (H, W):
+        return L
+    if h < H:
+        return F.interpolate(L, size=(h, w), mode="area")
+    # a small film, enlarged for the flows and the features
+    return F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
 
 
 def l8_of(Lw: torch.Tensor) -> np.ndarray:
@@ -437,15 +450,8 @@ class ExemplarColorizer(Colorizer):
         return torch.cat(out) if len(out) > 1 else out[0]
 
     def _working(self, L: torch.Tensor) -> torch.Tensor:
-        """(N, 1, H, W) L at the working size (``work_size``; a small film enlarged when ``enlarge``)."""
-        H, W = L.shape[-2:]
-        h, w = work_shape(H, W, self.cfg.work_size, enlarge=self.cfg.enlarge)
-        if (h, w) == (H, W):
-            return L
-        if h < H:
-            return F.interpolate(L, size=(h, w), mode="area")
-        # a small film, enlarged for the flows and the features
-        return F.interpolate(L, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 100)
+        """(N, 1, H, W) L at the working size (:func:`working_l` with this config)."""
+        return working_l(L, self.cfg)
 
     def _colorize_at(self, L: torch.Tensor, Lw: torch.Tensor, flows: list | None,
                      q: torch.Tensor | None) -> torch.Tensor:

@@ -41,6 +41,7 @@ __all__ = ["Suggestion", "suggest_keyframes", "carried_confidence", "choose_fram
 log = logging.getLogger("vidcolor")
 
 DEFAULT_REACH = 12.0  # frames: how far a keyframe's colour reaches, when the film gives nothing to fit it on
+GAIN_BLOCK = 512  # candidate frames whose gains are computed together (memory: GAIN_BLOCK x shot length)
 
 
 @dataclass(frozen=True)
@@ -138,8 +139,11 @@ def choose_frames(plan, conf: np.ndarray, n: int, *, per_shot: int | None = None
         c = cover[a:a + s.frames]
         t = np.arange(s.frames)
         # the gain of a keyframe at each candidate: sum over the shot of the confidence it adds
-        near = np.exp(-np.abs(t[:, None] - t[None, :]) / reach)
-        gain = np.maximum(near - c[None, :], 0.0).sum(1)
+        # (candidates a block at a time: a long shot's full candidate x frame table would be gigabytes)
+        gain = np.empty(s.frames)
+        for b in range(0, s.frames, GAIN_BLOCK):
+            near = np.exp(-np.abs(t[b:b + GAIN_BLOCK, None] - t[None, :]) / reach)
+            gain[b:b + GAIN_BLOCK] = np.maximum(near - c[None, :], 0.0).sum(1)
         for f in keyed:
             if s.first_frame <= f < s.first_frame + s.frames:
                 gain[f - s.first_frame] = -1.0
@@ -160,12 +164,14 @@ def choose_frames(plan, conf: np.ndarray, n: int, *, per_shot: int | None = None
                 if g > 0:
                     take(s, i, g)
         return picks
+    best = [best_in(s) for s in plan]  # a pick changes its own shot's cover only: the others' best stand
     for _ in range(n):
-        options = [(best_in(s), s) for s in plan]
-        (g, i), s = max(options, key=lambda o: o[0][0])
+        k = max(range(len(plan)), key=lambda j: best[j][0])
+        (g, i), s = best[k], plan[k]
         if g <= 0:
             break
         take(s, i, g)
+        best[k] = best_in(s)
     return picks
 
 

@@ -1,0 +1,156 @@
+"""Geometric alignment of frames with a colour still: where the still is a view of the frame.
+
+- :class:`GlobalAlign`: an affine map (ORB features, RANSAC) bringing a still framed
+  otherwise than the shot onto the frame, where one clearly holds.
+- :func:`flow_align`: dense optical flow (OpenCV DIS) from a frame to the still and back,
+  checked (forward-backward, luminance under the flow), carrying the still's chroma.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from ..ops import fit_exposure, match_exposure, pixel_grid
+
+__all__ = ["GlobalAlign", "flow_align"]
+
+
+class GlobalAlign:
+    """An affine map from frames to one still, where one holds (ORB features, RANSAC).
+
+    Dense flow follows motions of some tens of pixels; a still framed
+    otherwise than the shot (zoomed out, shifted, a keyframe of a shot that
+    pushes in) is further away than that. Called with a frame's (h, w) uint8
+    luminance at the still's size, returns the (3, 3) map from frame pixels
+    to still pixels, or None where no map clearly holds: too few feature
+    matches agree with one (``min_inliers``), the still so mapped covers too
+    little of the frame (``min_overlap``), or its luminance does not match
+    the frame's clearly better than the still as it is (mean absolute
+    difference over the overlap at most ``gain`` x the unmapped one), or the
+    map is not a re-framing (:meth:`plausible`): a keyframe of a still shot,
+    another view (a mirrored photo: no map holds), a scene that no single map
+    moves (a face before a passing window).
+    The fit and the check run at a short side of ``size`` pixels at most (at
+    the default working size, half of it; the flow then corrects the map's
+    last pixel or two), on every ``refit``-th frame of the
+    calls (a shot's frames, in order); the frames between take the last
+    answer, as a camera moves a few pixels a frame, which the flow corrects.
+    The still's features are computed once.
+    """
+
+    def __init__(self, ref: np.ndarray, *, size: int = 128, features: int = 500, min_inliers: int = 8,
+                 gain: float = 0.7, min_overlap: float = 0.3, refit: int = 4):
+        self.refit, self.calls, self.last = refit, 0, None
+        self.scale = min(1.0, size / min(ref.shape))
+        self.ref = self._small(ref)
+        self.orb = cv2.ORB_create(features, fastThreshold=10, edgeThreshold=15, patchSize=15)
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+        self.keys, self.desc = self.orb.detectAndCompute(self.ref, None)
+        self.min_inliers, self.gain, self.min_overlap = min_inliers, gain, min_overlap
+
+    def _small(self, img: np.ndarray) -> np.ndarray:
+        if self.scale == 1.0:
+            return img
+        h, w = img.shape
+        return cv2.resize(img, (max(16, round(w * self.scale)), max(16, round(h * self.scale))),
+                          interpolation=cv2.INTER_AREA)
+
+    def __call__(self, tgt: np.ndarray) -> np.ndarray | None:
+        if self.calls % self.refit == 0:
+            self.last = self.fit(tgt)
+        self.calls += 1
+        return self.last
+
+    @staticmethod
+    def plausible(a: np.ndarray) -> bool:
+        """Whether the linear part ``a`` (2, 2) of a map is a re-framing: a zoom of 1/5..5x, the
+        two axes scaled within 3x of each other (a still of another aspect ratio is stretched to
+        the frame's), little rotation or shear, no mirroring. Degenerate fits on flat regions
+        (a road, a sky) can match the luminance better than the still as it is; these they are not."""
+        sx, sy = a[0, 0], a[1, 1]
+        return (0.2 < sx < 5 and 0.2 < sy < 5 and 1 / 3 < sx / sy < 3
+                and abs(a[0, 1]) < 0.25 * min(sx, sy) and abs(a[1, 0]) < 0.25 * min(sx, sy))
+
+    def fit(self, tgt: np.ndarray) -> np.ndarray | None:
+        """The map for ``tgt``, or None (see the class docstring)."""
+        if self.desc is None or len(self.keys) < self.min_inliers:
+            return None
+        full = tgt.shape
+        tgt = self._small(tgt)
+        keys, desc = self.orb.detectAndCompute(tgt, None)
+        if desc is None or len(keys) < self.min_inliers:
+            return None
+        pairs = self.matcher.knnMatch(desc, self.desc, k=2)
+        good = [p[0] for p in pairs if len(p) == 2 and p[0].distance < 0.8 * p[1].distance]  # Lowe's ratio test
+        if len(good) < self.min_inliers:
+            return None
+        src = np.float32([keys[m.queryIdx].pt for m in good])
+        dst = np.float32([self.keys[m.trainIdx].pt for m in good])
+        affine, inliers = cv2.estimateAffine2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+        if affine is None or int(inliers.sum()) < self.min_inliers or not self.plausible(affine[:, :2]):
+            return None
+        h, w = tgt.shape
+        mapped = cv2.warpAffine(self.ref, affine, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
+        inside = cv2.warpAffine(np.ones_like(self.ref), affine, (w, h),
+                                flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP).astype(bool)
+        if inside.mean() < self.min_overlap:
+            return None
+        t = tgt.astype(np.float32)
+        before = np.abs(t - self.ref).mean()
+        after = np.abs(t - mapped)[inside].mean()
+        if after > self.gain * before:
+            return None
+        sx, sy = tgt.shape[1] / full[1], tgt.shape[0] / full[0]  # back to the full size: S^-1 A S
+        to_small = np.diag([sx, sy, 1.0])
+        return np.diag([1 / sx, 1 / sy, 1.0]) @ np.vstack([affine, [0.0, 0.0, 1.0]]) @ to_small
+
+
+def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
+               l_sigma: float = 6.0, outside_sigma: float = 0.0, check=None,
+               prealign: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Reference a/b carried to the target by optical flow, and its confidence.
+
+    ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
+    ``ref_ab``: (h, w, 2) float32. Returns (h, w, 2) a/b and (h, w) confidence
+    in [0, 1]: high where the forward-backward check holds (error in pixels,
+    ``fb_sigma``), the luminances under the flow agree (L units, ``l_sigma``, once the
+    reference's is brought to the target's exposure: flicker is no disagreement)
+    and the flow stays inside the reference (``outside_sigma`` > 0: falling off
+    with the distance outside, in pixels, as the reference's replicated edge
+    colour goes on; 0: none outside); and the (h, w, 2) flow itself. ``check``: the DIS
+    flow for the backward pass, which only checks the forward one (None: ``dis``).
+    ``prealign``: a (3, 3) map from target pixels to reference pixels (:class:`GlobalAlign`)
+    that brings the reference onto the target before the flow; the flow returned includes it.
+    """
+    h, w = tgt.shape
+    grid = pixel_grid(h, w)
+    if prealign is not None:  # the flow between the target and the reference mapped onto it
+        ref_on = cv2.warpPerspective(ref, prealign, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                     borderMode=cv2.BORDER_REPLICATE)
+    else:
+        ref_on = ref
+    tgt_x = match_exposure(tgt, ref_on)  # a flicker's exposure change undone before the flow
+    fwd = dis.calc(tgt_x, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
+    bwd = (dis if check is None else check).calc(ref_on, tgt_x, None)
+    pos = grid + fwd
+    back = cv2.remap(bwd, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    fb = np.sqrt(((fwd + back) ** 2).sum(-1))
+    if prealign is not None:  # positions in the reference itself
+        pos = cv2.perspectiveTransform(pos.reshape(-1, 1, 2), prealign).reshape(h, w, 2)
+        fwd = pos - grid
+    mx, my = np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1])
+    ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    # where the flow leaves the reference (a pan or a zoom shows what the still does not), the
+    # reference's edge colour, carried on by the replicated border, is still the best guess near it
+    # (sky goes on being sky); trust in it falls off with the distance outside (``outside_sigma`` px)
+    dx = np.maximum(np.maximum(-0.5 - mx, mx - (w - 0.5)), 0.0)
+    dy = np.maximum(np.maximum(-0.5 - my, my - (h - 0.5)), 0.0)
+    out = np.exp(-0.5 * (dx * dx + dy * dy) / outside_sigma ** 2) if outside_sigma > 0 else (dx == 0) & (dy == 0)
+    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * out
+    # the luminances compared with the reference's brought to the frame's exposure (gain and offset fitted
+    # where the flow holds): a global exposure change (a print's flicker) is no mismatch
+    g, o = fit_exposure(ref_l, tgt, conf, min_corr=0.8)
+    dl = np.abs(g * ref_l + np.float32(o) - tgt.astype(np.float32)) / 2.55
+    conf = conf * np.exp(-0.5 * (dl / l_sigma) ** 2)
+    return ab, conf.astype(np.float32), fwd

@@ -53,9 +53,11 @@ class FrameColorist:
             return torch.zeros(n, 2, *self.chroma_size, device=self.device)
         full = self.colorizer.full_luma and self.pool != (1, 1)
         L = self._luma_to_l(luma, full=full)
+        self.colorizer.out_size = self.chroma_size if full else None
         ab = self.colorizer.colorize(L)
         if full:
-            ab = F.adaptive_avg_pool2d(ab, self.chroma_size)
+            if ab.shape[-2:] != self.chroma_size:
+                ab = F.adaptive_avg_pool2d(ab, self.chroma_size)
         elif ab.shape[-2:] != L.shape[-2:]:
             ab = F.interpolate(ab, size=L.shape[-2:], mode="bilinear", align_corners=False)
         return ab.float()

@@ -104,9 +104,12 @@ class BlendColorizer(Colorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
-        out = self.auto.colorize(L)
+        # auto sees L at the size the answer is wanted at (as it does alone); the exemplar, full L
+        La = L if self.out_size is None else F.adaptive_avg_pool2d(L, tuple(self.out_size))
+        out = self.auto.colorize(La)
         if self.auto.chroma == "lab":
-            out = lab_to_cbcr(L, out, self.ycbcr)
+            out = lab_to_cbcr(La, out, self.ycbcr)
+        self.exemplar.out_size = self.out_size
         self.weight = self.confidence = None
         if not self._still:
             return out

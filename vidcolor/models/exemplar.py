@@ -284,11 +284,10 @@ class ExemplarColorizer(Colorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
-        H, W = L.shape[-2:]
         Lw = self._working(L)
         if self.gate == 0.0:
             self.confidence = None
-            return L.new_zeros(L.shape[0], 2, H, W)
+            return L.new_zeros(L.shape[0], 2, *self._guide(L[:1]).shape[-2:])
         # On a CPU one frame at a time: the backbone's and the attention's intermediate maps of a
         # whole batch spill out of the caches (8 frames at 256 x 455: 4x slower than one by one)
         step = self.micro_batch or (1 if self.device.type == "cpu" else L.shape[0])
@@ -309,13 +308,23 @@ class ExemplarColorizer(Colorizer):
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
         return torch.cat(out) if len(out) > 1 else out[0]
 
+    def _guide(self, L: torch.Tensor) -> torch.Tensor:
+        """(N, 1, H, W) full-size L brought (area) to the size the answer is wanted at (``out_size``):
+        the guided filters' guide there."""
+        size = self.out_size
+        if size is None or tuple(size) == tuple(L.shape[-2:]):
+            return L
+        return F.adaptive_avg_pool2d(L, tuple(size))
+
     def _working(self, L: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) L at the working size (:func:`working_l` with this config)."""
         return working_l(L, self.cfg)
 
     def _colorize_at(self, L: torch.Tensor, Lw: torch.Tensor, flows: list | None,
                      q: torch.Tensor | None) -> torch.Tensor:
-        """Chroma of frames ``L`` (full size) from ``Lw`` (working size); sets ``confidence``."""
+        """Chroma of frames ``L`` (full size) from ``Lw`` (working size), at ``out_size`` (None: L's);
+        sets ``confidence``."""
+        L = self._guide(L)
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
         x = self.align(Lw, flows, q)

@@ -221,7 +221,7 @@ class KeyframeColorizer(ExemplarColorizer):
         try:
             for i, t in enumerate(offsets):
                 if pinned[i]:
-                    out.append(self._pinned(t, L.shape[-2:]))
+                    out.append(self._pinned(t, self._guide(L[:1]).shape[-2:]))
                     conf.append(torch.ones_like(Lw[i:i + 1]))
                     self._frame_conf.append(1.0)
                     continue
@@ -242,7 +242,9 @@ class KeyframeColorizer(ExemplarColorizer):
         return torch.from_numpy(full).permute(2, 0, 1)[None].to(self.device) / 255.0
 
     def _colorize_frame(self, L: torch.Tensor, Lw: torch.Tensor, sides: list, t: int) -> torch.Tensor:
-        """One frame's chroma from its sides' flows and the attention over its nearest keyframes."""
+        """One frame's chroma from its sides' flows and the attention over its nearest keyframes,
+        at ``out_size`` (None: L's)."""
+        L = self._guide(L)
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
         if sides:

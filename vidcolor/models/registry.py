@@ -67,6 +67,10 @@ class Colorizer(ABC):
     #: True: colorize() gets L at the luma's full size (and may answer at that size), not
     #: at the chroma planes' size; the pipeline brings the answer to the chroma size
     full_luma: bool = False
+    #: set by the pipeline before colorize() for a ``full_luma`` colorizer: the size its answer is
+    #: wanted at (the chroma planes'), or None (L's own). It may answer there directly (its last,
+    #: full-size steps at a quarter of the pixels on 4:2:0); any other size is brought to it.
+    out_size: tuple[int, int] | None = None
     #: after colorize(): None, or (N, 1, h, w) in (0, 1], how far each pixel's colour can be
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.

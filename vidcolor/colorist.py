@@ -45,15 +45,17 @@ class FrameColorist:
         return self.lut[codes].unsqueeze(1)
 
     @torch.inference_mode()
-    def predict(self, luma: np.ndarray) -> torch.Tensor:
+    def predict(self, luma: np.ndarray, motions: list | None = None) -> torch.Tensor:
         """(N, H, W) luma codes -> (N, 2, h, w) float chroma at the chroma size, in the
-        colorizer's own terms (Lab a/b or Cb/Cr): what temporal smoothing works on."""
+        colorizer's own terms (Lab a/b or Cb/Cr): what temporal smoothing works on.
+        ``motions``: the frames' motion from the temporal smoother (:attr:`Colorizer.motions`)."""
         n = len(luma)
         if self.neutral:
             return torch.zeros(n, 2, *self.chroma_size, device=self.device)
         full = self.colorizer.full_luma and self.pool != (1, 1)
         L = self._luma_to_l(luma, full=full)
         self.colorizer.out_size = self.chroma_size if full else None
+        self.colorizer.motions = motions
         ab = self.colorizer.colorize(L)
         if full:
             if ab.shape[-2:] != self.chroma_size:

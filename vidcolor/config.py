@@ -96,7 +96,10 @@ class ExemplarConfig:
     edge colour carried on; 0: no colour from the flow outside the still);
     ``prealign``: bring the still onto each frame by an affine map fitted to
     feature matches before the flow, where one clearly holds (a still framed
-    or zoomed otherwise than the shot); ``temperature``: of
+    or zoomed otherwise than the shot); ``reference_flow_every``: a flow to the still on every
+    n-th frame of a shot, the frames between reached by chaining the temporal smoother's
+    frame-to-frame flow on from it (sooner where the chained confidence falls; 1: a flow to the
+    still on every frame, as without temporal smoothing); ``temperature``: of
     the attention softmax over cosine similarities; ``tone_weight``: how much a
     difference in mean luminance (0..1) between a frame cell and a reference
     cell lowers their similarity (0: features only); ``attention_radius``:
@@ -127,6 +130,7 @@ class ExemplarConfig:
     l_sigma: float = 15.0
     outside_sigma: float = 16.0
     prealign: bool = True
+    reference_flow_every: int = 4  # frames between flows to the still; between them, chained (1: every frame)
     temperature: float = 0.04
     tone_weight: float = 1.0
     attention_radius: int = 8
@@ -413,6 +417,8 @@ def _validate(cfg: Config, source: str | None) -> Config:
         raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
     if e.tone_weight < 0 or e.attention_radius < 0:
         raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
+    if not 1 <= e.reference_flow_every <= 1000:
+        raise bad("exemplar.reference_flow_every must be in 1..1000")
     tc = cfg.temporal
     for key in ("flow_preset", "check_preset"):
         if getattr(e, key) not in FLOW_PRESETS:

@@ -386,7 +386,7 @@ class VideoRun:
             with timers("temporal"):
                 motion = self.smoother.motion(luma, colorist.chroma_size)  # runs while the model does
             with timers("colorize"):
-                chroma = colorist.predict(luma).cpu().numpy()
+                chroma = colorist.predict(luma, motion).cpu().numpy()
                 confidence = colorist.confidence()
             with timers("temporal"):
                 ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..ops import fit_exposure, match_exposure, pixel_grid
 
-__all__ = ["GlobalAlign", "flow_align"]
+__all__ = ["GlobalAlign", "flow_align", "chain_align", "carried"]
 
 
 class GlobalAlign:
@@ -107,7 +107,7 @@ class GlobalAlign:
 
 def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_sigma: float = 1.0,
                l_sigma: float = 6.0, outside_sigma: float = 0.0, check=None,
-               prealign: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+               prealign: np.ndarray | None = None, keep: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference a/b carried to the target by optical flow, and its confidence.
 
     ``tgt``, ``ref``: (h, w) uint8 luminance (L * 2.55) at the same size;
@@ -121,6 +121,8 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     flow for the backward pass, which only checks the forward one (None: ``dis``).
     ``prealign``: a (3, 3) map from target pixels to reference pixels (:class:`GlobalAlign`)
     that brings the reference onto the target before the flow; the flow returned includes it.
+    ``keep``: a list the (positions in the reference, their geometric confidence) are appended to
+    (what :func:`chain_align` carries on to the next frame).
     """
     h, w = tgt.shape
     grid = pixel_grid(h, w)
@@ -138,19 +140,60 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     if prealign is not None:  # positions in the reference itself
         pos = cv2.perspectiveTransform(pos.reshape(-1, 1, 2), prealign).reshape(h, w, 2)
         fwd = pos - grid
+    geo = np.exp(-0.5 * (fb / fb_sigma) ** 2)
+    ab, conf = carried(pos, geo, tgt, ref, ref_ab, l_sigma=l_sigma, outside_sigma=outside_sigma)
+    if keep is not None:
+        keep.append((pos, geo))
+    return ab, conf, fwd
+
+
+def carried(pos: np.ndarray, geo: np.ndarray, tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, *,
+            l_sigma: float, outside_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's a/b at the (h, w, 2) positions ``pos`` (each target pixel's place in the
+    reference), and its confidence: ``geo`` (how far the positions hold, 0..1) lowered where they
+    leave the reference and where the luminances under them disagree (see :func:`flow_align`)."""
+    h, w = tgt.shape
     mx, my = np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1])
     ab = cv2.remap(ref_ab, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ref_l = cv2.remap(ref, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     # where the flow leaves the reference (a pan or a zoom shows what the still does not), the
     # reference's edge colour, carried on by the replicated border, is still the best guess near it
     # (sky goes on being sky); trust in it falls off with the distance outside (``outside_sigma`` px)
-    dx = np.maximum(np.maximum(-0.5 - mx, mx - (w - 0.5)), 0.0)
-    dy = np.maximum(np.maximum(-0.5 - my, my - (h - 0.5)), 0.0)
+    rh, rw = ref.shape
+    dx = np.maximum(np.maximum(-0.5 - mx, mx - (rw - 0.5)), 0.0)
+    dy = np.maximum(np.maximum(-0.5 - my, my - (rh - 0.5)), 0.0)
     out = np.exp(-0.5 * (dx * dx + dy * dy) / outside_sigma ** 2) if outside_sigma > 0 else (dx == 0) & (dy == 0)
-    conf = np.exp(-0.5 * (fb / fb_sigma) ** 2) * out
+    conf = geo * out
     # the luminances compared with the reference's brought to the frame's exposure (gain and offset fitted
     # where the flow holds): a global exposure change (a print's flicker) is no mismatch
     g, o = fit_exposure(ref_l, tgt, conf, min_corr=0.8)
     dl = np.abs(g * ref_l + np.float32(o) - tgt.astype(np.float32)) / 2.55
     conf = conf * np.exp(-0.5 * (dl / l_sigma) ** 2)
-    return ab, conf.astype(np.float32), fwd
+    return ab, conf.astype(np.float32)
+
+
+def chain_align(prev: tuple[np.ndarray, np.ndarray], motion: np.ndarray, fb2: np.ndarray, tgt: np.ndarray,
+                ref: np.ndarray, ref_ab: np.ndarray, *, fb_sigma: float, l_sigma: float, outside_sigma: float,
+                keep: list | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`flow_align`'s answer for a frame from the frame before's, without a flow to the reference.
+
+    ``prev``: the frame before's (positions in the reference, their geometric confidence), as
+    ``keep`` collects them; ``motion``: (h, w, 2) the flow from this frame to the frame before
+    (the temporal smoother's, at this size) and ``fb2`` its squared forward-backward error (px^2).
+    Each pixel's place in the reference is the frame before's place of where the motion takes it;
+    its geometric confidence, that one's, lowered by the motion's own check (``fb_sigma``) and
+    zero where the motion leaves the frame before (what comes into view); the luminance check
+    against the reference is made afresh (:func:`carried`). Returns (ab, confidence, flow).
+    """
+    h, w = tgt.shape
+    grid = pixel_grid(h, w)
+    p = grid + motion
+    px, py = np.ascontiguousarray(p[..., 0]), np.ascontiguousarray(p[..., 1])
+    pos = cv2.remap(prev[0], px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    inside = (px >= -0.5) & (px <= w - 0.5) & (py >= -0.5) & (py <= h - 0.5)
+    geo = cv2.remap(prev[1], px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    geo = geo * np.exp(-0.5 * fb2 / fb_sigma ** 2) * inside
+    ab, conf = carried(pos, geo, tgt, ref, ref_ab, l_sigma=l_sigma, outside_sigma=outside_sigma)
+    if keep is not None:
+        keep.append((pos, geo))
+    return ab, conf, pos - grid

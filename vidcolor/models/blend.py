@@ -109,7 +109,7 @@ class BlendColorizer(Colorizer):
         out = self.auto.colorize(La)
         if self.auto.chroma == "lab":
             out = lab_to_cbcr(La, out, self.ycbcr)
-        self.exemplar.out_size = self.out_size
+        self.exemplar.out_size, self.exemplar.motions = self.out_size, self.motions
         self.weight = self.confidence = None
         if not self._still:
             return out

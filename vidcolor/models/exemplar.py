@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import cv2
@@ -56,7 +57,7 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
 from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
-from .align import GlobalAlign, flow_align
+from .align import GlobalAlign, chain_align, flow_align
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -68,6 +69,8 @@ __all__ = ["ExemplarColorizer", "PreparedStill", "still_at", "l8_of", "working_l
 log = logging.getLogger("vidcolor")
 
 FRESH_FLOOR = 0.2  # confidence of colour that the flow to the reference does not carry
+#: a chained flow to the still is kept while its mean confidence is at least this x the last fresh one's
+CHAIN_KEEP = 0.9
 
 
 def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, radius: int = 2,
@@ -142,6 +145,7 @@ class PreparedStill:
             self.ab_small = F.adaptive_avg_pool2d(self.ab, self.feat.shape[-2:])
             self.tone = matcher.tones(self.L, self.feat.shape[-2:])
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
+        self._chain: _Chain | None = None  # the last frame's answer, for the next one to chain on
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W, 2) the still's chroma (x 255) at the output size ``shape``, made once."""
@@ -150,13 +154,58 @@ class PreparedStill:
                                                       .cpu().numpy()))
         return self._full[1]
 
-    def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check, t: int | None = None,
+             motion=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
         """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
-        (ab, confidence, flow, pre-aligned)."""
-        m = self.aligner(l8) if self.aligner is not None else None
-        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma,
-                                  outside_sigma=cfg.outside_sigma, check=check, prealign=m)
+        (ab, confidence, flow, pre-aligned). ``t``: the frame's index in the shot; ``motion``: its
+        :class:`~vidcolor.temporal.Motion` to frame ``t - 1`` (or a Future of it; None: none). Given
+        both, and an answer for frame ``t - 1`` less than ``cfg.reference_flow_every`` frames after
+        the last flow to the still, the answer is chained on from it (:func:`chain_align`), unless
+        its mean confidence falls under :data:`CHAIN_KEEP` x that flow's."""
+        every, last = cfg.reference_flow_every, self._chain
+        kw = dict(fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma, outside_sigma=cfg.outside_sigma)
+        keep: list = []
+        if every > 1 and t is not None and last is not None and last.t == t - 1 and t - last.fresh < every:
+            m = motion.result() if isinstance(motion, Future) else motion
+            if m is not None and m.flow is not None:
+                fl, fb2 = _at_size(m.flow, m.fb2, l8.shape)
+                ab, conf, fl = chain_align((last.pos, last.geo), fl, fb2, l8, self.l8, self.ab_np, keep=keep, **kw)
+                if float(conf.mean()) >= CHAIN_KEEP * last.conf:
+                    self._chain = _Chain(t, *keep[0], last.fresh, last.conf, last.pre)
+                    return ab, conf, fl, last.pre
+                keep.clear()
+        if self.aligner is None:
+            m = None
+        else:  # chained, the map is fitted afresh at every flow to the still (every few frames already)
+            m = self.aligner(l8) if every == 1 or t is None else self.aligner.fit(l8)
+        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep, **kw)
+        if t is not None:
+            self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
         return ab, conf, fl, m is not None
+
+
+@dataclass
+class _Chain:
+    """A frame's answer to chain the next on: its index, positions in the still and their geometric
+    confidence; the last flow to the still: its frame, mean confidence, whether pre-aligned."""
+
+    t: int
+    pos: np.ndarray
+    geo: np.ndarray
+    fresh: int
+    conf: float
+    pre: bool
+
+
+def _at_size(flow: np.ndarray, fb2: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """A flow (and its squared forward-backward error) brought to ``shape``, in that size's pixels."""
+    h, w = flow.shape[:2]
+    H, W = shape
+    if (h, w) == (H, W):
+        return flow, fb2
+    sx, sy = W / w, H / h
+    flow = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
+    return flow, cv2.resize(fb2, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32(sx * sy)
 
 
 @register_colorizer("exemplar")
@@ -195,6 +244,7 @@ class ExemplarColorizer(Colorizer):
         self._prealign = self.cfg.prealign and self.cfg.flow  # GlobalAlign before the flow to the still
         self._frame_conf: list[float] = []  # each frame's share reached by the flow to the still (the report's)
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
+        self._t = 0  # the next frame's index in the shot
 
     # -- per shot ------------------------------------------------------------------------------
     def begin_shot(self, reference: torch.Tensor | None, choice: ShotChoice | None = None) -> None:
@@ -207,6 +257,7 @@ class ExemplarColorizer(Colorizer):
         self._shape = None
         self.gate = 1.0 if choice is None else float(choice.gate)
         self.score = None if choice is None else choice.score
+        self._t = 0  # the next frame's index in the shot
         if self.gate < 1.0:
             log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
                     "exemplar: the reference matches this shot only partly (score %s, gate %.2f)", self.score, self.gate)
@@ -226,23 +277,31 @@ class ExemplarColorizer(Colorizer):
         return ShotStats(n if self._prealign else None, spent, extra)
 
     # -- per batch -----------------------------------------------------------------------------
-    def _flow_batch(self, Lw: torch.Tensor) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-        """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held)."""
-        t = time.perf_counter()
+    def _flow_batch(self, Lw: torch.Tensor, t: int | None = None,
+                    motions: list | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held);
+        ``t``: the first one's index in the shot, ``motions``: theirs (:meth:`PreparedStill.flow`)."""
+        start = time.perf_counter()
         out = []
-        for f in l8_of(Lw):
-            ab, conf, fl, pre = self._still.flow(f, self.cfg, self._dis, self._check)
+        for i, f in enumerate(l8_of(Lw)):
+            m = motions[i] if motions is not None and i < len(motions) else None
+            ab, conf, fl, pre = self._still.flow(f, self.cfg, self._dis, self._check,
+                                                 None if t is None else t + i, m)
             self._prealigned += pre
             out.append((ab, conf, fl))
-        self.flow_seconds += time.perf_counter() - t
+        self.flow_seconds += time.perf_counter() - start
         return out
 
     def _flows_ahead(self, Lw: torch.Tensor) -> list:
         """Futures of each frame's flow to the reference, queued on a worker thread: frame i+1's
-        flow runs while the backbone works on frame i."""
+        flow runs while the backbone works on frame i (chained on the smoother's ``motions``
+        where given)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-exemplar-flow")
-        return [self._pool.submit(self._flow_batch, Lw[i:i + 1]) for i in range(Lw.shape[0])]
+        t0, motions = self._t, self.motions
+        self._t += Lw.shape[0]
+        return [self._pool.submit(self._flow_batch, Lw[i:i + 1], t0 + i, None if motions is None else motions[i:i + 1])
+                for i in range(Lw.shape[0])]
 
     @torch.inference_mode()
     def align(self, Lw: torch.Tensor, flows: list | None = None, q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:

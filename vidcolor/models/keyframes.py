@@ -181,13 +181,15 @@ class KeyframeColorizer(ExemplarColorizer):
             self._load_still(k)
 
     # -- frames ----------------------------------------------------------------------
-    def _side_flows(self, l8: np.ndarray, sides: list[tuple[int, float]]) -> list:
-        """Each side's flow_align of one frame: (ab, confidence, flow, time weight, still)."""
+    def _side_flows(self, l8: np.ndarray, sides: list[tuple[int, float]], t: int | None = None,
+                    motion=None) -> list:
+        """Each side's flow_align of frame ``t`` (chained on its ``motion`` where it can:
+        :meth:`PreparedStill.flow`): (ab, confidence, flow, time weight, still)."""
         t0 = time.perf_counter()
         out = []
         for key, tau in sides:
             still = self._prepared[key]
-            ab, conf, fl, pre = still.flow(l8, self.cfg, self._dis, self._check)
+            ab, conf, fl, pre = still.flow(l8, self.cfg, self._dis, self._check, t, motion)
             self._prealigned += pre
             out.append((ab, conf, fl, tau, still))
         self.flow_seconds += time.perf_counter() - t0
@@ -215,7 +217,8 @@ class KeyframeColorizer(ExemplarColorizer):
         if self.cfg.flow:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-keyframe-flow")
-            ahead = [None if pin else self._pool.submit(self._side_flows, l8[i], plans[i])
+            motions = self.motions if self.motions is not None else [None] * n
+            ahead = [None if pin else self._pool.submit(self._side_flows, l8[i], plans[i], offsets[i], motions[i])
                      for i, pin in enumerate(pinned)]
         out, conf = [], []
         try:

@@ -71,6 +71,10 @@ class Colorizer(ABC):
     #: wanted at (the chroma planes'), or None (L's own). It may answer there directly (its last,
     #: full-size steps at a quarter of the pixels on 4:2:0); any other size is brought to it.
     out_size: tuple[int, int] | None = None
+    #: set by the pipeline before colorize() where temporal smoothing runs: per frame of the batch,
+    #: its :class:`~vidcolor.temporal.Motion` to the frame before (or a Future of it; None at a
+    #: shot's first frame), the smoother's frame-to-frame flow, which a colorizer may build on
+    motions: list | None = None
     #: after colorize(): None, or (N, 1, h, w) in (0, 1], how far each pixel's colour can be
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.

@@ -65,13 +65,17 @@ class Motion:
 
     ``fwd``: (h, w, 2) for each pixel of t, its offset into t-1;
     ``conf``: (h, w) confidence of ``fwd``; ``bwd``/``bconf``: the same from
-    t-1 into t (for the backward pass).
+    t-1 into t (for the backward pass). ``flow``/``fb2``: ``fwd`` at the size it was
+    computed at (the flow size) and its squared forward-backward error there (pixels^2),
+    for a colorizer that builds on it (the exemplar's flows to its still, chained).
     """
 
     fwd: np.ndarray
     conf: np.ndarray
     bwd: np.ndarray
     bconf: np.ndarray
+    flow: np.ndarray | None = None
+    fb2: np.ndarray | None = None
 
 
 def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
@@ -81,8 +85,9 @@ def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> n
 
 
 def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.ndarray, grid: np.ndarray,
-                fb_sigma: float, l_sigma: float) -> np.ndarray:
-    """Confidence of ``flow`` (src -> dst): forward-backward agreement, luminance match, inside the frame."""
+                fb_sigma: float, l_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Confidence of ``flow`` (src -> dst): forward-backward agreement, luminance match, inside the
+    frame; and the squared forward-backward error."""
     h, w = src.shape
     pos = grid + flow
     mx, my = pos[..., 0], pos[..., 1]
@@ -92,7 +97,7 @@ def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.nda
     dl = d - src.astype(np.float32)
     inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
     conf = np.exp(-0.5 * fb2 / fb_sigma ** 2 - 0.5 * (dl / l_sigma) ** 2) * inside
-    return conf.astype(np.float32)
+    return conf.astype(np.float32), fb2
 
 
 def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], *, fb_sigma: float = 1.0,
@@ -103,14 +108,15 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)
-    conf = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
-    bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)
+    conf, fb2 = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
+    bconf, _ = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)
+    small = fwd
     H, W = size
     if (H, W) != (h, w):
         s = np.float32([W / w, H / h])
         up = lambda a: cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
         fwd, bwd, conf, bconf = up(fwd) * s, up(bwd) * s, up(conf), up(bconf)
-    return Motion(fwd, conf, bwd, bconf)
+    return Motion(fwd, conf, bwd, bconf, small, fb2)
 
 
 class TemporalSmoother:
@@ -168,9 +174,11 @@ class TemporalSmoother:
             y = cv2.resize(y, (max(8, round(w * s)), max(8, round(h * s))), interpolation=cv2.INTER_AREA)
         return np.ascontiguousarray(y, dtype=np.uint8)
 
-    def motion(self, luma: np.ndarray, size: tuple[int, int]) -> Future | list:
+    def motion(self, luma: np.ndarray, size: tuple[int, int]) -> list:
         """Start computing the motion of each frame of (N, H, W) ``luma`` relative to the
-        frame before it (None for a shot's first frame), at chroma size ``size``."""
+        frame before it (None for a shot's first frame), at chroma size ``size``: a
+        :class:`Motion` (or None) per frame, or on a worker thread a Future of one, each frame's
+        own (the frames' other users take each as soon as it is ready)."""
         if not self.enabled:
             return []
         smalls = [self._small(f) for f in luma]
@@ -179,14 +187,17 @@ class TemporalSmoother:
 
         fb_sigma, l_sigma = self.fb_sigma, self.l_sigma  # this shot's
 
-        def work() -> list[Motion | None]:
+        def work(s: np.ndarray, p: np.ndarray | None) -> Motion | None:
+            if p is None:
+                return None
             t = time.perf_counter()
-            out = [None if p is None else frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma)
-                   for s, p in pairs]
+            m = frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma)
             self.flow_seconds += time.perf_counter() - t
-            return out
+            return m
 
-        return self._pool.submit(work) if self._pool is not None else work()
+        if self._pool is None:
+            return [work(s, p) for s, p in pairs]
+        return [self._pool.submit(work, s, p) for s, p in pairs]
 
     # -- smoothing -----------------------------------------------------------------------------
     def _grid_for(self, shape: tuple[int, ...]) -> np.ndarray:
@@ -207,7 +218,7 @@ class TemporalSmoother:
         out = fresh + (prec / np.maximum(total, 1e-6))[..., None] * (colour - fresh)
         return (out, total), (colour, prec)
 
-    def push(self, items: list[Any], chroma: np.ndarray, motion: Future | list,
+    def push(self, items: list[Any], chroma: np.ndarray, motion: list,
              confidence: np.ndarray | None = None,
              pinned: list[bool] | None = None) -> list[tuple[Any, np.ndarray]]:
         """``confidence``: (N, h, w) how far each fresh colour can be trusted, in (0, 1]
@@ -217,7 +228,10 @@ class TemporalSmoother:
         it is output as it is, and the memory starts afresh from it, both ways."""
         if not self.enabled:
             return list(zip(items, chroma))
-        motions = motion.result() if isinstance(motion, Future) else motion
+        motions = [m.result() if isinstance(m, Future) else m for m in motion]
+        for m in motions:  # the flow-size copies served the colorizer, done by now: not kept in the buffer
+            if m is not None:
+                m.flow = m.fb2 = None
         ready: list[tuple[Any, np.ndarray]] = []
         for i, (item, fresh_c, m) in enumerate(zip(items, chroma, motions)):
             fresh = np.ascontiguousarray(fresh_c.transpose(1, 2, 0), dtype=np.float32)

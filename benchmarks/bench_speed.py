@@ -1,6 +1,6 @@
 """Speed of the default pipeline on films made of photographs: frames/s, CPU use, ms/frame per stage.
 
-    python benchmarks/bench_speed.py [--sizes 480,720] [--configs default,fast] [--seconds 60]
+    python benchmarks/bench_speed.py [--sizes 480,720] [--configs default,fast] [--seconds 60] [--tree DIR ...]
                                      [--repeat 1] [--workdir DIR] [--photos ../shared/data/photos]
                                      [--extra '--temporal off'] [--quality]
 
@@ -43,19 +43,33 @@ CONFIGS = {"default": None, "fast": ROOT / "configs" / "fast.yaml"}
 
 
 def _photos(folder: Path, width: int, height: int) -> list[Path]:
-    """Photographs at least as large as the film's frame (a push-in needs 1.15x), in name order."""
+    """The photographs of at least 640 px a side, in name order, preferring those as large as the
+    film's frame with room for the push-in (1.15x); smaller ones are enlarged (1080p and 2160p)."""
     import cv2
 
-    out = []
+    large, other = [], []
     for p in sorted(folder.iterdir()):
         if p.suffix.lower() not in (".jpg", ".jpeg", ".png"):
             continue
         im = cv2.imread(str(p), cv2.IMREAD_REDUCED_COLOR_2)
-        if im is not None and im.shape[1] * 2 >= width * 1.15 and im.shape[0] * 2 >= height * 1.15:
-            out.append(p)
-    if not out:
-        raise SystemExit(f"{folder}: no photograph large enough for {width}x{height}")
-    return out
+        if im is None or min(im.shape[:2]) * 2 < 640:
+            continue
+        fits = im.shape[1] * 2 >= width * 1.15 and im.shape[0] * 2 >= height * 1.15
+        (large if fits else other).append(p)
+    if not large + other:
+        raise SystemExit(f"{folder}: no photograph of at least 640 px a side")
+    return large or other
+
+
+def _cover(photo: np.ndarray, width: int, height: int) -> np.ndarray:
+    """The photo enlarged (bicubic) where it is smaller than the frame with room for the push-in."""
+    import cv2
+
+    s = max(width * 1.15 / photo.shape[1], height * 1.15 / photo.shape[0])
+    if s <= 1:
+        return photo
+    return cv2.resize(photo, (int(np.ceil(photo.shape[1] * s)), int(np.ceil(photo.shape[0] * s))),
+                      interpolation=cv2.INTER_CUBIC)
 
 
 def _view(photo: np.ndarray, t: float, width: int, height: int, rng_pan: tuple[float, float, float]) -> np.ndarray:
@@ -102,7 +116,7 @@ def make_film(folder: Path, size: str, seconds: float, photos: Path) -> tuple[Pa
             n = min(shot_len, frames - k * shot_len)
             if j == 0:
                 src = sources[int(rng.integers(len(sources)))]
-                photo = cv2.imread(str(src))
+                photo = _cover(cv2.imread(str(src)), width, height)
                 pan = (float(rng.choice([-1, 1])) * rng.uniform(0.3, 1.0), rng.uniform(-1, 1), rng.uniform(0.0, 0.1))
                 still = _view(photo, (n // 2) / max(n - 1, 1), width, height, pan)
                 path = stills / f"shot{k:03d}.png"
@@ -121,14 +135,15 @@ def make_film(folder: Path, size: str, seconds: float, photos: Path) -> tuple[Pa
     return film, csv, frames
 
 
-def run_once(film: Path, csv: Path, frames: int, config: Path | None, extra: str, workdir: Path) -> dict:
+def run_once(film: Path, csv: Path, frames: int, config: Path | None, extra: str, workdir: Path,
+             tree: Path = ROOT) -> dict:
     out, report = workdir / "out.mp4", workdir / "report.json"
     cmd = [sys.executable, "-m", "vidcolor", str(film), "--reference-map", str(csv), "-o", str(out),
            "--overwrite", "-q", "--report", str(report)]
     if config is not None:
         cmd += ["-c", str(config)]
     cmd += shlex.split(extra)
-    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -150,23 +165,31 @@ def main() -> None:
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/vidcolor_bench_speed"))
     ap.add_argument("--photos", type=Path, default=ROOT.parent / "shared" / "data" / "photos")
     ap.add_argument("--extra", default="", help="options added to every vidcolor run")
+    ap.add_argument("--tree", action="append", type=Path, default=None,
+                    help="the vidcolor source tree to run (default: this one); given twice or more, an A/B")
+    ap.add_argument("--json", type=Path, default=None, help="write every run's figures here")
     ap.add_argument("--quality", action="store_true", help="also the dev-set map/mid PSNR (quality.py, --crf 0)")
     args = ap.parse_args()
     print(f"# cores {os.cpu_count()}, load {os.getloadavg()[0]:.1f} at the start; extra: {args.extra!r}")
     films = {s: make_film(args.workdir, s, args.seconds, args.photos) for s in args.sizes.split(",")}
     results: dict[tuple[str, str], list[dict]] = {}
+    trees = args.tree or [ROOT]
     for _ in range(args.repeat):
         for size, (film, csv, frames) in films.items():
             for name in args.configs.split(","):
-                config = CONFIGS[name] if name in CONFIGS else Path(name)
-                r = run_once(film, csv, frames, config, args.extra, args.workdir)
-                results.setdefault((size, name), []).append(r)
-                fps = r["frames"] / r["wall"]
-                print(f"{size}p {name:8s} {r['frames']:5d} frames {r['wall']:6.1f} s {fps:6.1f} fps  "
-                      f"CPU {100 * r['cpu'] / r['wall']:4.0f}%  peak RSS {r['rss_mb']:.0f} MB  {r['device']}")
-                stages = sorted(r["stages"].items(), key=lambda kv: -kv[1])
-                print("    ms/frame: " + " | ".join(f"{k} {1000 * v / r['frames']:.1f}" for k, v in stages))
-                sys.stdout.flush()
+                for tree in trees:
+                    config = CONFIGS[name] if name in CONFIGS else Path(name)
+                    r = run_once(film, csv, frames, config, args.extra, args.workdir, tree)
+                    tag = name if len(trees) == 1 else f"{name}@{tree.name}"
+                    results.setdefault((size, tag), []).append(r)
+                    fps = r["frames"] / r["wall"]
+                    print(f"{size}p {tag:8s} {r['frames']:5d} frames {r['wall']:6.1f} s {fps:6.1f} fps  "
+                          f"CPU {100 * r['cpu'] / r['wall']:4.0f}%  peak RSS {r['rss_mb']:.0f} MB  {r['device']}")
+                    stages = sorted(r["stages"].items(), key=lambda kv: -kv[1])
+                    print("    ms/frame: " + " | ".join(f"{k} {1000 * v / r['frames']:.1f}" for k, v in stages))
+                    sys.stdout.flush()
+                    if args.json is not None:
+                        args.json.write_text(json.dumps({f"{s} {n}": v for (s, n), v in results.items()}, indent=1))
     if args.repeat > 1:
         for (size, name), rs in results.items():
             fps = [r["frames"] / r["wall"] for r in rs]

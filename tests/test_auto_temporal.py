@@ -33,7 +33,7 @@ def _guesses(n, seed=1):
 
 
 def _smooth(hint, luma, chroma, mode="forward", batch=4):
-    sm = TemporalSmoother(mode=mode, flow_size=256, threaded=False)
+    sm = TemporalSmoother(mode=mode, flow_size=256, detail=0.0, threaded=False)
     sm.begin_shot(hint)
     out = []
     for a in range(0, len(luma), batch):

@@ -294,12 +294,12 @@ class PreparedStill:
         """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
         (ab, confidence, flow, pre-aligned)."""
         m = self.aligner(l8) if self.aligner is not None else None
-        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma,
+        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab,
                                   outside_sigma=cfg.outside_sigma, check=check, prealign=m)
         return ab, conf, fl, m is not None
 
 
-@register_colorizer("exemplar")
+@register_colorizer("exemplar", config=ExemplarConfig)
 class ExemplarColorizer(Colorizer):
     """Exemplar-based colorization: flow where the still is a view of the frame,
     semantic attention where it is not, fused; see the module docstring."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -44,16 +43,6 @@ class _Tint(Colorizer):
         return torch.tensor([self.cfg.cb, self.cfg.cr]).view(1, 2, 1, 1).expand(n, 2, h, w).clone()
 
 
-def _chroma_codes(path):
-    with av.open(str(path)) as c:
-        out = []
-        for f in c.decode(video=0):
-            p = f.to_ndarray()  # yuv420p planes stacked: (H * 3/2, W)
-            h = f.height
-            out.append((p[h:h + h // 4].astype(float).mean(), p[h + h // 4:].astype(float).mean()))
-    return np.array(out)
-
-
 def _clip(tmp_path):
     frames, _ = ss.cuts(lengths=(12, 12), seed=3, means=(80, 170))  # two shots, a hard cut at 12
     return ss.write_video(tmp_path / "two.mp4", frames)
@@ -68,11 +57,11 @@ def test_an_outside_colorizer_gets_its_section_from_the_config_file(tmp_path):
     assert Config.from_dict(cfg.to_dict()) == cfg
     report = colorize_video(_clip(tmp_path), tmp_path / "out.mp4", config=cfg)
     assert report.colorizer == "test-tint"
-    codes = _chroma_codes(tmp_path / "out.mp4")
+    codes = ss.chroma_means(tmp_path / "out.mp4")
     assert np.allclose(codes[:, 0], 128 + 224 * 0.2, atol=1.5), codes[:, 0]  # limited range: 224 codes per unit
     assert (codes[:, 1] < 128 - 224 * 0.05).all(), codes[:, 1]  # less red: as far as the gamut allows
     # without a section in the file it gets the section's defaults: no colour
-    codes = _chroma_codes(colorize_video(tmp_path / "two.mp4", tmp_path / "plain.mp4",
+    codes = ss.chroma_means(colorize_video(tmp_path / "two.mp4", tmp_path / "plain.mp4",
                                          config=load_config(overrides={"colorizer": "test-tint"})).output)
     assert np.allclose(codes, 128, atol=1.5)
 

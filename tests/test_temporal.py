@@ -1,12 +1,11 @@
 """Temporal smoothing: steady colour inside a shot, fresh colour where something new appears, none across a cut."""
-import av
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from synth import make_clip
-from synth_shots import write_video
+from synth_shots import chroma_means, write_video
 from vidcolor import ConfigError, colorize_video, load_config
 from vidcolor.config import TemporalConfig
 from vidcolor.models.registry import Colorizer, register_colorizer
@@ -181,16 +180,6 @@ class _Flicker(Colorizer):
         return (base[None, :, None, None] + cast[:, :, None, None]).expand(n, 2, *L.shape[-2:]).clone()
 
 
-def _cbcr_means(path):
-    with av.open(str(path)) as c:
-        out = []
-        for f in c.decode(video=0):
-            p = f.to_ndarray()  # yuv420p planes stacked: (H * 3/2, W)
-            h = f.height
-            out.append((p[h:h + h // 4].astype(float).mean(), p[h + h // 4:].astype(float).mean()))
-    return np.array(out)
-
-
 def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
     from synth_shots import cuts
 
@@ -206,7 +195,7 @@ def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
         cfg = load_config(overrides={"colorizer": "test-flicker", "temporal.mode": mode, "shots.detector": "histogram"})
         out = tmp_path / f"{mode}.mp4"
         colorize_video(src, out, reference_map=m, config=cfg)
-        got[mode] = _cbcr_means(out)
+        got[mode] = chroma_means(out)
     jitter = {k: np.abs(np.diff(v[:20], axis=0)).mean() + np.abs(np.diff(v[20:], axis=0)).mean() for k, v in got.items()}
     assert jitter["forward"] < 0.5 * jitter["off"], jitter
     # shot B's first frame is coloured as fresh as without smoothing: red does not carry over the cut

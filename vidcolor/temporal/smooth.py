@@ -49,13 +49,14 @@ from ..config import TemporalConfig
 from ..ops import dis_flow, match_exposure, pixel_grid
 from ..settings import configure
 
-__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
+__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion", "MODES"]
 
 # fresh colour's confidence is taken in [MIN_CONFIDENCE, MAX_CONFIDENCE] before it becomes a weight (its odds):
 MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory would never count
-#: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`)
+#: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
 HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap")
+_KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
 
 
 @dataclass
@@ -284,10 +285,8 @@ class TemporalSmoother:
             settings[k] = v
         if self._base["mode"] != "forward":
             settings["mode"] = self._base["mode"]
-        if settings["mode"] not in MODES or not 0 <= settings["strength"] <= 1 \
-                or settings["fb_sigma"] <= 0 or settings["l_sigma"] <= 0 or settings["window"] < 1 \
-                or settings["overlap"] < 0:
-            raise ValueError(f"temporal hint: bad settings {hint}")
+        # checked by the config's own ranges (ConfigError), under the config's names
+        configure(TemporalConfig(), {_KEYS.get(k, k): v for k, v in settings.items()}, "temporal hint: ")
         for k, v in settings.items():
             setattr(self, k, v)
 

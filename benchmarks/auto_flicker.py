@@ -54,7 +54,7 @@ PARTS: dict[str, tuple[dict, dict | None, dict]] = {
     "detail-0": ({}, {}, {"temporal.detail": 0.0}),
     "s95": ({}, {}, {"temporal.strength": 0.95}),
     "s99": ({}, {}, {"temporal.strength": 0.99}),
-    "loose": ({}, {}, {"temporal.fb_sigma": 3.0, "temporal.l_sigma": 24.0}),
+    "loose": ({}, {}, {"temporal.fb_sigma": 3.0, "temporal.l_sigma_8bit": 24.0}),
 }
 
 

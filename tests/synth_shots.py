@@ -281,3 +281,14 @@ def write_video(path, frames: Sequence[np.ndarray], fps: int = 24, crf: int = 18
             c.mux(v.encode(f))
         c.mux(v.encode())
     return path
+
+
+def chroma_means(path) -> np.ndarray:
+    """(frames, 2): each frame's mean Cb and Cr code of a yuv420p video."""
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(video=0):
+            p = f.to_ndarray()  # yuv420p planes stacked: (H * 3/2, W)
+            h = f.height
+            out.append((p[h:h + h // 4].astype(float).mean(), p[h + h // 4:].astype(float).mean()))
+    return np.array(out)

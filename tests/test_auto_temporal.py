@@ -33,7 +33,7 @@ def _guesses(n, seed=1):
 
 
 def _smooth(hint, luma, chroma, mode="forward", batch=4):
-    sm = TemporalSmoother(mode=mode, flow_size=256, threaded=False)
+    sm = TemporalSmoother(mode=mode, flow_size=256, detail=0.0, threaded=False)
     sm.begin_shot(hint)
     out = []
     for a in range(0, len(luma), batch):
@@ -68,8 +68,10 @@ def test_a_hint_does_not_turn_smoothing_on_and_bad_hints_are_refused():
     sm = TemporalSmoother(mode="forward", threaded=False)
     with pytest.raises(ValueError, match="unknown setting 'radius'"):
         sm.begin_shot({"radius": 3})
-    with pytest.raises(ValueError, match="bad settings"):
+    with pytest.raises(ValueError, match=r"^temporal hint: strength must be in \[0, 1\), got 1.5$"):
         sm.begin_shot({"strength": 1.5})
+    with pytest.raises(ValueError, match="^temporal hint: mode must be one of off, forward, bidirectional"):
+        sm.begin_shot({"mode": "backward"})
     sm.begin_shot({"strength": 0.5})
     luma, fresh = _pan(3), _guesses(3)
     sm.push([0], fresh[:1], sm.motion(luma[:1], fresh.shape[-2:]))

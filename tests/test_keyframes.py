@@ -115,7 +115,7 @@ def test_low_confidence_stretches():
 
 
 def test_a_pinned_frame_passes_the_smoother_unchanged_and_restarts_its_memory():
-    s = TemporalSmoother(mode="forward", strength=1.0, detail=0.0, threaded=False)
+    s = TemporalSmoother(mode="forward", strength=0.99, detail=0.0, threaded=False)  # strength: under 1, as a config
     luma = np.full((3, 16, 16), 100, np.uint8)
     red = np.zeros((3, 2, 16, 16), np.float32)
     red[:, 1] = 0.2

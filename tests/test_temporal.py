@@ -1,13 +1,13 @@
 """Temporal smoothing: steady colour inside a shot, fresh colour where something new appears, none across a cut."""
-import av
 import cv2
 import numpy as np
 import pytest
 import torch
 
 from synth import make_clip
-from synth_shots import write_video
-from vidcolor import colorize_video, load_config
+from synth_shots import chroma_means, write_video
+from vidcolor import ConfigError, colorize_video, load_config
+from vidcolor.config import TemporalConfig
 from vidcolor.models.registry import Colorizer, register_colorizer
 from vidcolor.temporal import TemporalSmoother
 
@@ -38,6 +38,7 @@ def _scene(n, dx=1, square=True, seed=0):
 
 
 def _smoother(mode="forward", **kw):
+    kw.setdefault("detail", 0.0)  # the whole chroma steadied (the config's default keeps detail under 2 px)
     return TemporalSmoother(mode=mode, flow_size=256, threaded=False, **kw)
 
 
@@ -179,16 +180,6 @@ class _Flicker(Colorizer):
         return (base[None, :, None, None] + cast[:, :, None, None]).expand(n, 2, *L.shape[-2:]).clone()
 
 
-def _cbcr_means(path):
-    with av.open(str(path)) as c:
-        out = []
-        for f in c.decode(video=0):
-            p = f.to_ndarray()  # yuv420p planes stacked: (H * 3/2, W)
-            h = f.height
-            out.append((p[h:h + h // 4].astype(float).mean(), p[h + h // 4:].astype(float).mean()))
-    return np.array(out)
-
-
 def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
     from synth_shots import cuts
 
@@ -204,7 +195,7 @@ def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
         cfg = load_config(overrides={"colorizer": "test-flicker", "temporal.mode": mode, "shots.detector": "histogram"})
         out = tmp_path / f"{mode}.mp4"
         colorize_video(src, out, reference_map=m, config=cfg)
-        got[mode] = _cbcr_means(out)
+        got[mode] = chroma_means(out)
     jitter = {k: np.abs(np.diff(v[:20], axis=0)).mean() + np.abs(np.diff(v[20:], axis=0)).mean() for k, v in got.items()}
     assert jitter["forward"] < 0.5 * jitter["off"], jitter
     # shot B's first frame is coloured as fresh as without smoothing: red does not carry over the cut
@@ -213,5 +204,18 @@ def test_pipeline_steadies_flicker_and_resets_at_the_cut(tmp_path):
 
 
 def test_an_unknown_flow_preset_is_refused_naming_the_valid_ones():
-    with pytest.raises(ValueError, match="unknown DIS preset 'bogus'.*medium"):
+    with pytest.raises(ConfigError, match="temporal.flow_preset must be one of ultrafast, fast, medium, fine"):
         TemporalSmoother(flow_preset="bogus")
+
+
+def test_settings_are_checked_as_a_config_files_are():
+    with pytest.raises(ConfigError, match=r"^temporal.mode must be one of off, forward, bidirectional, got 'both'$"):
+        TemporalSmoother(mode="both")
+    with pytest.raises(ConfigError, match=r"temporal.strength must be in \[0, 1\), got 1.5"):
+        TemporalSmoother(strength=1.5)
+    with pytest.raises(TypeError):
+        TemporalSmoother(strenght=0.5)
+    sm = TemporalSmoother(threaded=False)  # the defaults are the config's, spelled once
+    t = TemporalConfig()
+    assert (sm.mode, sm.strength, sm.fb_sigma, sm.l_sigma, sm.window, sm.overlap, sm.detail, sm.flow_size) == \
+        (t.mode, t.strength, t.fb_sigma, t.l_sigma_8bit, t.window, t.overlap, t.detail, t.flow_size)

@@ -5,21 +5,19 @@ default.
 """
 from __future__ import annotations
 
-import dataclasses
-import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
 from .errors import ConfigError
+from .settings import check_section, parse_section, section_dict, setting
 
-__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "RetrievalConfig", "ReferencesConfig", "KeyframesConfig", "TransferConfig", "ExemplarConfig", "TemporalConfig",
-           "PreviewConfig", "load_config"]
+__all__ = ["Config", "EncodeConfig", "RuntimeConfig", "ShotsConfig", "HistogramConfig", "TransNetConfig",
+           "RetrievalConfig", "ReferencesConfig", "KeyframesConfig", "TransferConfig", "ExemplarConfig",
+           "TemporalConfig", "PreviewConfig", "load_config", "parse_section"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +31,7 @@ class EncodeConfig:
     """
 
     codec: str = "libx264"
-    crf: int | None = None
+    crf: int | None = setting(None, ge=0, le=63)
     preset: str | None = None
     pix_fmt: str | None = None
     options: dict[str, str] = field(default_factory=dict)
@@ -43,18 +41,29 @@ class EncodeConfig:
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 #: OpenCV DIS optical-flow presets by name (fine: medium carried on to full resolution, vidcolor.ops.dis_flow)
 FLOW_PRESETS = ("ultrafast", "fast", "medium", "fine")
+#: temporal.mode values
+TEMPORAL_MODES = ("off", "forward", "bidirectional")
 
 
 @dataclass(frozen=True)
 class RuntimeConfig:
     """Where and in what chunks the work runs."""
 
-    device: str = "auto"
-    batch_size: int = 8  # 0: sized to the GPU's free memory (8 on a CPU)
-    precision: str = "auto"  # auto (fp16 on a GPU, fp32 on a CPU) | fp32 | fp16 | bf16: the networks' arithmetic
-    queue_size: int = 32
-    threads: int = 0  # torch intra-op threads; 0 = leave PyTorch's default
-    max_damaged_frames: int = 25  # undecodable frames in a row repaired (the previous one repeated) before a run stops
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    batch_size: int = setting(8, ge=0, le=1024)  # 0: sized to the GPU's free memory (8 on a CPU)
+    precision: str = setting("auto", choices=PRECISIONS)  # auto (fp16 on a GPU, fp32 on a CPU): the networks' arithmetic
+    queue_size: int = setting(32, ge=2, le=4096)
+    threads: int = setting(0, ge=0)  # torch intra-op threads; 0 = leave PyTorch's default; at most max_threads()
+    max_damaged_frames: int = setting(25, ge=0, le=100_000)  # undecodable frames in a row repaired (the previous
+    # one repeated) before a run stops
+
+    def check(self, prefix: str) -> str | None:
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            return f"{prefix}device must be auto, cpu, cuda or cuda:N, got {self.device!r}"
+        if self.threads > max_threads():
+            return (f"{prefix}threads must be at most {max_threads()} (4 per CPU core; this machine has "
+                    f"{os.cpu_count() or 1}), got {self.threads}")
+        return None
 
 
 @dataclass(frozen=True)
@@ -68,14 +77,17 @@ class TransferConfig:
     pulled towards the reference's global mean chroma by ``prior``.
     """
 
-    l_bins: int = 32
-    texture_bins: int = 8
-    texture_max: float = 16.0  # local std of L (0..100 scale) mapped to the last bin
-    window: int = 5
-    smooth: float = 1.0  # Gaussian sigma over table cells
-    prior: float = 0.25  # strength of the global-mean prior, in units of the mean cell count
+    l_bins: int = setting(32, ge=2, le=256)
+    texture_bins: int = setting(8, ge=1, le=64)
+    texture_max: float = setting(16.0, gt=0)  # local std of L (0..100 scale) mapped to the last bin
+    window: int = setting(5, ge=1)  # pixels, odd
+    smooth: float = setting(1.0, ge=0)  # Gaussian sigma over table cells
+    prior: float = setting(0.25, ge=0)  # strength of the global-mean prior, in units of the mean cell count
     remap_luminance: bool = True
-    max_side: int = 512  # reference statistics are taken at most at this size
+    max_side: int = setting(512, ge=16)  # reference statistics are taken at most at this size
+
+    def check(self, prefix: str) -> str | None:
+        return f"{prefix}window must be a positive odd number, got {self.window}" if self.window % 2 == 0 else None
 
 
 @dataclass(frozen=True)
@@ -89,8 +101,9 @@ class ExemplarConfig:
     OpenCV DIS preset (ultrafast, fast, medium; fine: medium carried on to the
     full resolution, :func:`vidcolor.ops.dis_flow`); ``check_preset``: the
     DIS preset of the backward flow (still to frame) that only checks the
-    forward one (a coarser one is enough there); ``fb_sigma`` (pixels) and
-    ``l_sigma`` (L units): how fast flow confidence falls with the
+    forward one (a coarser one is enough there); ``fb_sigma`` (pixels at the
+    working size) and ``l_sigma_lab`` (Lab L units, 0..100; the key was
+    ``l_sigma``): how fast flow confidence falls with the
     forward-backward error and the luminance mismatch; ``outside_sigma``
     (pixels): how fast it falls where the flow leaves the still (the still's
     edge colour carried on; 0: no colour from the flow outside the still);
@@ -121,26 +134,33 @@ class ExemplarConfig:
     lists what is installed.
     """
 
-    work_size: int = 256
+    work_size: int = setting(256, ge=32)
     enlarge: bool = True  # a film smaller than work_size is enlarged to it (DIS's patches are a fixed 8 px)
     flow: bool = True
-    flow_preset: str = "medium"
-    check_preset: str = "fast"
-    fb_sigma: float = 5.0
-    l_sigma: float = 15.0
-    outside_sigma: float = 16.0
+    flow_preset: str = setting("medium", choices=FLOW_PRESETS)
+    check_preset: str = setting("fast", choices=FLOW_PRESETS)
+    fb_sigma: float = setting(5.0, gt=0)  # pixels at the working size
+    l_sigma_lab: float = setting(15.0, gt=0)  # Lab L units (0..100)
+    outside_sigma: float = setting(16.0, ge=0)  # pixels at the working size
     prealign: bool = True
-    reference_flow_every: int = 4  # frames between flows to the still; between them, chained (1: every frame)
-    temperature: float = 0.04
-    tone_weight: float = 1.0
-    attention_radius: int = 8
-    gate_low: float = 0.3
-    gate_high: float = 0.45
-    guide_radius: int = 2
-    guide_eps: float = 1e-3
-    saturation: float = 1.0
+    reference_flow_every: int = setting(4, ge=1, le=1000)  # frames between flows to the still; chained between
+    temperature: float = setting(0.04, gt=0)
+    tone_weight: float = setting(1.0, ge=0)
+    attention_radius: int = setting(8, ge=0)  # working pixels
+    gate_low: float = setting(0.3, ge=0, le=1)
+    gate_high: float = setting(0.45, ge=0, le=1)
+    guide_radius: int = setting(2, ge=1)
+    guide_eps: float = setting(1e-3, gt=0)
+    saturation: float = setting(1.0, ge=0)
     weights: str | None = "rule"  # no fusion net ships: the rule, explicitly (null is the same)
     matcher: str | None = None
+
+    RENAMED: ClassVar[dict[str, str]] = {"l_sigma": "l_sigma_lab"}
+
+    def check(self, prefix: str) -> str | None:
+        if self.gate_low > self.gate_high:
+            return f"{prefix}gate_low must be at most {prefix}gate_high, got {self.gate_low} > {self.gate_high}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -159,14 +179,15 @@ class AutoConfig:
     :mod:`vidcolor.models.auto_decode`) or ``legacy`` (the plain annealed mean).
     """
 
-    work_size: int = 224
-    temperature: float | None = None  # None: the one fitted with the weights' decoding
-    saturation: float = 1.0
-    guide_radius: int = 2
-    guide_eps: float = 1e-3
+    work_size: int = setting(224, ge=32)
+    temperature: float | None = setting(None, gt=0, le=10)  # None: the one fitted with the weights' decoding
+    saturation: float = setting(1.0, ge=0)
+    guide_radius: int = setting(2, ge=1)
+    guide_eps: float = setting(1e-3, gt=0)
     weights: str | None = None
     palette: str | None = None
-    decoding: str = "fitted"  # fitted: the weights' calibrated decoding; legacy: the plain annealed mean
+    # fitted: the weights' calibrated decoding; legacy: the plain annealed mean
+    decoding: str = setting("fitted", choices=("fitted", "legacy"))
 
 
 @dataclass(frozen=True)
@@ -178,8 +199,11 @@ class ZhangConfig:
     the released code does."""
 
     weights: str | None = None
-    work_size: int = 256
-    temperature: float = 1.0
+    work_size: int = setting(256, ge=32)
+    temperature: float = setting(1.0, gt=0, le=10)
+
+    def check(self, prefix: str) -> str | None:
+        return f"{prefix}work_size must be a multiple of 8, got {self.work_size}" if self.work_size % 8 else None
 
 
 @dataclass(frozen=True)
@@ -191,8 +215,8 @@ class TemporalConfig:
     ahead); ``strength``: weight of the flow-carried past where the flow
     holds (0 = off, towards 1 = stiffer); ``flow_preset``: OpenCV DIS preset
     of the frame-to-frame flow, computed with the short side at most
-    ``flow_size``; ``fb_sigma`` (pixels) and ``l_sigma`` (8-bit luma codes):
-    how fast the confidence in the flow falls with the forward-backward error
+    ``flow_size``; ``fb_sigma`` (pixels at the flow size) and ``l_sigma_8bit``
+    (8-bit luma codes, 0..255; the key was ``l_sigma``): how fast the confidence in the flow falls with the forward-backward error
     and the luminance mismatch; ``detail`` (chroma pixels, 0 = none): Gaussian sigma splitting
     each frame's chroma into a smooth part, which is steadied, and the detail
     around it, which is kept from the frame itself (repeated warping would
@@ -202,16 +226,73 @@ class TemporalConfig:
     film's luminance.
     """
 
-    mode: str = "forward"
-    strength: float = 0.85
-    flow_preset: str = "fast"
-    flow_size: int = 256
-    fb_sigma: float = 1.0
-    l_sigma: float = 8.0
-    window: int = 96
-    overlap: int = 16
-    detail: float = 2.0
+    mode: str = setting("forward", choices=TEMPORAL_MODES)
+    strength: float = setting(0.85, ge=0, lt=1)
+    flow_preset: str = setting("fast", choices=FLOW_PRESETS)
+    flow_size: int = setting(256, ge=16)  # pixels, short side, at most
+    fb_sigma: float = setting(1.0, gt=0)  # pixels at the flow size
+    l_sigma_8bit: float = setting(8.0, gt=0)  # 8-bit luma codes (0..255)
+    window: int = setting(96, ge=2)  # frames
+    overlap: int = setting(16, ge=0, le=1024)  # frames
+    detail: float = setting(2.0, ge=0)  # chroma pixels
     deflicker: bool = False
+
+    RENAMED: ClassVar[dict[str, str]] = {"l_sigma": "l_sigma_8bit"}
+
+
+@dataclass(frozen=True)
+class HistogramConfig:
+    """``shots.histogram``: the classical detector (:class:`~vidcolor.shots.histogram.HistogramDetector`).
+
+    ``threshold``: how many times the mean change score of its neighbours a
+    cut's must be; ``min_score``: the least change score of a cut (0..100);
+    ``window``: neighbours each side (frames); ``min_shot_len``: least frames
+    between two boundaries; ``bins``: luminance histogram bins;
+    ``black_level``/``black_sd``: mean and standard deviation (8-bit codes)
+    up to which a frame is black; ``dissolves``: look for dissolves at all;
+    ``dissolve_min``: least mean pixel change (8-bit codes) across a dissolve.
+    """
+
+    threshold: float = setting(3.0, gt=0)
+    min_score: float = setting(8.0, ge=0)
+    window: int = setting(2, ge=1, le=8)
+    min_shot_len: int = setting(8, ge=1)
+    bins: int = setting(32, ge=2, le=256)
+    black_level: float = setting(20.0, ge=0, le=255)
+    black_sd: float = setting(10.0, ge=0, le=255)
+    dissolves: bool = True
+    dissolve_min: float = setting(8.0, ge=0, le=255)
+
+
+@dataclass(frozen=True)
+class TransNetConfig:
+    """``shots.transnet``: TransNetV2 (:class:`~vidcolor.shots.transnet.TransNetDetector`).
+
+    ``threshold``: single-frame probability over which a frame ends a shot;
+    ``low_threshold``: a local peak over this ends one when the classical
+    cross-check (``ratio`` times the neighbours' mean change score, at least
+    ``min_score`` of 100, ``window`` frames each side) confirms a hard cut;
+    ``cross_check``: false leaves the network alone; ``span_threshold``: the
+    all-frames head's probability over which frames belong to a transition;
+    ``fade_level``: darkest frame's mean (8-bit codes) up to which a gradual
+    transition is a fade; ``max_span``: longest transition (frames).
+    """
+
+    threshold: float = setting(0.5, gt=0, lt=1)
+    span_threshold: float = setting(0.5, gt=0, lt=1)
+    fade_level: float = setting(32.0, ge=0, le=255)
+    max_span: int = setting(26, ge=1)
+    cross_check: bool = True
+    low_threshold: float = setting(0.02, gt=0, lt=1)
+    ratio: float = setting(3.0, gt=0)
+    min_score: float = setting(8.0, ge=0)
+    window: int = setting(2, ge=1, le=3)
+
+    def check(self, prefix: str) -> str | None:
+        if self.low_threshold > self.threshold:
+            return (f"{prefix}low_threshold must be at most {prefix}threshold, "
+                    f"got {self.low_threshold} > {self.threshold}")
+        return None
 
 
 @dataclass(frozen=True)
@@ -219,9 +300,19 @@ class ShotsConfig:
     """Shot detection: a registered detector (``transnet``, ``histogram``), ``off``,
     or ``auto``: TransNetV2 when the model runs on a GPU, the histogram detector
     on a CPU, where TransNetV2 (about 150 frames/s on two cores) would cost
-    more than the rest of a ``transfer`` run."""
+    more than the rest of a ``transfer`` run. Each detector's settings are
+    the section of its name (a detector registered from outside the package
+    with a config too: ``extra``)."""
 
     detector: str = "auto"
+    histogram: HistogramConfig = field(default_factory=HistogramConfig)
+    transnet: TransNetConfig = field(default_factory=TransNetConfig)
+    extra: dict[str, Any] = field(default_factory=dict)  # sections of detectors registered from outside
+
+    OPEN_TO: ClassVar[str] = "shot detector"
+
+
+MATCH_POLICIES = ("strict", "normal", "force")  # references.match
 
 
 @dataclass(frozen=True)
@@ -233,10 +324,7 @@ class ReferencesConfig:
     given still at full strength. The still named for one photograph (or a film of one
     shot, shot detection off) is always used."""
 
-    match: str = "normal"
-
-
-MATCH_POLICIES = ("strict", "normal", "force")  # references.match
+    match: str = setting("normal", choices=MATCH_POLICIES)
 
 
 @dataclass(frozen=True)
@@ -247,17 +335,17 @@ class KeyframesConfig:
     flows' confidence, 0..1) is in a low-confidence stretch of the report, where a keyframe is
     wanted (``vidcolor keyframes --suggest``)."""
 
-    attend: int = 4
-    low_confidence: float = 0.5
+    attend: int = setting(4, ge=1, le=64)
+    low_confidence: float = setting(0.5, ge=0, le=1)
 
 
 @dataclass(frozen=True)
 class RetrievalConfig:
     """Choosing a still per shot from a folder (Deep Exemplar-based Colorization, section 4)."""
 
-    threshold: float = 0.5  # a best score under this is "no good match"
-    frames: int = 3  # frames of the shot's start the choice looks at
-    top_k: int = 5  # candidates of the global ranking that the local ranking re-orders
+    threshold: float = setting(0.5, ge=0, le=1)  # a best score under this is "no good match"
+    frames: int = setting(3, ge=1, le=64)  # frames of the shot's start the choice looks at
+    top_k: int = setting(5, ge=1, le=1000)  # candidates of the global ranking that the local ranking re-orders
 
 
 @dataclass(frozen=True)
@@ -266,8 +354,8 @@ class FarmConfig:
     about ``segment_seconds``, only at shot boundaries; a failed segment is
     tried ``retries`` more times before the job stops."""
 
-    segment_seconds: float = 60.0
-    retries: int = 2
+    segment_seconds: float = setting(60.0, gt=0)
+    retries: int = setting(2, ge=0, le=100)
 
 
 @dataclass(frozen=True)
@@ -276,12 +364,17 @@ class PreviewConfig:
     when shorter), joined into one short file; ``max_shots``: at most this
     many shots, spread evenly over the film (0: every shot)."""
 
-    seconds: float = 3.0
-    max_shots: int = 0
+    seconds: float = setting(3.0, gt=0, le=3600)
+    max_shots: int = setting(0, ge=0)  # 0: every shot
 
 
 @dataclass(frozen=True)
 class Config:
+    """The whole configuration: one section per component. A colorizer registered from
+    outside the package with a config (``register_colorizer(name, config=MyConfig)``)
+    has its section under its name too, kept in ``extra``; a component gets its section
+    from :func:`vidcolor.settings.find_section`, never by an attribute of its name."""
+
     colorizer: str = "exemplar"
     gallery: str | None = None  # a folder of colour stills (builtin: the packaged one) for shots with no still
     encode: EncodeConfig = field(default_factory=EncodeConfig)
@@ -298,161 +391,23 @@ class Config:
     temporal: TemporalConfig = field(default_factory=TemporalConfig)
     farm: FarmConfig = field(default_factory=FarmConfig)
     preview: PreviewConfig = field(default_factory=PreviewConfig)
+    extra: dict[str, Any] = field(default_factory=dict)  # sections of colorizers registered from outside
+
+    OPEN_TO: ClassVar[str] = "colorizer"
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return section_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str | None = None) -> "Config":
         """The inverse of :meth:`to_dict` (keys left out keep their defaults), validated."""
-        return _validate(_build(cls, data, "", source), source)
+        return check_section(parse_section(cls, data, "", source), "", source)
 
 
 def max_threads() -> int:
     """The most threads a config or option may ask for: 4 per CPU core (more only thrashes, and
     OpenMP dies allocating their stacks)."""
     return 4 * (os.cpu_count() or 1)
-
-
-def _check_type(value: Any, tp: Any, where: str, source: str | None) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        last: ConfigError | None = None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _check_type(value, a, where, source)
-            except ConfigError as e:
-                last = e
-        assert last is not None
-        raise last
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where} must be a mapping, got {value!r}", source)
-        return {str(k): str(v) for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where} must be true or false, got {value!r}", source)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where} must be an integer, got {value!r}", source)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where} must be a number, got {value!r}", source)
-        if not math.isfinite(value):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}", source)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where} must be a string, got {value!r}", source)
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {where}")
-
-
-def _build(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{prefix.rstrip('.') or 'the config'} must be a mapping, got {data!r}", source)
-    base = base if base is not None else cls()
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    changes: dict[str, Any] = {}
-    for key, value in data.items():
-        where = f"{prefix}{key}"
-        if key not in names:
-            raise ConfigError(f"unknown key '{where}' (valid: {', '.join(prefix + n for n in names)})", source)
-        tp = hints[key]
-        if dataclasses.is_dataclass(tp):
-            changes[key] = _build(tp, value, f"{where}.", source, getattr(base, key))
-        else:
-            changes[key] = _check_type(value, tp, where, source)
-    return dataclasses.replace(base, **changes)
-
-
-def parse_section(cls: type, data: Mapping[str, Any], prefix: str, source: str | None, base: Any = None) -> Any:
-    """A config dataclass ``cls`` from ``data``, keys and types checked as in a config file
-    (``prefix``, e.g. ``"exemplar."``, names the keys in errors); unset fields from ``base``."""
-    return _build(cls, data, prefix, source, base)
-
-
-def _validate(cfg: Config, source: str | None) -> Config:
-    def bad(msg: str) -> ConfigError:
-        return ConfigError(msg, source)
-
-    if cfg.runtime.device not in ("auto", "cpu", "cuda") and not cfg.runtime.device.startswith("cuda:"):
-        raise bad(f"runtime.device must be auto, cpu or cuda, got {cfg.runtime.device!r}")
-    if not 0 <= cfg.runtime.batch_size <= 1024:
-        raise bad(f"runtime.batch_size must be between 1 and 1024 (0: sized to the GPU's memory), "
-                  f"got {cfg.runtime.batch_size}")
-    if cfg.runtime.precision not in PRECISIONS:
-        raise bad(f"runtime.precision must be one of {', '.join(PRECISIONS)}, got {cfg.runtime.precision!r}")
-    if not 2 <= cfg.runtime.queue_size <= 4096:
-        raise bad(f"runtime.queue_size must be between 2 and 4096, got {cfg.runtime.queue_size}")
-    if not 0 <= cfg.runtime.max_damaged_frames <= 100_000:
-        raise bad(f"runtime.max_damaged_frames must be between 0 and 100000, got {cfg.runtime.max_damaged_frames}")
-    if cfg.runtime.threads < 0:
-        raise bad(f"runtime.threads must be 0 (default) or positive, got {cfg.runtime.threads}")
-    if cfg.runtime.threads > max_threads():
-        raise bad(f"runtime.threads must be at most {max_threads()} (4 per CPU core; this machine has "
-                  f"{os.cpu_count() or 1}), got {cfg.runtime.threads}")
-    if cfg.encode.crf is not None and not 0 <= cfg.encode.crf <= 63:
-        raise bad(f"encode.crf must be between 0 and 63, got {cfg.encode.crf}")
-    if not (1 <= cfg.keyframes.attend <= 64 and 0.0 <= cfg.keyframes.low_confidence <= 1.0):
-        raise bad("keyframes.attend must be in 1..64 and keyframes.low_confidence in [0, 1]")
-    if cfg.references.match not in MATCH_POLICIES:
-        raise bad(f"references.match must be one of {', '.join(MATCH_POLICIES)}, got {cfg.references.match!r}")
-    r = cfg.retrieval
-    if not (0 <= r.threshold <= 1 and 1 <= r.frames <= 64 and 1 <= r.top_k <= 1000):
-        raise bad("retrieval.threshold must be in 0..1, retrieval.frames in 1..64, retrieval.top_k in 1..1000")
-    e = cfg.exemplar
-    if e.work_size < 32 or e.saturation < 0 or e.temperature <= 0 or e.fb_sigma <= 0 or e.l_sigma <= 0 \
-            or e.outside_sigma < 0:
-        raise bad("exemplar.work_size must be >= 32; saturation, outside_sigma >= 0; temperature, fb_sigma, l_sigma > 0")
-    if not 0 <= e.gate_low <= e.gate_high <= 1 or e.guide_radius < 1 or e.guide_eps <= 0:
-        raise bad("exemplar: need 0 <= gate_low <= gate_high <= 1, guide_radius >= 1, guide_eps > 0")
-    if e.tone_weight < 0 or e.attention_radius < 0:
-        raise bad("exemplar.tone_weight and exemplar.attention_radius must be >= 0")
-    if not 1 <= e.reference_flow_every <= 1000:
-        raise bad("exemplar.reference_flow_every must be in 1..1000")
-    tc = cfg.temporal
-    for key in ("flow_preset", "check_preset"):
-        if getattr(e, key) not in FLOW_PRESETS:
-            raise bad(f"exemplar.{key} must be one of {', '.join(FLOW_PRESETS)}, got {getattr(e, key)!r}")
-    if tc.mode not in ("off", "forward", "bidirectional") or tc.flow_preset not in FLOW_PRESETS:
-        raise bad(f"temporal.mode must be off, forward or bidirectional; temporal.flow_preset one of "
-                  f"{', '.join(FLOW_PRESETS)}")
-    if not (0 <= tc.strength < 1 and tc.flow_size >= 16 and tc.fb_sigma > 0 and tc.l_sigma > 0):
-        raise bad("temporal.strength must be in [0, 1), flow_size >= 16, fb_sigma and l_sigma > 0")
-    if not (tc.window >= 2 and 0 <= tc.overlap <= 1024 and tc.detail >= 0):
-        raise bad("temporal.window must be >= 2, temporal.overlap in 0..1024, temporal.detail >= 0")
-    a = cfg.auto
-    if a.work_size < 32 or (a.temperature is not None and not 0 < a.temperature <= 10) or a.saturation < 0:
-        raise bad("auto.work_size must be >= 32, auto.temperature in (0, 10], auto.saturation >= 0")
-    if a.decoding not in ("fitted", "legacy"):
-        raise bad(f"auto.decoding must be fitted or legacy, got {a.decoding!r}")
-    if a.guide_radius < 1 or a.guide_eps <= 0:
-        raise bad("auto.guide_radius must be >= 1 and auto.guide_eps > 0")
-    for name in ("eccv16", "siggraph17"):
-        z = getattr(cfg, name)
-        if z.work_size < 32 or z.work_size % 8 or not 0 < z.temperature <= 10:
-            raise bad(f"{name}.work_size must be a multiple of 8 and >= 32, {name}.temperature in (0, 10]")
-    if not (cfg.farm.segment_seconds > 0 and 0 <= cfg.farm.retries <= 100):
-        raise bad("farm.segment_seconds must be > 0 and farm.retries in 0..100")
-    if not (0 < cfg.preview.seconds <= 3600 and cfg.preview.max_shots >= 0):
-        raise bad("preview.seconds must be in (0, 3600] and preview.max_shots >= 0 (0: every shot)")
-    t = cfg.transfer
-    if not (2 <= t.l_bins <= 256 and 1 <= t.texture_bins <= 64):
-        raise bad("transfer.l_bins must be 2..256 and transfer.texture_bins 1..64")
-    if t.window < 1 or t.window % 2 == 0:
-        raise bad(f"transfer.window must be a positive odd number, got {t.window}")
-    if t.texture_max <= 0 or t.smooth < 0 or t.prior < 0 or t.max_side < 16:
-        raise bad("transfer.texture_max must be > 0, smooth and prior >= 0, max_side >= 16")
-    return cfg
 
 
 def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
@@ -478,7 +433,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
         except OSError as e:
             raise ConfigError(f"cannot be read ({e.strerror})", source) from None
         if data is not None:
-            cfg = _build(Config, data, "", source, cfg)
+            cfg = parse_section(Config, data, "", source, cfg)
     if overrides:
         nested: dict[str, Any] = {}
         for key, value in overrides.items():
@@ -489,5 +444,5 @@ def load_config(path: str | os.PathLike | None = None, overrides: Mapping[str, A
             for part in parents:
                 node = node.setdefault(part, {})
             node[leaf] = value
-        cfg = _build(Config, nested, "", "command line", cfg)
-    return _validate(cfg, source)
+        cfg = parse_section(Config, nested, "", "command line", cfg)
+    return check_section(cfg, "", source)

@@ -234,7 +234,7 @@ class Manifest:
         if job_dir(d["output"]).name != path.parent.name:
             raise InputError(f"job manifest: output: {d['output']!r} is not the output of this job folder "
                              f"({path.parent.name})", path)
-        Config.from_dict(d["config"], os.fspath(path))
+        d["config"] = Config.from_dict(d["config"], os.fspath(path)).to_dict()  # checked; renamed keys under today's names
         if (path.parent / "segments").is_symlink():
             raise InputError("job folder: segments/ is a symbolic link; a job writes only inside its folder", path)
         d["shots"] = [PlannedShot.from_dict(s) for s in d["shots"]]

@@ -24,6 +24,7 @@ from typing import Iterator, Union
 
 import av
 
+from ..config import RuntimeConfig
 from ..errors import InputError
 from .probe import VideoInfo, describe, ffmpeg_reason, luma_plane, normalise, video_duration
 from .sequencer import FrameSequencer, LumaFrame, Truncation, damage_note
@@ -67,8 +68,8 @@ class VideoReader:
     file that ends early ends (None when it does not).
     """
 
-    def __init__(self, path: str | os.PathLike, queue_size: int = 32, start: tuple[int, int] | None = None,
-                 max_damaged: int = 25):
+    def __init__(self, path: str | os.PathLike, queue_size: int = RuntimeConfig.queue_size,
+                 start: tuple[int, int] | None = None, max_damaged: int = RuntimeConfig.max_damaged_frames):
         self.path = os.fspath(path)
         self.queue_size = queue_size
         self.max_damaged = max_damaged
@@ -322,5 +323,5 @@ def _check_size(path: str, w: int, h: int) -> None:
         raise InputError(f"frames are too small ({w}x{h}; the minimum is {MIN_SIZE[0]}x{MIN_SIZE[1]})", path)
 
 
-def open_video(path: str | os.PathLike, queue_size: int = 32) -> VideoReader:
+def open_video(path: str | os.PathLike, queue_size: int = RuntimeConfig.queue_size) -> VideoReader:
     return VideoReader(path, queue_size=queue_size)

@@ -20,6 +20,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..config import RuntimeConfig
 from ..errors import InputError
 from ..timecode import format_timecode
 
@@ -101,8 +102,8 @@ class FrameSequencer:
     """
 
     def __init__(self, time_base: Fraction, rate: Fraction | None, *, path: str = "", origin: int = 0,
-                 first_index: int = 0, skip: int = 0, floor: int | None = None, max_damaged: int = 25,
-                 reorder: int = REORDER):
+                 first_index: int = 0, skip: int = 0, floor: int | None = None,
+                 max_damaged: int = RuntimeConfig.max_damaged_frames, reorder: int = REORDER):
         self.time_base, self.path, self.origin = time_base, path, origin
         self.step = max(1, int(round(1 / (rate * time_base)))) if rate else 1
         self.slot = max(1, int(0.75 * self.step))  # a pts this close to a frame's is a field of it, not a frame

@@ -228,7 +228,7 @@ def load_auto(weights: str | Path | None, device: torch.device | str = "cpu") ->
 
 
 # -- the colorizer -------------------------------------------------------------------------------
-@register_colorizer("auto")
+@register_colorizer("auto", config=AutoConfig)
 class AutoColorizer(Colorizer):
     """Automatic colorization (see the module docstring); a reference, if
     given, is ignored."""

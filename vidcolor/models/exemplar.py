@@ -163,7 +163,7 @@ class PreparedStill:
         the last flow to the still, the answer is chained on from it (:func:`chain_align`), unless
         its mean confidence falls under :data:`CHAIN_KEEP` x that flow's."""
         every, last = cfg.reference_flow_every, self._chain
-        kw = dict(fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma, outside_sigma=cfg.outside_sigma)
+        kw = dict(fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab, outside_sigma=cfg.outside_sigma)
         keep: list = []
         if every > 1 and t is not None and last is not None and last.t == t - 1 and t - last.fresh < every:
             m = motion.result() if isinstance(motion, Future) else motion
@@ -208,7 +208,7 @@ def _at_size(flow: np.ndarray, fb2: np.ndarray, shape: tuple[int, int]) -> tuple
     return flow, cv2.resize(fb2, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32(sx * sy)
 
 
-@register_colorizer("exemplar")
+@register_colorizer("exemplar", config=ExemplarConfig)
 class ExemplarColorizer(Colorizer):
     """Exemplar-based colorization: flow where the still is a view of the frame,
     semantic attention where it is not, fused; see the module docstring."""

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..config import ExemplarConfig
+from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
 from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, guided_upsample, l8_of
 from .registry import ShotStats
@@ -108,7 +108,8 @@ class KeyframeColorizer(ExemplarColorizer):
 
     name = "keyframes"
 
-    def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None, attend: int = 4):
+    def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None,
+                 attend: int = KeyframesConfig.attend):
         super().__init__(device=device, config=config)
         self.attend = max(1, int(attend))
         self._keys: list[int] = []

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import ExemplarConfig
 from ..weights import resolve
 from .store import load_net, save_net, strict
 
@@ -107,8 +108,8 @@ class FeatureMatcher:
     and the best similarity.
     """
 
-    def __init__(self, device: torch.device, temperature: float = 0.04, tone_weight: float = 1.0,
-                 head: MatcherHead | None = None):
+    def __init__(self, device: torch.device, temperature: float = ExemplarConfig.temperature,
+                 tone_weight: float = ExemplarConfig.tone_weight, head: MatcherHead | None = None):
         from .backbone import get_backbone
 
         self.net = get_backbone(device)

@@ -1,7 +1,6 @@
 """The colorizers a run paints with, one per kind of :class:`~vidcolor.references.ShotChoice`."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import torch
@@ -12,7 +11,7 @@ from ..errors import ConfigError, ModelError
 from ..references import ReferenceSchedule, ShotChoice
 from ..runtime import precision
 from .blend import BlendColorizer
-from .registry import Colorizer, get_colorizer, needs_reference
+from .registry import Colorizer, build_colorizer, needs_reference
 
 __all__ = ["Painters", "AUTOMATIC"]
 
@@ -57,9 +56,7 @@ class Painters:
                 self._auto = self._build(AUTOMATIC)
 
     def _build(self, name: str) -> Colorizer:
-        section = getattr(self.cfg, name, None)
-        kwargs = {"config": section} if dataclasses.is_dataclass(section) else {}
-        c = get_colorizer(name, device=self.device, **kwargs)
+        c = build_colorizer(name, self.cfg, device=self.device)
         self._adopt(c)
         return c
 

@@ -9,12 +9,14 @@ from typing import TYPE_CHECKING
 import torch
 
 from ..color import BT709, YCbCrSpec
+from ..errors import ModelError
 from ..registry import Registry
 
 if TYPE_CHECKING:
     from ..references import ShotChoice
 
-__all__ = ["Colorizer", "ShotStats", "register_colorizer", "get_colorizer", "list_colorizers", "needs_reference"]
+__all__ = ["Colorizer", "ShotStats", "register_colorizer", "get_colorizer", "build_colorizer", "list_colorizers",
+           "needs_reference"]
 
 
 @dataclass
@@ -92,6 +94,12 @@ class Colorizer(ABC):
         self.device = device
         self.ycbcr = YCbCrSpec(BT709, True, 8)
 
+    @classmethod
+    def from_config(cls, config, *, device: torch.device) -> "Colorizer":
+        """The colorizer with its config section (the dataclass it was registered with:
+        ``register_colorizer(name, config=...)``), as :func:`build_colorizer` builds it."""
+        return cls(device=device, config=config)
+
     def set_precision(self, amp: torch.dtype | None) -> None:
         """Mixed precision for the networks on a GPU (runtime.precision), or None for float32."""
         self.amp = amp
@@ -119,6 +127,8 @@ class Colorizer(ABC):
 
 
 _REGISTRY: Registry[Colorizer] = Registry("colorizer")
+#: ``@register_colorizer(name, config=SomeConfig)``: a colorizer, with the dataclass of its config
+#: section (the config file's section ``name``, built-in or not); without ``config``: no section
 register_colorizer = _REGISTRY.register
 list_colorizers = _REGISTRY.names
 
@@ -127,7 +137,15 @@ def get_colorizer(name: str, *, device: torch.device, **kwargs) -> Colorizer:
     return _REGISTRY.get(name, device=device, **kwargs)
 
 
+def build_colorizer(name: str, config, *, device: torch.device) -> Colorizer:
+    """The colorizer ``name`` with its section of ``config`` (a :class:`~vidcolor.config.Config`)."""
+    return _REGISTRY.build(name, config, device=device)
+
+
 def needs_reference(name: str) -> bool:
     """Whether the colorizer registered as ``name`` needs a reference still (unknown names: True)."""
-    builder = _REGISTRY._builders.get(name)
+    try:
+        builder = _REGISTRY.builder(name)
+    except ModelError:
+        return True
     return bool(getattr(builder, "needs_reference", True))

@@ -44,7 +44,7 @@ def _gaussian_blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(t, (0, 0, r, r)), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-@register_colorizer("transfer")
+@register_colorizer("transfer", config=TransferConfig)
 class TransferColorizer(Colorizer):
     needs_reference = True
 

@@ -196,7 +196,7 @@ class ZhangColorizer(Colorizer):
         return guided_upsample(ab.contiguous(), L_lo.contiguous(), L)
 
 
-@register_colorizer("eccv16")
+@register_colorizer("eccv16", config=ZhangConfig)
 class ECCV16Colorizer(ZhangColorizer):
     arch = "eccv16"
 
@@ -204,7 +204,7 @@ class ECCV16Colorizer(ZhangColorizer):
         return self.net.ab(self.net(Lw), self.cfg.temperature)
 
 
-@register_colorizer("siggraph17")
+@register_colorizer("siggraph17", config=ZhangConfig)
 class SIGGRAPH17Colorizer(ZhangColorizer):
     arch = "siggraph17"
 

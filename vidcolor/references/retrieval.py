@@ -64,6 +64,7 @@ import torch
 import torch.nn.functional as F
 
 from ..color import rgb_to_lab
+from ..config import RetrievalConfig
 from ..errors import InputError
 from ..models.backbone import EfficientNetLite0, get_backbone, luminance_input
 
@@ -81,10 +82,10 @@ __all__ = [
 
 log = logging.getLogger("vidcolor")
 
-#: Score under which a shot counts as having no good reference in the folder.
-DEFAULT_THRESHOLD = 0.5
-#: Candidates kept by the global ranking for the local ranking.
-DEFAULT_TOP_K = 5
+#: Score under which a shot counts as having no good reference in the folder (the config's default).
+DEFAULT_THRESHOLD = RetrievalConfig.threshold
+#: Candidates kept by the global ranking for the local ranking (the config's default).
+DEFAULT_TOP_K = RetrievalConfig.top_k
 #: Short side, in pixels, at which frames and stills are compared.
 WORK_SIZE = 224
 #: Bins of the luminance histograms (over L in [0, 100]).

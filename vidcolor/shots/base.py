@@ -17,7 +17,7 @@ import numpy as np
 
 from ..registry import Registry
 
-__all__ = ["Transition", "ShotDetector", "register_detector", "get_detector", "list_detectors"]
+__all__ = ["Transition", "ShotDetector", "register_detector", "get_detector", "build_detector", "list_detectors"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,9 @@ class ShotDetector(ABC):
     ``thumb_size`` is the (width, height) of the thumbnails it wants: 8-bit
     full-range gray (0 = black, 255 = white), one (H, W) uint8 array a frame.
     Builders take keyword arguments only, ``device`` among them (a detector
-    that has no use for one ignores it).
+    that has no use for one ignores it); one registered with a config section
+    (``register_detector(name, config=SomeConfig)``: ``shots.<name>`` in a
+    config file) is built by :meth:`from_config`, given that section.
     """
 
     name: str = ""
@@ -67,6 +69,12 @@ class ShotDetector(ABC):
     @abstractmethod
     def flush(self) -> list[Transition]:
         """End of film: return every transition not yet returned."""
+
+    @classmethod
+    def from_config(cls, config, *, device=None) -> "ShotDetector":
+        """The detector with its section of the config's ``shots`` (the dataclass it was
+        registered with: ``register_detector(name, config=...)``)."""
+        return cls(config, device=device)
 
     def detect(self, thumbs) -> list[Transition]:
         """All transitions of a whole sequence of thumbnails (for tests and `vidcolor shots`)."""
@@ -83,3 +91,8 @@ list_detectors = _REGISTRY.names
 
 def get_detector(name: str, **kwargs) -> ShotDetector:
     return _REGISTRY.get(name, **kwargs)
+
+
+def build_detector(name: str, shots, *, device) -> ShotDetector:
+    """The detector ``name`` with its section of ``shots`` (a config's ``shots`` section)."""
+    return _REGISTRY.build(name, shots, device=device)

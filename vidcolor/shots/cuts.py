@@ -24,6 +24,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
+from ..config import HistogramConfig
+
 __all__ = ["FrameFeatures", "FeatureExtractor", "change_score", "l1", "CutTest", "SMALL", "FLASH_PAIRS"]
 
 SMALL = (32, 18)  # (w, h) of the picture compared pixel by pixel
@@ -133,9 +135,9 @@ class CutTest:
     score is.
     """
 
-    ratio: float = 3.0  # times the neighbours' mean score
-    min_score: float = 8.0  # 0..100
-    window: int = 2  # neighbours each side
+    ratio: float = HistogramConfig.threshold  # times the neighbours' mean score
+    min_score: float = HistogramConfig.min_score  # 0..100
+    window: int = HistogramConfig.window  # neighbours each side
 
     def strong(self, c: int, score: Callable[[int], float], black: Callable[[int], bool]) -> bool:
         """The change into ``c`` is at least ``min_score`` (a nan score is not) and neither frame is black."""

@@ -32,7 +32,8 @@ from collections import deque
 import cv2
 import numpy as np
 
-from ..errors import ConfigError
+from ..config import HistogramConfig
+from ..settings import configure
 from .base import ShotDetector, Transition, register_detector
 from .cuts import SMALL, CutTest, FeatureExtractor, FrameFeatures, change_score, l1
 
@@ -77,34 +78,25 @@ def _moved(img: np.ndarray, s: tuple[float, float]) -> np.ndarray:
                           borderMode=cv2.BORDER_REPLICATE)
 
 
-@register_detector("histogram")
+@register_detector("histogram", config=HistogramConfig)
 class HistogramDetector(ShotDetector):
     """Adaptive-threshold cut detector on histograms and edges, with fade and dissolve detection.
 
-    ``threshold``: how many times the mean score of its neighbours a cut's
-    score must be; ``min_score``: the least score of a cut (0..100);
-    ``window``: neighbours each side; ``min_shot_len``: least frames between
-    two reported boundaries; ``bins``: histogram bins; ``black_level`` and
-    ``black_sd``: mean and standard deviation (0..255) up to which a frame
-    is black; ``dissolves``: look for dissolves at all; ``dissolve_min``:
-    least mean pixel change (0..255) across a dissolve. ``device`` is
-    accepted like every detector's and ignored: this one runs on the CPU.
+    Settings: a config's ``shots.histogram`` section (:class:`~vidcolor.config.HistogramConfig`:
+    what each one means), with keyword ``settings`` over it, checked as a config file's.
+    ``device`` is accepted like every detector's and ignored: this one runs on the CPU.
     """
 
     thumb_size = (64, 36)
     lookahead = 36  # a fade-in of up to _MAX_RAMP frames after the boundary, a dissolve's far side and its margin
 
-    def __init__(self, *, threshold: float = 3.0, min_score: float = 8.0, window: int = 2,
-                 min_shot_len: int = 8, bins: int = 32, black_level: float = 20.0, black_sd: float = 10.0,
-                 dissolves: bool = True, dissolve_min: float = 8.0, device=None):
+    def __init__(self, config: HistogramConfig | None = None, *, device=None, **settings):
         del device  # classical and cheap: always on the CPU
-        if threshold <= 0 or min_score < 0 or not 1 <= window <= 8 or min_shot_len < 1 or not 2 <= bins <= 256:
-            raise ConfigError("histogram: need threshold > 0, min_score >= 0, 1 <= window <= 8, min_shot_len >= 1, "
-                             f"2 <= bins <= 256; got {threshold}, {min_score}, {window}, {min_shot_len}, {bins}")
-        self.threshold, self.min_score, self.window = float(threshold), float(min_score), int(window)
-        self.min_shot_len, self.bins = int(min_shot_len), int(bins)
-        self.black_level, self.black_sd = float(black_level), float(black_sd)
-        self.dissolves, self.dissolve_min = bool(dissolves), float(dissolve_min)
+        c = configure(config or HistogramConfig(), settings, "shots.histogram.")
+        self.threshold, self.min_score, self.window = float(c.threshold), float(c.min_score), int(c.window)
+        self.min_shot_len, self.bins = int(c.min_shot_len), int(c.bins)
+        self.black_level, self.black_sd = float(c.black_level), float(c.black_sd)
+        self.dissolves, self.dissolve_min = bool(c.dissolves), float(c.dissolve_min)
         self._features = FeatureExtractor(self.thumb_size, self.bins, self.black_level, self.black_sd)
         self._cut = CutTest(self.threshold, self.min_score, self.window)
         self._frames: deque[FrameFeatures] = deque()

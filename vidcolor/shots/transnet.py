@@ -19,7 +19,8 @@ import cv2
 import numpy as np
 import torch
 
-from ..errors import ConfigError
+from ..config import TransNetConfig
+from ..settings import configure
 from .base import ShotDetector, Transition, register_detector
 from .cuts import CutTest
 from .transnet_net import CONTEXT, HEIGHT, STEP, WIDTH, WINDOW, load_model, predict_windows, weights_path
@@ -31,7 +32,7 @@ __all__ = ["TransNetDetector", "load_model", "weights_path", "predict_windows", 
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights
 
 
-@register_detector("transnet")
+@register_detector("transnet", config=TransNetConfig)
 class TransNetDetector(ShotDetector):
     """TransNetV2 on the film's luminance, replicated to three channels.
 
@@ -63,27 +64,21 @@ class TransNetDetector(ShotDetector):
     frames ``50k .. 50k+49``, so a frame's prediction can wait for 74 later
     frames; a span needs at most ``max_span`` more. (The cross-check looks
     3 frames past a cut, which are known long before its probabilities.)
+
+    Settings: a config's ``shots.transnet`` section, with keyword ``settings``
+    over it, checked as a config file's; ``batch``: windows per inference
+    (None: 1 on a CPU, 16 on a GPU).
     """
 
     thumb_size = (WIDTH, HEIGHT)
 
-    def __init__(self, *, threshold: float = 0.5, span_threshold: float = 0.5, fade_level: float = 32.0,
-                 max_span: int = 26, cross_check: bool = True, low_threshold: float = 0.02, ratio: float = 3.0,
-                 min_score: float = 8.0, window: int = 2, device: str | torch.device = "cpu",
-                 batch: int | None = None):
-        if not 0.0 < threshold < 1.0 or not 0.0 < span_threshold < 1.0:
-            raise ConfigError(f"transnet: thresholds must be in (0, 1), got {threshold} and {span_threshold}")
-        if not 0.0 < low_threshold <= threshold:
-            raise ConfigError(f"transnet: low_threshold must be in (0, threshold], got {low_threshold}")
-        if max_span < 1:
-            raise ConfigError(f"transnet: max_span must be at least 1, got {max_span}")
-        if ratio <= 0 or min_score < 0 or not 1 <= window <= 3:
-            raise ConfigError(f"transnet: need ratio > 0, min_score >= 0, 1 <= window <= 3; "
-                              f"got {ratio}, {min_score}, {window}")
-        self.threshold, self.span_threshold = float(threshold), float(span_threshold)
-        self.cross_check, self.low_threshold = bool(cross_check), float(low_threshold)
-        self.ratio, self.min_score, self.window = float(ratio), float(min_score), int(window)
-        self.fade_level, self.max_span = float(fade_level), int(max_span)
+    def __init__(self, config: TransNetConfig | None = None, *, device: str | torch.device = "cpu",
+                 batch: int | None = None, **settings):
+        c = configure(config or TransNetConfig(), settings, "shots.transnet.")
+        self.threshold, self.span_threshold = float(c.threshold), float(c.span_threshold)
+        self.cross_check, self.low_threshold = bool(c.cross_check), float(c.low_threshold)
+        self.ratio, self.min_score, self.window = float(c.ratio), float(c.min_score), int(c.window)
+        self.fade_level, self.max_span = float(c.fade_level), int(c.max_span)
         self.device = torch.device(device)
         self.batch = batch or (1 if self.device.type == "cpu" else 16)  # one window at a time is fastest on CPU
         self.lookahead = (CONTEXT + STEP - 1) + self.max_span

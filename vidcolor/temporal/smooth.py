@@ -39,24 +39,24 @@ from __future__ import annotations
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ..config import TEMPORAL_MODES as MODES
+from ..config import TemporalConfig
 from ..ops import dis_flow, match_exposure, pixel_grid
+from ..settings import configure
 
-if TYPE_CHECKING:
-    from ..config import TemporalConfig
+__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion", "MODES"]
 
-__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion"]
-
-MODES = ("off", "forward", "bidirectional")
 # fresh colour's confidence is taken in [MIN_CONFIDENCE, MAX_CONFIDENCE] before it becomes a weight (its odds):
 MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory would never count
-#: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`)
+#: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
 HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap")
+_KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
 
 
 @dataclass
@@ -127,21 +127,23 @@ class TemporalSmoother:
     are final, as ``(item, chroma)`` pairs in order (``item`` is whatever
     the caller attached: the frame to write). ``end_shot()`` returns the
     rest and forgets the shot. ``chroma``: (N, 2, h, w) float32 numpy.
+
+    Settings: a config's ``temporal`` section (default: the defaults), with keyword
+    ``settings`` (its keys: ``strength=0.5``) over it, checked as a config file's
+    (:class:`~vidcolor.errors.ConfigError`); ``bits``: the film's luma bit depth.
     """
 
-    def __init__(self, *, mode: str = "forward", strength: float = 0.85, flow_preset: str = "fast",
-                 flow_size: int = 256, fb_sigma: float = 1.0, l_sigma: float = 8.0, window: int = 96,
-                 overlap: int = 16, detail: float = 0.0, bits: int = 8, threaded: bool = True):
-        if mode not in MODES:
-            raise ValueError(f"temporal mode must be one of {', '.join(MODES)}, got {mode!r}")
-        self.mode = mode
-        self.strength = float(strength)
-        self.flow_size = flow_size
-        self.fb_sigma, self.l_sigma = fb_sigma, l_sigma
-        self.window, self.overlap = window, overlap
-        self.detail = float(detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
+    def __init__(self, config: TemporalConfig | None = None, *, bits: int = 8, threaded: bool = True,
+                 **settings):
+        t = configure(config or TemporalConfig(), settings, "temporal.")
+        self.mode = t.mode
+        self.strength = float(t.strength)
+        self.flow_size = t.flow_size
+        self.fb_sigma, self.l_sigma = t.fb_sigma, t.l_sigma_8bit  # pixels; 8-bit luma codes
+        self.window, self.overlap = t.window, t.overlap
+        self.detail = float(t.detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
         self.shift = max(0, bits - 8)
-        self._dis = dis_flow(flow_preset)  # refuses an unknown preset (ValueError)
+        self._dis = dis_flow(t.flow_preset)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
         self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)
@@ -149,11 +151,9 @@ class TemporalSmoother:
         self.end_shot()
 
     @classmethod
-    def from_config(cls, t: "TemporalConfig", bits: int = 8) -> "TemporalSmoother":
+    def from_config(cls, t: TemporalConfig, bits: int = 8) -> "TemporalSmoother":
         """The smoother of a config's ``temporal`` section, for a film of ``bits``-bit luma."""
-        return cls(mode=t.mode, strength=t.strength, flow_preset=t.flow_preset, flow_size=t.flow_size,
-                   fb_sigma=t.fb_sigma, l_sigma=t.l_sigma, window=t.window, overlap=t.overlap, detail=t.detail,
-                   bits=bits)
+        return cls(t, bits=bits)
 
     @property
     def enabled(self) -> bool:
@@ -299,10 +299,8 @@ class TemporalSmoother:
             settings[k] = v
         if self._base["mode"] != "forward":
             settings["mode"] = self._base["mode"]
-        if settings["mode"] not in MODES or not 0 <= settings["strength"] <= 1 \
-                or settings["fb_sigma"] <= 0 or settings["l_sigma"] <= 0 or settings["window"] < 1 \
-                or settings["overlap"] < 0:
-            raise ValueError(f"temporal hint: bad settings {hint}")
+        # checked by the config's own ranges (ConfigError), under the config's names
+        configure(TemporalConfig(), {_KEYS.get(k, k): v for k, v in settings.items()}, "temporal hint: ")
         for k, v in settings.items():
             setattr(self, k, v)
 

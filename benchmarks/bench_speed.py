@@ -137,15 +137,16 @@ def make_film(folder: Path, size: str, seconds: float, photos: Path) -> tuple[Pa
 
 def run_once(film: Path, csv: Path, frames: int, config: Path | None, extra: str, workdir: Path,
              tree: Path = ROOT) -> dict:
-    out, report = workdir / "out.mp4", workdir / "report.json"
-    cmd = [sys.executable, "-m", "vidcolor", str(film), "--reference-map", str(csv), "-o", str(out),
+    out, report = workdir.resolve() / "out.mp4", workdir.resolve() / "report.json"
+    cmd = [sys.executable, "-m", "vidcolor", str(film.resolve()), "--reference-map", str(csv.resolve()), "-o", str(out.resolve()),
            "--overwrite", "-q", "--report", str(report)]
     if config is not None:
-        cmd += ["-c", str(config)]
+        cmd += ["-c", str(Path(config).resolve())]
     cmd += shlex.split(extra)
     env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # run from the tree: ``python -m`` puts the working directory first on the path
+    proc = subprocess.Popen(cmd, env=env, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     log = proc.stdout.read()

@@ -64,7 +64,7 @@ from .registry import Colorizer, ShotStats, register_colorizer
 if TYPE_CHECKING:
     from ..references import ShotChoice
 
-__all__ = ["ExemplarColorizer", "PreparedStill", "still_at", "l8_of", "working_l", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
+__all__ = ["ExemplarColorizer", "PreparedStill", "resize", "still_at", "l8_of", "working_l", "guided_upsample", "flow_align", "GlobalAlign", "FeatureMatcher"]
 
 log = logging.getLogger("vidcolor")
 
@@ -95,9 +95,16 @@ def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, ra
     A, B = box_filter(A, size), box_filter(B, size)
     if L_hi.shape[-2:] == L_lo.shape[-2:]:
         return A * (L_hi / 100.0) + B
-    A = F.interpolate(A, size=L_hi.shape[-2:], mode="bilinear", align_corners=False)
-    B = F.interpolate(B, size=L_hi.shape[-2:], mode="bilinear", align_corners=False)
+    A, B = resize(A, L_hi.shape[-2:]), resize(B, L_hi.shape[-2:])
     return A * (L_hi / 100.0) + B
+
+
+def resize(x: torch.Tensor, size) -> torch.Tensor:
+    """(N, C, h, w) -> (N, C, *size), bilinear; averaging (antialiased) where it shrinks, so that an
+    answer at a size under the working one (the chroma planes of a small film) is not aliased."""
+    size = tuple(size)
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def working_l(L: torch.Tensor, cfg: ExemplarConfig) -> torch.Tensor:
@@ -383,6 +390,7 @@ class ExemplarColorizer(Colorizer):
                      q: torch.Tensor | None) -> torch.Tensor:
         """Chroma of frames ``L`` (full size) from ``Lw`` (working size), at ``out_size`` (None: L's);
         sets ``confidence``."""
+        full = tuple(L.shape[-2:])
         L = self._guide(L)
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
@@ -395,21 +403,28 @@ class ExemplarColorizer(Colorizer):
             # where the flow holds, carry the reference's chroma at full size; the rest comes up guided
             conf = x["conf_flow"]
             ab = guided_upsample(ab - conf * x["ab_flow"], Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-            ab = ab + F.interpolate(conf, size=(H, W), mode="bilinear", align_corners=False) * self._carry((H, W), (h, w))
+            ab = ab + resize(conf, (H, W)) * self._carry((H, W), (h, w), full)
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
         return ab * (self.gate * self.cfg.saturation / 255.0)
 
-    def _carry(self, size: tuple[int, int], work: tuple[int, int]) -> torch.Tensor:
-        """(N, 2, H, W) the reference's full-size chroma moved by the last batch's flows, brought up to ``size``."""
-        return torch.from_numpy(np.stack([carry(self._still, fl, size, work) for fl in self._flows])
+    def _carry(self, size: tuple[int, int], work: tuple[int, int], full: tuple[int, int] | None = None) -> torch.Tensor:
+        """(N, 2, H, W) the reference's chroma moved by the last batch's flows, at ``size`` (:func:`carry`)."""
+        return torch.from_numpy(np.stack([carry(self._still, fl, size, work, full) for fl in self._flows])
                                 ).permute(0, 3, 1, 2).to(self.device)
 
 
-def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int]) -> np.ndarray:
-    """(H, W, 2) ``still``'s full-size chroma moved by one frame's working-size ``flow`` brought up to ``size``."""
-    H, W = size
+def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int],
+          full: tuple[int, int] | None = None) -> np.ndarray:
+    """(H, W, 2) ``still``'s chroma moved by one frame's working-size ``flow``, at ``size``. ``full``:
+    the frame's own size, when larger: the still's chroma is moved at that size, then averaged down
+    to ``size`` (moved at the smaller size, the still's colour edges are resampled twice: 0.3 dB on
+    the development clips' 4:2:0 chroma)."""
+    H, W = size if full is None or full[0] < size[0] else full
     h, w = work
-    up = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([W / w, H / h])
+    up = cv2.resize(flow, (W, H), interpolation=cv2.INTER_AREA if H < h else cv2.INTER_LINEAR) * np.float32([W / w, H / h])
     pos = pixel_grid(H, W) + up
-    return cv2.remap(still.full(size), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(still.full((H, W)), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    if (H, W) != tuple(size):
+        out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)
+    return out

@@ -43,11 +43,10 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
-from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, guided_upsample, l8_of
+from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, guided_upsample, l8_of, resize
 from .registry import ShotStats
 
 if TYPE_CHECKING:
@@ -248,6 +247,7 @@ class KeyframeColorizer(ExemplarColorizer):
     def _colorize_frame(self, L: torch.Tensor, Lw: torch.Tensor, sides: list, t: int) -> torch.Tensor:
         """One frame's chroma from its sides' flows and the attention over its nearest keyframes,
         at ``out_size`` (None: L's)."""
+        full = tuple(L.shape[-2:])
         L = self._guide(L)
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
@@ -270,19 +270,19 @@ class KeyframeColorizer(ExemplarColorizer):
         ab = self.fusion(**x)
         if sides and (H, W) != (h, w):
             ab = guided_upsample(ab - conf_flow * ab_flow, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-            carried = self._carry_sides(sides, weights, (H, W), (h, w))
-            ab = ab + F.interpolate(conf_flow, size=(H, W), mode="bilinear", align_corners=False) * carried
+            carried = self._carry_sides(sides, weights, (H, W), (h, w), full)
+            ab = ab + resize(conf_flow, (H, W)) * carried
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
         return ab * (self.cfg.saturation / 255.0)
 
-    def _carry_sides(self, sides: list, weights: list, size, work) -> torch.Tensor:
+    def _carry_sides(self, sides: list, weights: list, size, work, full=None) -> torch.Tensor:
         """(1, 2, H, W) the sides' stills' full-size chroma carried by their flows, fused by their weights."""
         H, W = size
         acc = np.zeros((H, W, 2), np.float32)
         total = np.zeros((H, W), np.float32)
         for wt, (_, _, fl, _, still) in zip(weights, sides):
-            up = cv2.resize(wt.astype(np.float32), (W, H), interpolation=cv2.INTER_LINEAR)
-            acc += up[..., None] * carry(still, fl, size, work)
+            up = cv2.resize(wt.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA if H < work[0] else cv2.INTER_LINEAR)
+            acc += up[..., None] * carry(still, fl, size, work, full)
             total += up
         return torch.from_numpy(acc / np.maximum(total, 1e-6)[..., None]).permute(2, 0, 1)[None].to(self.device)

@@ -106,3 +106,36 @@ def test_the_colorizer_chains_on_the_motions_it_is_given(fresh_calls):
     alone = c.colorize(L)
     assert len(fresh_calls) == 8
     assert (with_motion - alone).abs().mean() < 0.01  # Cb/Cr in [-0.5, 0.5]: within about 2 codes
+
+
+def test_attention_without_gradients_gives_the_training_paths_answer():
+    """The inference path of matcher.attend (fewer passes over the cell x cell map) equals the
+    differentiable one, with and without the tone term and the stills' prior, a still batch of 1."""
+    import torch.nn.functional as F
+
+    from vidcolor.models.matcher import attend
+
+    torch.manual_seed(0)
+    q = F.normalize(torch.randn(2, 152, 6, 7), dim=1)
+    k = F.normalize(torch.randn(1, 152, 5, 8), dim=1)
+    ab = torch.randn(1, 2, 5, 8) * 30
+    qt, kt, prior = torch.rand(2, 42), torch.rand(1, 40), torch.randn(1, 40)
+    for tones, p in (((qt, kt), None), ((None, None), None), ((qt, kt), prior)):
+        with torch.enable_grad():
+            a = attend(q.clone().requires_grad_(True), k, ab, *tones, temperature=0.04, tone_weight=1.0, prior=p)
+        with torch.inference_mode():
+            b = attend(q, k, ab, *tones, temperature=0.04, tone_weight=1.0, prior=p)
+        assert (a[0].detach() - b[0]).abs().max() < 1e-3 and (a[1].detach() - b[1]).abs().max() < 1e-5
+        assert a[0].detach().std() > 1  # not a trivially flat answer
+
+
+def test_a_forward_pass_computes_no_backward_motion():
+    from vidcolor.temporal import TemporalSmoother
+
+    _, l8, _ = frames(3)
+    luma = np.stack(l8)
+    for mode, has in (("forward", False), ("bidirectional", True)):
+        sm = TemporalSmoother(mode=mode, threaded=False)
+        m = sm.motion(luma, luma.shape[1:])[1]
+        assert (m.bwd is not None) == has and (m.bconf is not None) == has
+        assert m.fwd.shape == luma.shape[1:] + (2,) and m.flow is not None

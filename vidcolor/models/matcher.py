@@ -156,6 +156,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
     n, c, hq, wq = q.shape
     qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
     kf = k.flatten(2)  # (1 or N, C, Q)
+    if not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or ab.requires_grad)):
+        return _attend_inference(qf, kf, ab, q_tone, k_tone, temperature, tone_weight, autocast, prior, (hq, wq))
     with autocast():
         sim = (qf @ kf).float()  # (N, P, Q)
     best = sim.amax(dim=2)
@@ -171,3 +173,26 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
     attn = torch.softmax(sim, dim=2)
     out = attn @ ab.flatten(2).transpose(1, 2)  # (N, P, 2)
     return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)
+
+
+def _attend_inference(qf, kf, ab, q_tone, k_tone, temperature, tone_weight, autocast, prior, size):
+    """:func:`attend` when nothing needs a gradient, in fewer passes over the (P, Q) map (the same
+    answer to float rounding): the temperature folded into the frame's features, each row shifted by
+    its best similarity (an upper bound of its logits: the tone term only lowers them) and
+    exponentiated in place, the weighted sum normalised once per cell instead of per weight."""
+    n = qf.shape[0]
+    with autocast():
+        sim = (qf * (1.0 / temperature)) @ kf
+    sim = sim.float()  # (N, P, Q) logits before the tone term
+    best = sim.amax(dim=2, keepdim=True)
+    if tone_weight > 0 and q_tone is not None and k_tone is not None:
+        gap = torch.cdist(q_tone[:, :, None], k_tone[:, :, None], p=1)  # (N, P, Q) |tone difference|
+        sim.sub_(gap, alpha=tone_weight / temperature)
+    if prior is not None:
+        sim.add_(prior[:, None, :])
+        shift = sim.amax(dim=2, keepdim=True)
+    else:
+        shift = best
+    e = sim.sub_(shift).exp_()
+    out = (e @ ab.flatten(2).transpose(1, 2).to(e.dtype)) / e.sum(dim=2, keepdim=True)  # (N, P, 2)
+    return out.transpose(1, 2).reshape(n, 2, *size), (best * temperature).view(n, 1, *size)

@@ -72,8 +72,8 @@ class Motion:
 
     fwd: np.ndarray
     conf: np.ndarray
-    bwd: np.ndarray
-    bconf: np.ndarray
+    bwd: np.ndarray | None
+    bconf: np.ndarray | None
     flow: np.ndarray | None = None
     fb2: np.ndarray | None = None
 
@@ -101,22 +101,26 @@ def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.nda
 
 
 def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], *, fb_sigma: float = 1.0,
-                 l_sigma: float = 8.0) -> Motion:
-    """Flow both ways between two (h, w) uint8 luminance images, checked, brought to ``size`` = (H, W)."""
+                 l_sigma: float = 8.0, backward: bool = True) -> Motion:
+    """Flow both ways between two (h, w) uint8 luminance images, checked, brought to ``size`` = (H, W).
+    ``backward`` False: the backward flow only checks the forward one (``bwd``/``bconf`` are None:
+    a forward pass needs no more)."""
     h, w = cur.shape
     cur = match_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)
     conf, fb2 = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
-    bconf, _ = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)
+    bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)[0] if backward else None
     small = fwd
     H, W = size
     if (H, W) != (h, w):
         s = np.float32([W / w, H / h])
         up = lambda a: cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
-        fwd, bwd, conf, bconf = up(fwd) * s, up(bwd) * s, up(conf), up(bconf)
-    return Motion(fwd, conf, bwd, bconf, small, fb2)
+        fwd, conf = up(fwd) * s, up(conf)
+        if backward:
+            bwd, bconf = up(bwd) * s, up(bconf)
+    return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2)
 
 
 class TemporalSmoother:
@@ -186,12 +190,13 @@ class TemporalSmoother:
         self._prev_y = smalls[-1]
 
         fb_sigma, l_sigma = self.fb_sigma, self.l_sigma  # this shot's
+        backward = self.mode == "bidirectional"
 
         def work(s: np.ndarray, p: np.ndarray | None) -> Motion | None:
             if p is None:
                 return None
             t = time.perf_counter()
-            m = frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma)
+            m = frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma, backward=backward)
             self.flow_seconds += time.perf_counter() - t
             return m
 

@@ -7,6 +7,8 @@ that needs gradients stay in PyTorch. Both routes give the same result.
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 import torch
@@ -60,10 +62,14 @@ def box_filter(t: torch.Tensor, size: int) -> torch.Tensor:
     return F.avg_pool2d(F.pad(t, (p, p, p, p), mode=mode), size, stride=1)
 
 
+@functools.lru_cache(maxsize=8)
 def pixel_grid(h: int, w: int) -> np.ndarray:
-    """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap)."""
+    """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap).
+    Made once per size (read-only: every frame's flows use it; 16 MB at 1080p)."""
     x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    return np.stack((x, y), axis=-1)
+    grid = np.stack((x, y), axis=-1)
+    grid.setflags(write=False)
+    return grid
 
 
 def work_shape(h: int, w: int, short: int, minimum: int = 8, enlarge: bool = False) -> tuple[int, int]:

@@ -21,6 +21,10 @@ clips). From the decoding in the weights, with no hue gains:
    Every photo is scored with hue gains fitted on the other photos (leave
    one out): the figures are what a photo the fit never saw can expect, and
    the shrink is chosen on them (the in-sample figures are printed beside).
+
+Measured, not shipped (README: "Gains per hue"): the gains it chose lost
+colour on the test photos and the development clips. Write them into a copy
+(``--weights runs/auto_hue.safetensors --write``) to compare.
 """
 from __future__ import annotations
 

@@ -93,12 +93,16 @@ class Scored:
         self.gray = np.array([psnr(lab_rgb8(L, np.zeros((*L.shape, 2), np.float32)), rgb) for _, rgb, L in photos])
 
     def outputs(self, dec) -> list[np.ndarray]:
-        self.c.decoding = dec
+        """Each photo decoded by ``dec``, or by its own of a list of decodings (one per photo)."""
+        decs = dec if isinstance(dec, list) else [dec] * len(self.photos)
         out = []
-        for (_, _, L), (z, z2) in zip(self.photos, self.logits):
+        keep = self.c.decoding
+        for (_, _, L), (z, z2), dec in zip(self.photos, self.logits, decs):
+            self.c.decoding = dec
             self.c.begin_shot(None)  # each photo is a shot of its own
             ab = self.c.finish(torch.from_numpy(L)[None, None], z, z2 if dec.agree > 0 else None)
             out.append(lab_rgb8(L, ab[0].permute(1, 2, 0).numpy()))
+        self.c.decoding = keep
         return out
 
     def score(self, dec) -> dict:

@@ -1,6 +1,6 @@
 """Quality of the auto colorizer on the held-out test photos, against a gray floor.
 
-    python benchmarks/bench_auto.py [--weights FILE] [--before FILE] [--side 512] [--sheet sheet.png]
+    python benchmarks/bench_auto.py [--weights FILE] [--before FILE [--before-fitted]] [--side 512] [--sheet sheet.png]
                                     [--temperature T] [--realism]
 
 The test photos are ``configs/train-auto.yaml``'s ``test`` split (chosen by
@@ -11,7 +11,8 @@ put back together with its true L (Lab -> sRGB). Printed per photo and as a
 mean: PSNR (RGB, 8 bit) against the original and Hasler-Suesstrunk
 colourfulness, for the gray floor (a/b = 0), ``--before`` weights with the
 plain annealed mean at T 0.38 (the decoding before calibration; e.g. the
-previous shipped weights, ``git show COMMIT:vidcolor/models/weights/auto.safetensors``),
+previous shipped weights, ``git show COMMIT:vidcolor/models/weights/auto.safetensors``;
+with ``--before-fitted``, the decoding in their own metadata),
 and ``--weights`` (default: the packaged ones) with their fitted decoding
 (or ``--temperature``); ``ratio`` is mean colourfulness over the ground
 truth's (as ``../shared/eval/quality.py`` reports it). Then the issue's
@@ -94,6 +95,8 @@ def main() -> None:
     ap.add_argument("--data", help="photo folder [default: configs/train-auto.yaml's]")
     ap.add_argument("--weights", help="auto weights [default: the packaged file]")
     ap.add_argument("--before", help="weights decoded the old way (plain annealed mean, T 0.38), for comparison")
+    ap.add_argument("--before-fitted", action="store_true",
+                    help="decode --before with the decoding in its own metadata instead (e.g. the shipped file)")
     ap.add_argument("--temperature", type=float, help="override the fitted temperature")
     ap.add_argument("--side", type=int, default=512)
     ap.add_argument("--work-size", type=int, default=224)
@@ -111,7 +114,7 @@ def main() -> None:
     colorizers = {}
     if a.before:
         colorizers["before"] = get_colorizer("auto", device=cpu, config=AutoConfig(
-            weights=a.before, decoding="legacy", work_size=a.work_size))
+            weights=a.before, decoding="fitted" if a.before_fitted else "legacy", work_size=a.work_size))
     after = get_colorizer("auto", device=cpu, config=AutoConfig(weights=a.weights, temperature=a.temperature,
                                                                  work_size=a.work_size))
     colorizers["after"] = after

@@ -11,7 +11,7 @@ import torch
 
 from vidcolor.config import AutoConfig
 from vidcolor.models.auto import AutoColorizer, AutoNet, ab_bins, annealed_mean
-from vidcolor.models.auto_decode import LEGACY, Decoding, decode
+from vidcolor.models.auto_decode import LEGACY, Decoding, decode, hue_gain
 from vidcolor.models.consensus import POOLS, pool_chroma
 from vidcolor.train.auto import old_film, split_photos
 
@@ -90,6 +90,27 @@ def test_cast_takes_away_that_share_of_the_pictures_mean_colour():
     assert torch.allclose(full[..., 3:] - full[..., :3], base[..., 3:] - base[..., :3], atol=1e-4)  # contrast kept
     with pytest.raises(ValueError):
         Decoding(cast=1.5).validate()
+
+
+def test_hue_gains_scale_each_hue_and_interpolate_between_sectors():
+    # four sectors: +a (red) 0 deg, +b (yellow) 90, -a (green) 180, -b (blue) 270
+    gains = (1.5, 0.5, 0.0, 1.0)
+    ab = torch.tensor([[30.0, 0.0], [0.0, 30.0], [-30.0, 0.0], [0.0, -30.0], [20.0, 20.0], [-20.0, -20.0]])
+    ab = ab.T[None, :, :, None]  # (1, 2, 6, 1)
+    g = hue_gain(ab, gains)[0, 0, :, 0]
+    assert torch.allclose(g, torch.tensor([1.5, 0.5, 0.0, 1.0, 1.0, 0.5]), atol=1e-5)  # 45 deg: halfway
+    bins = ab_bins()
+    L = torch.full((1, 1, 2, 2), 60.0)
+    z = torch.cat((logits_for([(40, 10)], h=2, w=1), logits_for([(-30, 30)], h=2, w=1)), dim=3)
+    base, _ = decode(z, bins, L, Decoding(spread=20.0))
+    out, _ = decode(z, bins, L, Decoding(spread=20.0, hue=gains))
+    assert torch.allclose(out, base * hue_gain(base, gains), atol=1e-4)
+    assert out[0, :, :, 0].norm(dim=0).min() > base[0, :, :, 0].norm(dim=0).min()  # the red kept and raised
+    assert out[0, :, :, 1].norm(dim=0).max() < 0.5 * base[0, :, :, 1].norm(dim=0).min()  # the green (135 deg) lowered
+    assert torch.allclose(decode(z, bins, L, Decoding(spread=20.0, hue=(1.0,) * 8))[0], base, atol=1e-5)
+    with pytest.raises(ValueError):
+        Decoding(hue=(1.0, -0.5, 1.0)).validate()
+    assert Decoding.from_dict(Decoding(hue=gains).to_dict() | {"hue": list(gains)}) == Decoding(hue=gains)
 
 
 # -- consensus -------------------------------------------------------------------------------

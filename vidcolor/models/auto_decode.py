@@ -18,7 +18,13 @@ Here (:func:`decode`):
 4. consensus (:mod:`.consensus`): colour and confidence pooled within
    regions of even luminance (``keep`` of the pixel's own answer stays);
 5. chroma scaled by ``gain * c ** power``: neutral where unsure;
-6. ``cast`` of the picture's mean a/b taken away (gray world): a colour
+6. chroma scaled by a gain per hue (``hue``: one per sector of the a/b
+   plane, interpolated around the circle; ``benchmarks/fit_auto_hue.py``).
+   On the validation photos the network's greens and yellows were often
+   guesses (a blurred background painted as foliage) and its earth tones
+   under-saturated, but gains fitted there lost colour on the test photos
+   and the development clips, so the shipped weights have none;
+7. ``cast`` of the picture's mean a/b taken away (gray world): a colour
    cast over the whole picture is more often the network's guess than the
    scene's.
 
@@ -35,7 +41,7 @@ import torch.nn.functional as F
 
 from .consensus import POOLS, pool_chroma
 
-__all__ = ["Decoding", "LEGACY", "decode", "second_view", "merge_view"]
+__all__ = ["Decoding", "LEGACY", "decode", "hue_gain", "second_view", "merge_view"]
 
 
 @dataclass(frozen=True)
@@ -53,11 +59,15 @@ class Decoding:
     shot: float = 0.0  # exponent of a shot's mean confidence (over ``reference``) on its chroma; 0: none
     reference: float = 0.5  # the mean confidence at which the shot factor is 1
     cast: float = 0.0  # share of the picture's mean a/b taken away (gray world); 0: none
+    hue: tuple = ()  # chroma gain per hue sector (sector k centred at 360 k / len degrees of a/b); (): none
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "Decoding":
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (d or {}).items() if k in names})
+        kw = {k: v for k, v in (d or {}).items() if k in names}
+        if "hue" in kw:
+            kw["hue"] = tuple(float(x) for x in kw["hue"])
+        return cls(**kw)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,7 +77,7 @@ class Decoding:
 
     def validate(self) -> None:
         if self.temperature <= 0 or self.spread < 0 or self.agree < 0 or self.gain < 0 or self.power < 0 \
-                or not 0 <= self.cast <= 1:
+                or not 0 <= self.cast <= 1 or len(self.hue) == 1 or any(g < 0 for g in self.hue):
             raise ValueError(f"bad auto decoding {self}")
         if self.consensus != "off" and self.consensus not in POOLS:
             raise ValueError(f"unknown consensus '{self.consensus}'")
@@ -104,6 +114,18 @@ def merge_view(logits2: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
                                                                     align_corners=False)
 
 
+def hue_gain(ab: torch.Tensor, gains: tuple) -> torch.Tensor:
+    """(N, 1, h, w): the gain of each a/b's hue, linearly interpolated between the sectors'
+    ``gains`` (sector k centred at the angle 2 pi k / len(gains) from +a toward +b)."""
+    g = torch.tensor(gains, dtype=ab.dtype, device=ab.device)
+    k = len(gains)
+    x = torch.atan2(ab[:, 1:2], ab[:, 0:1]).div(2 * torch.pi / k).remainder(k)
+    lo = x.floor()
+    t = x - lo
+    lo = lo.long() % k
+    return (1 - t) * g[lo] + t * g[(lo + 1) % k]
+
+
 def decode(logits: torch.Tensor, bins: torch.Tensor, L4: torch.Tensor, dec: Decoding,
            logits2: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, Q, h, w) logits (and the second view's, on the same cells) -> (a/b (N, 2, h, w),
@@ -125,6 +147,8 @@ def decode(logits: torch.Tensor, bins: torch.Tensor, L4: torch.Tensor, dec: Deco
         conf = (dec.keep * conf + (1 - dec.keep) * pconf).clamp(0, 1)
     if not (dec == LEGACY or (dec.gain == 1 and dec.spread == 0 and dec.agree == 0)):
         ab = (dec.gain * conf.pow(dec.power) * ab).clamp(-110, 110)
+    if dec.hue:
+        ab = ab * hue_gain(ab, dec.hue)
     if dec.cast > 0:
         ab = ab - dec.cast * ab.mean(dim=(2, 3), keepdim=True)
     return ab, conf

@@ -19,7 +19,8 @@ them; the threads overlap the main thread, so the slowest of them sets the pace)
 
 --quality also runs ``../shared/eval/quality.py --mode map --ref mid`` on the development clips
 with this tree's vidcolor at ``--crf 0`` and prints its MEAN line, so speed is never bought
-silently with colour. --extra adds options to every vidcolor run (an A/B: run twice).
+silently with colour. --extra adds options to every vidcolor run. --tree DIR, given twice or more,
+runs each source tree's vidcolor (and its own configs/) in turn on the same films: an A/B.
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 FPS = 24
 SIZES = {"480": (854, 480), "720": (1280, 720), "1080": (1920, 1080), "2160": (3840, 2160)}
-CONFIGS = {"default": None, "fast": ROOT / "configs" / "fast.yaml"}
+CONFIGS = {"default": None, "fast": Path("configs") / "fast.yaml"}  # a named one: the tree's own
 
 
 def _photos(folder: Path, width: int, height: int) -> list[Path]:
@@ -141,7 +142,7 @@ def run_once(film: Path, csv: Path, frames: int, config: Path | None, extra: str
     cmd = [sys.executable, "-m", "vidcolor", str(film.resolve()), "--reference-map", str(csv.resolve()), "-o", str(out.resolve()),
            "--overwrite", "-q", "--report", str(report)]
     if config is not None:
-        cmd += ["-c", str(Path(config).resolve())]
+        cmd += ["-c", str(config.resolve())]
     cmd += shlex.split(extra)
     env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     t = time.perf_counter()
@@ -180,6 +181,8 @@ def main() -> None:
             for name in args.configs.split(","):
                 for tree in trees:
                     config = CONFIGS[name] if name in CONFIGS else Path(name)
+                    if config is not None and not config.is_absolute():
+                        config = tree / config
                     r = run_once(film, csv, frames, config, args.extra, args.workdir, tree)
                     tag = name if len(trees) == 1 else f"{name}@{tree.name}"
                     results.setdefault((size, tag), []).append(r)

@@ -186,7 +186,7 @@ def _attend_inference(qf, kf, ab, q_tone, k_tone, temperature, tone_weight, auto
     sim = sim.float()  # (N, P, Q) logits before the tone term
     best = sim.amax(dim=2, keepdim=True)
     if tone_weight > 0 and q_tone is not None and k_tone is not None:
-        gap = torch.cdist(q_tone[:, :, None], k_tone[:, :, None], p=1)  # (N, P, Q) |tone difference|
+        gap = (q_tone[:, :, None] - k_tone[:, None, :]).abs_()  # (N, P, Q) |tone difference| (cdist: 10x slower)
         sim.sub_(gap, alpha=tone_weight / temperature)
     if prior is not None:
         sim.add_(prior[:, None, :])

@@ -11,7 +11,7 @@ in a reference map. Then for each size x config (interleaved over --repeat round
 machine spreads its noise over every variant), ``vidcolor FILM --reference-map MAP`` runs in a
 child process and one line is printed:
 
-    480p default   1440 frames  96.1 s  15.0 fps  CPU 190%  peak RSS 812 MB
+    480p default   1440 frames  96.1 s  15.0 fps (the run's own, without Python's start-up: 15.3)  CPU 190% ...
         ms/frame: colorize 40.1 | reference flow (thread) 21.0 | frame flow (thread) 12.0 | ...
 
 (the stages from the run's report: main-thread stages and the worker threads' busy time beside
@@ -155,7 +155,8 @@ def run_once(film: Path, csv: Path, frames: int, config: Path | None, extra: str
         raise SystemExit(f"vidcolor failed:\n{log}")
     rep = json.loads(report.read_text())
     return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "frames": rep["frames"], "stages": rep.get("stages", {}), "device": rep.get("device", "")}
+            "frames": rep["frames"], "stages": rep.get("stages", {}), "device": rep.get("device", ""),
+            "run_fps": rep.get("fps", 0.0)}
 
 
 def main() -> None:
@@ -187,7 +188,8 @@ def main() -> None:
                     tag = name if len(trees) == 1 else f"{name}@{tree.name}"
                     results.setdefault((size, tag), []).append(r)
                     fps = r["frames"] / r["wall"]
-                    print(f"{size}p {tag:8s} {r['frames']:5d} frames {r['wall']:6.1f} s {fps:6.1f} fps  "
+                    print(f"{size}p {tag:8s} {r['frames']:5d} frames {r['wall']:6.1f} s {fps:6.1f} fps "
+                          f"(the run's own, without Python's start-up: {r['run_fps']:.1f})  "
                           f"CPU {100 * r['cpu'] / r['wall']:4.0f}%  peak RSS {r['rss_mb']:.0f} MB  {r['device']}")
                     stages = sorted(r["stages"].items(), key=lambda kv: -kv[1])
                     print("    ms/frame: " + " | ".join(f"{k} {1000 * v / r['frames']:.1f}" for k, v in stages))

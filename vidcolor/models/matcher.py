@@ -150,8 +150,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
     semantics alone match a red coat to a green one). ``prior``: (1, Q) log-weights
     added to the reference cells' logits (several stills attended together: the
     nearer in time weighs more where their cells match alike). Returns (N, 2, hq, wq)
-    a/b and (N, 1, hq, wq) best feature similarity. Differentiable with
-    gradients on (training); in inference mode it works in place.
+    a/b and (N, 1, hq, wq) best feature similarity. Differentiable where an input needs a
+    gradient (training); otherwise :func:`_attend_inference`, in place.
     """
     n, c, hq, wq = q.shape
     qf = q.flatten(2).transpose(1, 2)  # (N, P, C)
@@ -161,15 +161,11 @@ def attend(q: torch.Tensor, k: torch.Tensor, ab: torch.Tensor, q_tone: torch.Ten
     with autocast():
         sim = (qf @ kf).float()  # (N, P, Q)
     best = sim.amax(dim=2)
-    # in place when nothing needs the graph: each (P, Q) map is megabytes, and a fresh one costs its
-    # page faults every frame
-    inplace = not (torch.is_grad_enabled() and sim.requires_grad)
     if tone_weight > 0 and q_tone is not None and k_tone is not None:
-        gap = (q_tone[:, :, None] - k_tone[:, None, :]).abs()
-        sim = sim.sub_(gap, alpha=tone_weight) if inplace else sim - tone_weight * gap
-    sim = sim.div_(temperature) if inplace else sim / temperature
+        sim = sim - tone_weight * (q_tone[:, :, None] - k_tone[:, None, :]).abs()
+    sim = sim / temperature
     if prior is not None:
-        sim = sim.add_(prior[:, None, :]) if inplace else sim + prior[:, None, :]
+        sim = sim + prior[:, None, :]
     attn = torch.softmax(sim, dim=2)
     out = attn @ ab.flatten(2).transpose(1, 2)  # (N, P, 2)
     return out.transpose(1, 2).reshape(n, 2, hq, wq), best.view(n, 1, hq, wq)

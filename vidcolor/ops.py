@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["box_filter", "use_opencv", "pixel_grid", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
+__all__ = ["box_filter", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -70,6 +70,16 @@ def pixel_grid(h: int, w: int) -> np.ndarray:
     grid = np.stack((x, y), axis=-1)
     grid.setflags(write=False)
     return grid
+
+
+def resize_flow(flow: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+    """(h, w, 2) flow brought to ``size`` = (H, W), its vectors in that size's pixels (itself when
+    the size is its own)."""
+    h, w = flow.shape[:2]
+    H, W = size
+    if (h, w) == (H, W):
+        return flow
+    return cv2.resize(flow, (W, H), interpolation=interpolation) * np.float32([W / w, H / h])
 
 
 def work_shape(h: int, w: int, short: int, minimum: int = 8, enlarge: bool = False) -> tuple[int, int]:

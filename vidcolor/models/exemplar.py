@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..errors import ModelError
-from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, work_shape
+from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
 from .align import GlobalAlign, chain_align, flow_align
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
@@ -210,9 +210,7 @@ def _at_size(flow: np.ndarray, fb2: np.ndarray, shape: tuple[int, int]) -> tuple
     H, W = shape
     if (h, w) == (H, W):
         return flow, fb2
-    sx, sy = W / w, H / h
-    flow = cv2.resize(flow, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32([sx, sy])
-    return flow, cv2.resize(fb2, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32(sx * sy)
+    return resize_flow(flow, shape), cv2.resize(fb2, (W, H), interpolation=cv2.INTER_LINEAR) * np.float32((W / w) * (H / h))
 
 
 @register_colorizer("exemplar", config=ExemplarConfig)
@@ -421,9 +419,7 @@ def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: t
     to ``size`` (moved at the smaller size, the still's colour edges are resampled twice: 0.3 dB on
     the development clips' 4:2:0 chroma)."""
     H, W = size if full is None or full[0] < size[0] else full
-    h, w = work
-    up = cv2.resize(flow, (W, H), interpolation=cv2.INTER_AREA if H < h else cv2.INTER_LINEAR) * np.float32([W / w, H / h])
-    pos = pixel_grid(H, W) + up
+    pos = pixel_grid(H, W) + resize_flow(flow, (H, W), cv2.INTER_AREA if H < work[0] else cv2.INTER_LINEAR)
     out = cv2.remap(still.full((H, W)), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if (H, W) != tuple(size):
         out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)

@@ -46,7 +46,7 @@ import numpy as np
 
 from ..config import TEMPORAL_MODES as MODES
 from ..config import TemporalConfig
-from ..ops import dis_flow, match_exposure, pixel_grid
+from ..ops import dis_flow, match_exposure, pixel_grid, resize_flow
 from ..settings import configure
 
 __all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion", "MODES"]
@@ -115,11 +115,10 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     small = fwd
     H, W = size
     if (H, W) != (h, w):
-        s = np.float32([W / w, H / h])
         up = lambda a: cv2.resize(a, (W, H), interpolation=cv2.INTER_LINEAR)
-        fwd, conf = up(fwd) * s, up(conf)
+        fwd, conf = resize_flow(fwd, size), up(conf)
         if backward:
-            bwd, bconf = up(bwd) * s, up(bconf)
+            bwd, bconf = resize_flow(bwd, size), up(bconf)
     return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2)
 
 

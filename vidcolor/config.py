@@ -237,6 +237,7 @@ class TemporalConfig:
     overlap: int = setting(16, ge=0, le=1024)  # frames
     detail: float = setting(2.0, ge=0)  # chroma pixels
     deflicker: bool = False
+    defects: bool = True
 
     RENAMED: ClassVar[dict[str, str]] = {"l_sigma": "l_sigma_8bit"}
 

@@ -41,6 +41,7 @@ from .runtime import RunReport, Timers, auto_batch_size, resolve_device
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import TemporalSmoother
+from .temporal.defects import DefectFinder
 from .temporal.deflicker import Deflicker
 
 __all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
@@ -219,7 +220,7 @@ class VideoRun:
         self.entries: list[tuple[Shot, dict]] = []  # lengths are known at the end
         self.current: tuple[dict, Colorizer | None] | None = None  # the shot being coloured: its entry, colorizer
         self.reference_flow = 0.0
-        self.writer = self.smoother = self.side = self.deflicker = None
+        self.writer = self.smoother = self.side = self.deflicker = self.defects = None
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -270,6 +271,7 @@ class VideoRun:
         self.splitter = self.chooser.splitter(self.detector, info.ycbcr)
         self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits)
         self.deflicker = Deflicker(bits=info.bits) if cfg.temporal.deflicker else None
+        self.defects = DefectFinder(bits=info.bits) if cfg.temporal.defects else None
 
     def _stream(self, reader: VideoReader) -> None:
         items = reader.items()
@@ -335,6 +337,8 @@ class VideoRun:
         self.end_shot()  # no colour is carried across a cut
         if self.deflicker is not None:
             self.deflicker.reset()
+        if self.defects is not None:
+            self.defects.reset()
         entry = shot.to_dict()
         with self.timers("references"):
             choice = self.chooser.choose(shot)
@@ -378,15 +382,19 @@ class VideoRun:
         if not batch:
             return
         luma = np.stack([f.luma for f in batch])
+        seen = luma  # what the colour side sees: dust and scratches filled from around them (the output keeps luma)
+        if self.defects is not None:
+            with timers("defects"):
+                seen = self.defects.fill(luma)
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
-                codes = colorist(luma)
+                codes = colorist(seen)
             self.write(batch, luma, codes)
         else:
             with timers("temporal"):
-                motion = self.smoother.motion(luma, colorist.chroma_size)  # runs while the model does
+                motion = self.smoother.motion(seen, colorist.chroma_size)  # runs while the model does
             with timers("colorize"):
-                chroma = colorist.predict(luma, motion).cpu().numpy()
+                chroma = colorist.predict(seen, motion).cpu().numpy()
                 confidence = colorist.confidence()
             with timers("temporal"):
                 ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())

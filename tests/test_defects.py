@@ -1,0 +1,152 @@
+"""Dust and scratches (an old print's) found as temporal outliers and given their surroundings' colour."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vidcolor.temporal.defects import DefectFinder, fill_masked
+
+
+def moving_picture(seed: int, n: int = 20, h: int = 96, w: int = 128, blur: float = 3.0) -> np.ndarray:
+    """(n, h, w) uint8: a textured scene (soft blobs ``blur`` px, a few hard edges) panning ~1.2 px a frame."""
+    rng = np.random.default_rng(seed)
+    big = cv2.GaussianBlur(rng.normal(0, 1, (h + 60, w + 60)).astype(np.float32), (0, 0), blur)
+    big = 120 + 35 * big / big.std()
+    for _ in range(6):  # some hard-edged shapes, a thin dark pole among them
+        x, y = rng.integers(0, w + 40), rng.integers(0, h + 40)
+        cv2.rectangle(big, (int(x), int(y)), (int(x + rng.integers(8, 30)), int(y + rng.integers(8, 30))),
+                      float(rng.uniform(60, 200)), -1)
+    cv2.line(big, (125, 5), (125, h + 50), 50.0, 2)
+    out = []
+    for t in range(n):
+        m = np.float32([[1, 0, -10 - 1.2 * t], [0, 1, -10 - 0.4 * t]])
+        out.append(cv2.warpAffine(big, m, (w, h), flags=cv2.INTER_LINEAR))
+    return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)
+
+
+def add_defects(frames: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The frames with dust specks (1-2 frames each) and a drifting vertical scratch (frames 4-13),
+    made as benchmarks/oldfilm.py makes them; and the defect masks."""
+    rng = np.random.default_rng(seed)
+    n, h, w = frames.shape
+    y = frames.astype(np.float32)
+    masks = np.zeros(frames.shape, bool)
+    for t in range(1, n):
+        for _ in range(2):
+            life = int(rng.integers(1, 3))
+            c = (int(rng.uniform(8, w - 8)), int(rng.uniform(8, h - 8)))
+            r, val = int(rng.integers(1, 4)), float(rng.choice([22.0, 230.0]))
+            for k in range(t, min(n, t + life)):
+                m = np.zeros((h, w), np.uint8)
+                cv2.circle(m, c, r, 1, -1)
+                y[k][m > 0] = val
+                masks[k] |= m > 0
+    for t in range(4, 14):
+        x = int(round(40 + 0.3 * (t - 4)))
+        y[t, 4:h - 6, x:x + 2] += 60
+        masks[t, 4:h - 6, x:x + 2] = True
+    return np.clip(np.rint(y), 0, 255).astype(np.uint8), masks
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_finder_flags_dust_and_scratches_and_nothing_on_a_clean_picture(seed):
+    clean = moving_picture(seed)
+    dirty, truth = add_defects(clean, seed)
+    f = DefectFinder()
+    found = np.stack([f.find(y) for y in dirty])
+    later = truth[1:]  # a shot's first frame has nothing before it: none found there
+    recall = (found[1:] & later).sum() / later.sum()
+    assert recall > 0.85, recall
+    near = np.stack([cv2.dilate(m.view(np.uint8), np.ones((9, 9), np.uint8)) > 0 for m in truth])
+    assert (found & ~near).mean() < 5e-3, (found & ~near).mean()
+    scratch = truth[5:14, 10:80, 40:43]  # the scratch (in its frames after the first) is found along its run
+    assert (found[5:14, 10:80, 40:43] & scratch).sum() > 0.9 * scratch.sum()
+    f.reset()
+    assert sum(int(f.find(y).sum()) for y in clean) < 2e-4 * clean.size  # the clean picture: ~nothing
+
+
+def test_finder_restarts_at_a_shot_and_leaves_a_steady_detail_alone():
+    clean = moving_picture(3)
+    dirty, truth = add_defects(clean, 3)
+    f = DefectFinder()
+    for y in dirty[:8]:
+        f.find(y)
+    f.reset()  # a new shot: its first frame is compared with nothing
+    assert not f.find(dirty[8]).any()
+    # a speck that stays put for ever is the picture's (a detail that does not move with it is rare,
+    # but one that never goes is not dust): found for a few frames at most
+    still = np.full((40, 40), 120, np.uint8)
+    spot = still.copy()
+    cv2.circle(spot, (20, 20), 2, 230, -1)
+    f.reset()
+    got = [f.find(y).any() for y in [still] + [spot] * 10]
+    assert got[1] and sum(got) <= 3, got
+
+
+def test_fill_takes_the_surroundings():
+    ramp = np.tile(np.linspace(40, 200, 64, dtype=np.float32), (32, 1)).astype(np.uint8)
+    mask = np.zeros(ramp.shape, bool)
+    mask[2:30, 30:33] = True
+    bad = ramp.copy()
+    bad[mask] = 250
+    out = fill_masked(bad, mask)
+    assert np.abs(out.astype(int) - ramp).max() <= 4  # within two steps of the ramp (2.5 codes a pixel)
+    assert np.array_equal(out[~mask], bad[~mask])  # only the masked pixels change
+    assert bad[mask].min() == 250  # the input itself is never written
+
+
+@pytest.mark.parametrize("mode", ["forward", "off"])
+def test_no_colour_streak_along_a_scratch(tmp_path, mode):
+    """Through the pipeline, a colorizer whose colour follows luminance: without the finder, colour is
+    painted along a scratch and on dust (the chroma error on them, against the same film without them,
+    far over the error around them); with it (the default) they take their surroundings' colour."""
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    clean = moving_picture(4, n=16, h=96, w=128, blur=6.0)  # a picture the pixels around a speck tell
+    dirty, truth = add_defects(clean, 4)
+    ref = tmp_path / "ref.png"  # dark blue, bright yellow: the colour says how bright a pixel is
+    g = np.linspace(0, 1, 128, dtype=np.float32)[None, :, None]
+    still = (1 - g) * np.float32([255, 0, 0]) + g * np.float32([0, 255, 255])  # BGR
+    cv2.imwrite(str(ref), np.clip(np.repeat(still, 96, axis=0), 0, 255).astype(np.uint8))
+    chroma = {}
+    for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
+        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
+        cfg = load_config(overrides={"colorizer": "transfer", "temporal.defects": on, "temporal.mode": mode,
+                                     "encode.crf": 0, "shots.detector": "off"})
+        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
+        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
+    err = {k: _on_and_around(chroma[k], chroma["clean"], truth) for k in ("off", "on")}
+    assert err["off"][0] > 2 * err["off"][1] + 4, err  # without the finder: colour painted along the defects
+    # with it: the defects' colour as close as the colour around them was without it (the colour here
+    # follows the luma closely, and a fill is not the picture under the speck: not as close as around)
+    assert err["on"][0] < 0.3 * err["off"][0] and err["on"][0] < err["off"][1], err
+
+
+def _cbcr(path) -> np.ndarray:
+    """(n, H, W, 2) Cb/Cr of a yuv420p video, each chroma sample repeated 2x2 (as the benchmark)."""
+    import av
+
+    out = []
+    with av.open(str(path)) as c:
+        for f in c.decode(video=0):
+            a = f.to_ndarray(format="yuv420p").astype(np.float32)
+            h, w = f.height, f.width
+            uv = a[h:].reshape(2, h // 2, w // 2)
+            out.append(uv.repeat(2, axis=1).repeat(2, axis=2).transpose(1, 2, 0))
+    return np.stack(out)
+
+
+def _on_and_around(got: np.ndarray, want: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Mean Cb/Cr error (codes) on the defect pixels and on those 2-5 px around them (benchmarks/
+    bench_oldfilm.py's measure), over the frames after the first."""
+    on, ring = [], []
+    k5, k2 = np.ones((11, 11), np.uint8), np.ones((5, 5), np.uint8)
+    for g, w, m in zip(got[1:], want[1:], truth[1:]):
+        e = np.sqrt(((g - w) ** 2).sum(axis=-1))
+        r = (cv2.dilate(m.view(np.uint8), k5) > 0) & ~(cv2.dilate(m.view(np.uint8), k2) > 0)
+        on.append(e[m])
+        ring.append(e[r])
+    return float(np.concatenate(on).mean()), float(np.concatenate(ring).mean())

@@ -8,19 +8,26 @@ place whatever the picture does. Left in the luminance the colorizer sees,
 colour is painted along them: the guided filters that make colour follow
 the frame's edges follow the scratch too.
 
-:class:`DefectFinder` is fed a shot's frames in order. A pixel is a defect
-when it is both
+:class:`DefectFinder` is fed a shot's frames in order (the first frame of a
+shot has nothing to be compared with: none are found there). A pixel is
 
-- a strong small spatial outlier: a blob (``dust``: the white or black
-  top-hat of a disc a little wider than the largest speck) or a thin line
-  whose horizontal top-hat holds over a long vertical run (``scratch``);
-- not explained by the previous frame: brighter than anything within
-  ``reach`` pixels of it in the previous frame brought to this frame's
-  exposure (or darker than anything there), so a detail that was there
-  a frame ago and moved a little is no defect; or it continues, with the
-  same sign and still an outlier, a defect found at the previous frame at
-  (nearly) the same place (a speck lives a frame or three, a scratch a few
-  frames), for at most ``max_age`` frames.
+- a **speck** when it is in a small blob (at least ``min_area`` pixels, no
+  wider nor taller than ``dust_size`` + ``blob_slack``) of the white (or
+  black) top-hat over ``dust_contrast`` 8-bit codes (a square of
+  ``dust_size``), and either new: its top-hat and its brightness both exceed
+  anything within ``reach`` pixels of it a frame ago (the previous frame
+  brought to this one's exposure, film flicker being no news) by
+  ``novelty``, and where the blob's surroundings best match the previous
+  frame (within ``search`` pixels, the blob itself left out), what was under
+  it was not as bright (a small thing that moved, a walker's head, is no
+  speck); or it was a speck a frame ago, in place, for under ``dust_life``
+  frames;
+- a **scratch** when its horizontal top-hat (``scratch_width``) is over
+  ``scratch_contrast`` along at least ``scratch_cover`` of a vertical run of
+  ``scratch_run`` x the frame's height, and either that run's mean top-hat
+  exceeds anything within ``line_reach`` pixels across a frame ago by
+  ``scratch_contrast``, or it was a scratch a frame ago within a pixel
+  across (a scratch drifts a little), for under ``max_age`` frames.
 
 A real detail is rarely both: the thresholds are conservative, so on a clean
 film almost nothing is found. The film's own luma is never altered: the
@@ -73,24 +80,28 @@ class DefectFinder:
     ``find(luma)`` -> (H, W) bool mask of one frame (in order; :meth:`reset` at every
     shot start: the first frame of a shot has nothing to compare with and gets none).
     ``fill(luma)`` -> (N, H, W) luma of a batch with its defects filled (the finder's state moves
-    on by N frames). Levels are in 8-bit codes; ``bits``: the film's luma depth.
+    on by N frames). Levels are in 8-bit codes; ``bits``: the film's luma depth. ``pad``: pixels of
+    surroundings matched around a speck; ``fit_rms``: the most they may differ from their match
+    (8-bit codes) for the speck to be judged (else it is left alone); ``grow``: pixels the found
+    mask is widened by (a defect's soft edge).
     """
 
-    def __init__(self, *, bits: int = 8, dust_contrast: float = 30.0, scratch_contrast: float = 18.0,
-                 novelty: float = 20.0, reach: int = 3, line_reach: int = 6, dust_size: int = 11, scratch_width: int = 9,
-                 scratch_run: float = 0.25, scratch_cover: float = 0.7, max_age: int = 16, dust_life: int = 3, grow: int = 1, blob_slack: int = 4,
-                 search: int = 16, pad: int = 6, fit_rms: float = 14.0):
+    def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
+                 dust_size: int = 11, blob_slack: int = 4, min_area: int = 4, dust_life: int = 3, search: int = 16,
+                 pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
+                 scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
+                 grow: int = 1):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
         self.max_age, self.dust_life, self.grow = max_age, dust_life, grow
         self.dust_size, self.blob_slack = dust_size, blob_slack
-        self.search, self.pad, self.fit_rms = search, pad, fit_rms
-        self._disc = _ellipse(dust_size)
+        self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
+        self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
         self._near = _ellipse(2 * reach + 1)
         self._wide = np.ones((1, 2 * line_reach + 1), np.uint8)
-        self._margin = max(reach, line_reach) + 2
+        self._margin = reach + 1, line_reach + 2
         self._tall: np.ndarray | None = None  # (run, 3): a scratch drifts a little sideways
         self._column: np.ndarray | None = None  # (run, 1)
         self._step = np.ones((3, 3), np.uint8)
@@ -100,8 +111,8 @@ class DefectFinder:
         """A new shot: nothing before it is compared with."""
         self._prev: np.ndarray | None = None  # the previous frame (8-bit codes)
         self._res: dict | None = None  # the previous frame's spatial residuals (dust, line), per sign
-        self._speck: np.ndarray | None = None  # per pixel: frames it has been a speck (signed: + bright, - dark)
-        self._scratch: np.ndarray | None = None  # ... a scratch
+        self._speck: dict = {}  # per sign (+1 bright, -1 dark): per pixel, frames it has been a speck (uint8)
+        self._scratch: dict = {}  # ... a scratch
 
     def _small(self, on: np.ndarray, y: np.ndarray | None = None, p: np.ndarray | None = None,
                sign: int = 1) -> np.ndarray:
@@ -111,9 +122,16 @@ class DefectFinder:
         under it was not as bright (``sign`` -1: as dark). A small thing that moved is no speck."""
         if not on.any():
             return on
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(on.view(np.uint8), connectivity=8)
+        rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # labelled where there is something
+        n, part, stats, _ = cv2.connectedComponentsWithStats(on[r0:r1, c0:c1].view(np.uint8), connectivity=8)
+        labels = np.zeros(on.shape, np.int32)
+        labels[r0:r1, c0:c1] = part
+        stats[:, cv2.CC_STAT_LEFT] += c0
+        stats[:, cv2.CC_STAT_TOP] += r0
         big = self.dust_size + self.blob_slack
         ok = (stats[:, cv2.CC_STAT_WIDTH] <= big) & (stats[:, cv2.CC_STAT_HEIGHT] <= big)
+        ok &= stats[:, cv2.CC_STAT_AREA] >= self.min_area
         ok[0] = False
         if p is not None:
             for i in np.flatnonzero(ok):
@@ -128,30 +146,45 @@ class DefectFinder:
         pad, r = self.pad, self.search
         ax, ay, bx, by = max(0, x0 - pad), max(0, y0 - pad), min(w, x0 + bw + pad), min(h, y0 + bh + pad)
         sx, sy, ex, ey = max(0, ax - r), max(0, ay - r), min(w, bx + r), min(h, by + r)
-        tpl = np.ascontiguousarray(y[ay:by, ax:bx])
+        tpl = y[ay:by, ax:bx].astype(np.float32)
         blob = labels[ay:by, ax:bx] == i
         around = (cv2.dilate(blob.view(np.uint8), self._step) == 0)
         if around.sum() < 8:
             return True
-        fit = cv2.matchTemplate(np.ascontiguousarray(p[sy:ey, sx:ex]), tpl, cv2.TM_SQDIFF,
+        fit = cv2.matchTemplate(p[sy:ey, sx:ex].astype(np.float32), tpl, cv2.TM_SQDIFF,
                                 mask=around.astype(np.float32))
         _, _, (mx, my), _ = cv2.minMaxLoc(fit)
         oy, ox = sy + my, sx + mx
-        under = p[oy:oy + (by - ay), ox:ox + (bx - ax)]
+        under = p[oy:oy + (by - ay), ox:ox + (bx - ax)].astype(np.float32)
         rms = float(np.sqrt(((tpl - under)[around] ** 2).mean()))
         if rms > self.fit_rms:  # the surroundings are not found: whether it moved is unknown
             return True
         # what was there, give or take a pixel (the match is to the pixel, the motion is not)
         wide = np.pad(p, 1, mode="edge")[oy:oy + (by - ay) + 2, ox:ox + (bx - ax) + 2]
-        wide = (cv2.dilate if sign > 0 else cv2.erode)(wide, self._step)[1:-1, 1:-1]
+        wide = (cv2.dilate if sign > 0 else cv2.erode)(wide, self._step)[1:-1, 1:-1].astype(np.float32)
         return float((sign * (tpl - wide))[blob].mean()) < self.novelty
 
+    def _new_specks(self, y8: np.ndarray, cand: np.ndarray, prev: np.ndarray, sign: int) -> np.ndarray:
+        """Of the candidate pixels ``cand``, those brighter (``sign`` -1: darker) than anything near
+        them in ``prev`` brought to ``y8``'s exposure, in small blobs that did not come from near by."""
+        if not cand.any():
+            return cand
+        p = match_exposure(prev, y8)
+        if sign > 0:
+            cand &= cv2.subtract(y8, cv2.dilate(p, self._near)) > self.novelty
+        else:
+            cand &= cv2.subtract(cv2.erode(p, self._near), y8) > self.novelty
+        return self._small(cand, y8, p, sign) if cand.any() else cand
+
     def _line(self, resid: np.ndarray) -> np.ndarray:
-        """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical run."""
-        on = (resid > self.scratch_contrast).astype(np.float32)
-        frac = cv2.blur(on, (1, self._run), borderType=cv2.BORDER_REFLECT)
-        line = ((on > 0) & (frac >= self.scratch_cover)).view(np.uint8)
-        return (cv2.dilate(line, self._column) > 0) & (on > 0)  # and on to its ends
+        """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical
+        run, and on to the line's ends."""
+        on = (resid > self.scratch_contrast).view(np.uint8)
+        frac = cv2.blur(on * np.uint8(255), (1, self._run), borderType=cv2.BORDER_REFLECT)
+        line = (frac >= 255 * self.scratch_cover).view(np.uint8) & on
+        if not line.any():
+            return line.view(bool)
+        return (cv2.dilate(line, self._column) > 0) & (on > 0)
 
     def find(self, luma: np.ndarray) -> np.ndarray:
         """One frame's (H, W) defect mask; the frame becomes the one the next is compared with."""
@@ -159,50 +192,53 @@ class DefectFinder:
         run = max(15, round(self.scratch_run * y8.shape[0])) | 1  # a scratch runs down much of the frame
         if self._tall is None or self._tall.shape[0] != run:
             self._run, self._tall, self._column = run, np.ones((run, 3), np.uint8), np.ones((run, 1), np.uint8)
-        y = y8.astype(np.float32)
-        p = None if self._prev is None else match_exposure(self._prev, y8).astype(np.float32)
-        self._prev = y8
-        res = {}
-        speck = np.zeros(y8.shape, np.int16)  # per pixel: frames it has been a speck (+ bright, - dark)
-        scratch = np.zeros(y8.shape, np.int16)  # ... a scratch
+        prev, self._prev = self._prev, y8
+        res, specks, scratches = {}, {}, {}
         for sign in (1, -1):
-            if sign > 0:  # brighter than the background (a disc's, or across a line)
-                dust = y - cv2.morphologyEx(y, cv2.MORPH_OPEN, self._disc)
-                line = y - cv2.morphologyEx(y, cv2.MORPH_OPEN, self._hline)
-            else:
-                dust = cv2.morphologyEx(y, cv2.MORPH_CLOSE, self._disc) - y
-                line = cv2.morphologyEx(y, cv2.MORPH_CLOSE, self._hline) - y
+            # brighter than the background (a disc's, or across a line): the white top-hats (-1: black)
+            op = cv2.MORPH_TOPHAT if sign > 0 else cv2.MORPH_BLACKHAT
+            dust = cv2.morphologyEx(y8, op, self._disc)
+            line = cv2.morphologyEx(y8, op, self._hline)
             along = cv2.blur(line, (1, self._run), borderType=cv2.BORDER_REFLECT)  # a line's, down its run
             res[sign] = dust, along
             if self._res is None:
                 continue
             # and more so than anything near it a frame ago: what moved a little is no news
             dust0, along0 = self._res[sign]
-            new = dust - cv2.dilate(dust0, self._near)
-            new_line = along - cv2.dilate(along0, self._wide)
-            m = self._margin  # the picture coming in at a side is no news
+            new = cv2.subtract(dust, cv2.dilate(dust0, self._near))
+            new_line = cv2.subtract(along, cv2.dilate(along0, self._wide))
+            m, ml = self._margin  # the picture coming in at a side is no news
             new[:, :m] = new[:, -m:] = new[:m] = new[-m:] = 0
-            new_line[:, :m] = new_line[:, -m:] = 0
+            new_line[:, :ml] = new_line[:, -ml:] = 0
             # a speck: a small strong blob, new, or where one was a frame ago (dust lives a few frames, in place)
-            was = np.clip(self._speck * sign, 0, 255).astype(np.uint8)
             blob = dust > self.dust_contrast
-            found = self._small(blob & (new > self.novelty), y, p, sign)
-            kept = self._small(blob & (was > 0) & (was < self.dust_life))
-            hit = found | kept
-            speck[hit] = sign * (np.where(kept, was, 0)[hit].astype(np.int16) + 1)
+            hit = self._new_specks(y8, blob & (new > self.novelty), prev, sign)
+            age = hit.view(np.uint8).copy()
+            was = self._speck.get(sign)
+            if was is not None:
+                kept = blob & (was > 0) & (was < self.dust_life)  # in place: it cannot grow
+                age[kept] = was[kept] + 1
+            specks[sign] = age
             # a scratch: a line, new along most of its run, or along one found a frame ago (it drifts a little)
             line_c = self._line(line)
             if line_c.any():
-                was = np.clip(self._scratch * sign, 0, 255).astype(np.uint8)
-                near = cv2.dilate(np.where(was < self.max_age, was, 0).astype(np.uint8), self._tall)
-                kept = line_c & (near > 0)
-                hit = (line_c & (new_line > self.scratch_contrast)) | kept
-                scratch[hit] = sign * (np.where(kept, near, 0)[hit].astype(np.int16) + 1)
+                hit = line_c & (new_line > self.scratch_contrast)
+                age = hit.view(np.uint8).copy()
+                was = self._scratch.get(sign)
+                if was is not None:
+                    near = cv2.dilate(np.where(was < self.max_age, was, 0).astype(np.uint8), self._tall)
+                    kept = line_c & (near > 0)
+                    age[kept] = near[kept] + 1
+                scratches[sign] = age
         first = self._res is None
-        self._res, self._speck, self._scratch = res, speck, scratch
+        self._res = res
+        self._speck = {k: v for k, v in specks.items() if v.any()}
+        self._scratch = {k: v for k, v in scratches.items() if v.any()}
+        mask = np.zeros(y8.shape, bool)
         if first:
-            return np.zeros(y8.shape, bool)
-        mask = (speck != 0) | (scratch != 0)
+            return mask
+        for v in (*self._speck.values(), *self._scratch.values()):
+            mask |= v > 0
         if self.grow and mask.any():  # the defect's soft edge (and the encoder's ringing) with it
             mask = cv2.dilate(mask.view(np.uint8), _ellipse(2 * self.grow + 1)) > 0
         return mask
@@ -211,6 +247,8 @@ class DefectFinder:
         """(N, H, W) luma -> the same with each frame's defects filled from around them (a copy
         where any is found; ``luma`` itself is never written)."""
         out = luma
+        if self._prev is None and len(luma) > 1:  # a shot's first frame is compared with the one after it
+            self.find(luma[1])
         for i, frame in enumerate(luma):
             m = self.find(frame)
             if m.any():

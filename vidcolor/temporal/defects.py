@@ -51,6 +51,19 @@ def _ellipse(d: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d))
 
 
+def _components(on: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """8-connected components of a (sparse, not empty) bool mask: count, labels, stats (OpenCV's),
+    labelled only inside the box that holds them."""
+    rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
+    r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    n, part, stats, _ = cv2.connectedComponentsWithStats(on[r0:r1, c0:c1].view(np.uint8), connectivity=8)
+    labels = np.zeros(on.shape, np.int32)
+    labels[r0:r1, c0:c1] = part
+    stats[:, cv2.CC_STAT_LEFT] += c0
+    stats[:, cv2.CC_STAT_TOP] += r0
+    return n, labels, stats
+
+
 def fill_masked(luma: np.ndarray, mask: np.ndarray, sigma: tuple[float, float] = (1.5, 1.0)) -> np.ndarray:
     """``luma`` (H, W) with the ``mask`` pixels replaced by the normalised convolution of the others
     (a Gaussian of ``sigma`` = (x, y) pixels, wider across than along: a vertical scratch is filled
@@ -90,11 +103,11 @@ class DefectFinder:
                  dust_size: int = 11, blob_slack: int = 4, min_area: int = 4, dust_life: int = 3, search: int = 16,
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
-                 grow: int = 1):
+                 grow: int = 1, temporal_fill: bool = True):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
-        self.max_age, self.dust_life, self.grow = max_age, dust_life, grow
+        self.max_age, self.dust_life, self.grow, self.temporal_fill = max_age, dust_life, grow, temporal_fill
         self.dust_size, self.blob_slack = dust_size, blob_slack
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
@@ -110,6 +123,7 @@ class DefectFinder:
     def reset(self) -> None:
         """A new shot: nothing before it is compared with."""
         self._prev: np.ndarray | None = None  # the previous frame (8-bit codes)
+        self._last: np.ndarray | None = None  # the previous frame as filled
         self._res: dict | None = None  # the previous frame's spatial residuals (dust, line), per sign
         self._speck: dict = {}  # per sign (+1 bright, -1 dark): per pixel, frames it has been a speck (uint8)
         self._scratch: dict = {}  # ... a scratch
@@ -122,13 +136,7 @@ class DefectFinder:
         under it was not as bright (``sign`` -1: as dark). A small thing that moved is no speck."""
         if not on.any():
             return on
-        rows, cols = np.flatnonzero(on.any(axis=1)), np.flatnonzero(on.any(axis=0))
-        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1  # labelled where there is something
-        n, part, stats, _ = cv2.connectedComponentsWithStats(on[r0:r1, c0:c1].view(np.uint8), connectivity=8)
-        labels = np.zeros(on.shape, np.int32)
-        labels[r0:r1, c0:c1] = part
-        stats[:, cv2.CC_STAT_LEFT] += c0
-        stats[:, cv2.CC_STAT_TOP] += r0
+        n, labels, stats = _components(on)
         big = self.dust_size + self.blob_slack
         ok = (stats[:, cv2.CC_STAT_WIDTH] <= big) & (stats[:, cv2.CC_STAT_HEIGHT] <= big)
         ok &= stats[:, cv2.CC_STAT_AREA] >= self.min_area
@@ -138,31 +146,70 @@ class DefectFinder:
                 ok[i] = self._moved_in(labels, i, stats[i], y, p, sign) is False
         return ok[labels]
 
-    def _moved_in(self, labels: np.ndarray, i: int, box: np.ndarray, y: np.ndarray, p: np.ndarray,
-                  sign: int) -> bool:
-        """Whether blob ``i`` was near by in ``p``: its surroundings' best match in ``p`` has it too."""
+    def _match(self, y: np.ndarray, p: np.ndarray, box: tuple[int, int, int, int],
+               blob: np.ndarray) -> tuple[int, int, float] | None:
+        """Where the region ``box`` = (x0, y0, x1, y1) of ``y``, without ``blob`` (a bool mask of the
+        region) and a pixel around it, best matches ``p`` within ``search`` pixels: the match's top
+        left corner in ``p`` and the root mean square difference there; None: too little around."""
         h, w = y.shape
-        x0, y0, bw, bh = (int(v) for v in box[:4])
-        pad, r = self.pad, self.search
-        ax, ay, bx, by = max(0, x0 - pad), max(0, y0 - pad), min(w, x0 + bw + pad), min(h, y0 + bh + pad)
+        ax, ay, bx, by = box
+        r = self.search
         sx, sy, ex, ey = max(0, ax - r), max(0, ay - r), min(w, bx + r), min(h, by + r)
         tpl = y[ay:by, ax:bx].astype(np.float32)
-        blob = labels[ay:by, ax:bx] == i
-        around = (cv2.dilate(blob.view(np.uint8), self._step) == 0)
+        around = cv2.dilate(blob.view(np.uint8), self._step) == 0
         if around.sum() < 8:
-            return True
+            return None
         fit = cv2.matchTemplate(p[sy:ey, sx:ex].astype(np.float32), tpl, cv2.TM_SQDIFF,
                                 mask=around.astype(np.float32))
         _, _, (mx, my), _ = cv2.minMaxLoc(fit)
         oy, ox = sy + my, sx + mx
         under = p[oy:oy + (by - ay), ox:ox + (bx - ax)].astype(np.float32)
-        rms = float(np.sqrt(((tpl - under)[around] ** 2).mean()))
-        if rms > self.fit_rms:  # the surroundings are not found: whether it moved is unknown
+        return oy, ox, float(np.sqrt(((tpl - under)[around] ** 2).mean()))
+
+    def _box(self, stat: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+        """A component's bounding box (connectedComponentsWithStats' row) with ``pad`` pixels around it."""
+        x0, y0, bw, bh = (int(v) for v in stat[:4])
+        pad, (h, w) = self.pad, shape
+        return max(0, x0 - pad), max(0, y0 - pad), min(w, x0 + bw + pad), min(h, y0 + bh + pad)
+
+    def _moved_in(self, labels: np.ndarray, i: int, stat: np.ndarray, y: np.ndarray, p: np.ndarray,
+                  sign: int) -> bool:
+        """Whether blob ``i`` was near by in ``p``: its surroundings' best match in ``p`` has it too."""
+        ax, ay, bx, by = box = self._box(stat, y.shape)
+        blob = labels[ay:by, ax:bx] == i
+        got = self._match(y, p, box, blob)
+        if got is None or got[2] > self.fit_rms:  # the surroundings are not found: whether it moved is unknown
             return True
+        oy, ox, _ = got
         # what was there, give or take a pixel (the match is to the pixel, the motion is not)
         wide = np.pad(p, 1, mode="edge")[oy:oy + (by - ay) + 2, ox:ox + (bx - ax) + 2]
         wide = (cv2.dilate if sign > 0 else cv2.erode)(wide, self._step)[1:-1, 1:-1].astype(np.float32)
+        tpl = y[ay:by, ax:bx].astype(np.float32)
         return float((sign * (tpl - wide))[blob].mean()) < self.novelty
+
+    def _from_before(self, frame: np.ndarray, filled: np.ndarray) -> np.ndarray:
+        """``filled`` (``frame`` with its defects filled from around them) with each speck's pixels
+        taken instead from the previous frame (as filled), where the speck's surroundings are found
+        there: what the speck hides was seen a frame ago."""
+        last = self._last
+        if last is None or frame.dtype != np.uint8 or not self._speck:
+            return filled
+        spots = np.zeros(frame.shape, np.uint8)
+        for v in self._speck.values():
+            spots |= (v > 0).view(np.uint8)
+        if self.grow:
+            spots = cv2.dilate(spots, _ellipse(2 * self.grow + 1))
+        n, labels, stats = _components(spots.view(bool))
+        p = match_exposure(last, frame)
+        for i in range(1, n):
+            ax, ay, bx, by = box = self._box(stats[i], frame.shape)
+            blob = labels[ay:by, ax:bx] == i
+            got = self._match(frame, p, box, blob)
+            if got is not None and got[2] <= self.fit_rms:
+                oy, ox, _ = got
+                under = p[oy:oy + (by - ay), ox:ox + (bx - ax)]
+                filled[ay:by, ax:bx][blob] = under[blob]
+        return filled
 
     def _new_specks(self, y8: np.ndarray, cand: np.ndarray, prev: np.ndarray, sign: int) -> np.ndarray:
         """Of the candidate pixels ``cand``, those brighter (``sign`` -1: darker) than anything near
@@ -254,5 +301,6 @@ class DefectFinder:
             if m.any():
                 if out is luma:
                     out = luma.copy()
-                out[i] = fill_masked(frame, m)
+                out[i] = self._from_before(frame, fill_masked(frame, m)) if self.temporal_fill else fill_masked(frame, m)
+            self._last = out[i]
         return out

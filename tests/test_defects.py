@@ -96,6 +96,19 @@ def test_fill_takes_the_surroundings():
     assert bad[mask].min() == 250  # the input itself is never written
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_speck_is_filled_with_what_the_frame_before_showed_there(seed):
+    clean = moving_picture(seed)
+    dirty, truth = add_defects(clean, seed)
+    specks = truth.copy()
+    specks[:, :, 36:48] = False  # not the scratch (filled from either side of it)
+    err = {}
+    for temporal in (False, True):
+        out = DefectFinder(temporal_fill=temporal).fill(dirty)
+        err[temporal] = np.abs(out.astype(int) - clean)[specks].mean()
+    assert err[True] < 0.8 * err[False], err
+
+
 @pytest.mark.parametrize("mode", ["forward", "off"])
 def test_no_colour_streak_along_a_scratch(tmp_path, mode):
     """Through the pipeline, a colorizer whose colour follows luminance: without the finder, colour is

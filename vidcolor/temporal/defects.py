@@ -301,6 +301,8 @@ class DefectFinder:
             if m.any():
                 if out is luma:
                     out = luma.copy()
-                out[i] = self._from_before(frame, fill_masked(frame, m)) if self.temporal_fill else fill_masked(frame, m)
+                out[i] = fill_masked(frame, m)
+                if self.temporal_fill:
+                    out[i] = self._from_before(frame, out[i])
             self._last = out[i]
         return out

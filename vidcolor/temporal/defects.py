@@ -103,18 +103,19 @@ class DefectFinder:
                  dust_size: int = 11, blob_slack: int = 4, min_area: int = 4, dust_life: int = 3, search: int = 16,
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
-                 grow: int = 1, temporal_fill: bool = True):
+                 grow: int = 1, temporal_fill: bool = True, edge: int = 1):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
         self.max_age, self.dust_life, self.grow, self.temporal_fill = max_age, dust_life, grow, temporal_fill
+        self.edge = max(1, edge)  # pixels at the frame's edge where no speck is new (the picture comes in there)
         self.dust_size, self.blob_slack = dust_size, blob_slack
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
         self._near = _ellipse(2 * reach + 1)
         self._wide = np.ones((1, 2 * line_reach + 1), np.uint8)
-        self._margin = reach + 1, line_reach + 2
+        self._margin = self.edge, line_reach + 2
         self._tall: np.ndarray | None = None  # (run, 3): a scratch drifts a little sideways
         self._column: np.ndarray | None = None  # (run, 1)
         self._step = np.ones((3, 3), np.uint8)

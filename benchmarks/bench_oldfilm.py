@@ -16,7 +16,9 @@ settings). Then it prints one row per configuration, still and crf: mean
 PSNR, its difference from ``clean`` (when run), the tool's CDC and the
 (degraded) ground truth's; the ceiling (the truth's own chroma on the set's
 black-and-white input, whose luma build_set.py encoded at crf 12: grain
-costs luma there that no colorizer can win back); the PSNR of the output's
+costs luma there that no colorizer can win back, and its gray conversion
+clips a flickered luma to 16-235; ``--lossless-input`` builds sets whose
+input is the degraded luma bit for bit, so that PSNR is the colour's alone); the PSNR of the output's
 Cb/Cr alone against the truth's (what the colorizer decides); and, where
 there are scratches or dust, the Cb/Cr error (8-bit codes) of the output
 on those pixels against the ring of pixels 2-5 px around them ("no colour
@@ -63,9 +65,40 @@ def config_strengths(name: str, strength: float) -> dict[str, float]:
     return {p: strength for p in parts}
 
 
-def build(name: str, strength: float, clips: list[str], seed: int, work: Path) -> Path:
+def lossless_gray(src: Path, dst: Path) -> None:
+    """Replace a set's black-and-white input by a lossless one: the source's luma plane copied bit for
+    bit (neutral chroma, libx264 qp 0), pts and audio kept; build_set.py's crf 12 loses grain there."""
+    tmp = dst.with_name("lossless_" + dst.name)
+    with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
+        vin = inp.streams.video[0]
+        ain = inp.streams.audio[0] if inp.streams.audio else None
+        vout = out.add_stream("libx264", rate=vin.average_rate)
+        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
+        vout.time_base = vout.codec_context.time_base = vin.time_base
+        vout.options = {"qp": "0", "preset": "veryfast"}
+        aout = out.add_stream_from_template(ain) if ain else None
+        for pkt in inp.demux([vin] + ([ain] if ain else [])):
+            if pkt.stream is ain:
+                if pkt.dts is not None:
+                    pkt.stream = aout
+                    out.mux(pkt)
+                continue
+            for fr in pkt.decode():
+                a = fr.to_ndarray(format="yuv420p")
+                h = fr.height
+                a[h:] = 128
+                g = av.VideoFrame.from_ndarray(a, format="yuv420p")
+                g.pts, g.time_base = fr.pts, fr.time_base
+                out.mux(vout.encode(g))
+        out.mux(vout.encode())
+    os.replace(tmp, dst)
+
+
+def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False) -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
-    d = work / (f"{name}_s{strength:g}_seed{seed}" if name != "clean" else "clean")
+    # v2: legal degraded copies (oldfilm.legal_chroma); sets built before it are not reused
+    d = work / ((f"{name}_s{strength:g}_seed{seed}_v2" if name != "clean" else "clean")
+                + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())
     todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]
     if not todo:
@@ -82,6 +115,10 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path) -
     spec.write_text(json.dumps({c: spec_all[c] for c in todo}))
     subprocess.run([sys.executable, str(EVAL / "build_set.py"), str(spec), str(d / "src"), str(d / "set")],
                    check=True, stdout=subprocess.DEVNULL)
+    if lossless:
+        for c in todo:
+            meta = json.loads((d / "set" / c / "meta.json").read_text())
+            lossless_gray(d / "src" / spec_all[c][0], d / "set" / c / meta["gray"])
     return d
 
 
@@ -195,6 +232,9 @@ def main() -> None:
     ap.add_argument("--extra", default="", help="options added to the command, e.g. '--deflicker'")
     ap.add_argument("--tag", default="", help="name of this scoring (results are cached per set, still, crf and tag)")
     ap.add_argument("--shots", default="", help="also check the cuts this shot detector finds (e.g. histogram)")
+    ap.add_argument("--lossless-input", action="store_true",
+                    help="sets whose black-and-white input is the degraded luma bit for bit (own folders): "
+                         "the PSNR then measures the colour alone, no input coding loss")
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
@@ -207,7 +247,7 @@ def main() -> None:
     clips = a.clips.split(",")
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
-    dirs = {c: build(c, a.strength, clips, a.seed, a.work) for c in configs}
+    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input) for c in configs}
     if a.shots:
         for c in configs:
             found = cuts_found(dirs[c], clips, a.shots)

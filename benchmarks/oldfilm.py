@@ -16,7 +16,12 @@ libx264 qp 0, YUV 4:2:0) with its luma made to look like a scanned print:
 - ``soft``: soft focus (Gaussian blur of the luma, sigma ~1.2 px, breathing).
 
 Each takes a strength (1.0: the default "moderate" print; 2.0 twice as
-bad; 0: off). Chroma planes are copied bit for bit (except under weave),
+bad; 0: off). The degraded luma is kept in the legal range (16-235), and
+where it turns a saturated colour into one no R'G'B' picture can hold (a
+red in a darkened vignette or under a flicker), that colour's Cb/Cr are
+pulled toward neutral just enough (``legal_chroma``): otherwise the truth
+would be colour that no still (saved as RGB) can carry. Other than that,
+chroma planes are copied bit for bit (except under weave),
 pts and audio packets are kept, so the copy's colour is the ground truth of
 its black-and-white version. The scratch and dust pixels of every frame are
 returned as masks (bool, (n, H, W)) for the streak check.
@@ -114,6 +119,33 @@ class _Plan:
         return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask
 
 
+def _gamut_room(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per chroma sample, the largest factor (<= 1) its Cb/Cr may be scaled by so that every one of its
+    2x2 pixels stays a colour R'G'B' can hold (BT.601, limited range)."""
+    h, w = u.shape
+    yn = (y[:2 * h, :2 * w].astype(np.float32) - 16) / 219
+    cb = np.repeat(np.repeat((u.astype(np.float32) - 128) / 224, 2, 0), 2, 1)
+    cr = np.repeat(np.repeat((v.astype(np.float32) - 128) / 224, 2, 0), 2, 1)
+    room = np.ones_like(yn)
+    for c in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R' - Y', G' - Y', B' - Y'
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lim = np.where(c > 1e-6, (1 - yn) / c, np.where(c < -1e-6, -yn / c, 1.0))
+        room = np.minimum(room, np.clip(lim, 0, 1))
+    return room.reshape(h, 2, w, 2).min(axis=(1, 3))
+
+
+def legal_chroma(y0: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb/Cr kept, but pulled toward neutral where the degraded luma ``y`` makes them a colour no
+    R'G'B' picture holds that the clean ``y0`` did not (a saturated red in a darkened vignette): the
+    copy stays a picture, so its stills (saved as RGB) carry its colour. Where the clean picture was
+    already out of gamut, only what the degradation added is taken back."""
+    k = np.clip(_gamut_room(y, u, v) / np.maximum(_gamut_room(y0, u, v), 1e-3), 0, 1)
+    if (k >= 1).all():
+        return u, v
+    f = lambda p: np.clip(np.rint(128 + (p.astype(np.float32) - 128) * k), 0, 255).astype(np.uint8)  # noqa: E731
+    return f(u), f(v)
+
+
 def _shift(plane: np.ndarray, dx: float, dy: float) -> np.ndarray:
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(plane, m, plane.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -158,7 +190,11 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) ->
                 if strengths.get("weave", 0.0) > 0:
                     dx, dy = float(plan.dx[t]), float(plan.dy[t])
                     y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
+                y0 = y
                 y, m = plan.luma(t, y, grain_rng)
+                if strengths:
+                    y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
+                    u, v = legal_chroma(y0, y, u, v)
                 masks.append(np.packbits(m, axis=-1))
                 b = np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
                 g = av.VideoFrame.from_ndarray(np.ascontiguousarray(b), format="yuv420p")

@@ -268,7 +268,7 @@ class VideoRun:
         else:
             self.chooser = PlanChooser(self.plan, cfg.exemplar.gate_low, cfg.exemplar.gate_high)
         self.splitter = self.chooser.splitter(self.detector, info.ycbcr)
-        self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits)
+        self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits, self.device)
         self.deflicker = Deflicker(bits=info.bits) if cfg.temporal.deflicker else None
 
     def _stream(self, reader: VideoReader) -> None:
@@ -377,31 +377,39 @@ class VideoRun:
         batch, timers, colorist = self.batch, self.timers, self.colorist
         if not batch:
             return
-        luma = np.stack([f.luma for f in batch])
+        luma = np.stack([f.luma for f in batch])  # the batch's luma, stacked once: colorizer, codes, encoder
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
                 codes = colorist(luma)
             self.write(batch, luma, codes)
         else:
+            for i, f in enumerate(batch):  # one copy of the luma held while the smoother holds the frames
+                f.luma = luma[i]
             with timers("temporal"):
                 motion = self.smoother.motion(luma, colorist.chroma_size)  # runs while the model does
-            with timers("colorize"):
-                chroma = colorist.predict(luma, motion).cpu().numpy()
+            with timers("colorize"):  # the chroma stays on the model's device (the smoother's backend takes it there)
+                chroma = colorist.predict(luma, motion)
                 confidence = colorist.confidence()
             with timers("temporal"):
-                ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())
+                ready = self.smoother.push([(f, luma, i) for i, f in enumerate(batch)], chroma, motion, confidence,
+                                           colorist.pinned())
             self._write_ready(ready)
         batch.clear()
 
     def _write_ready(self, ready: list) -> None:
-        """Frames the smoother has finished with, and their chroma, to codes and on to the encoder."""
-        if not ready:
-            return
-        frames = [f for f, _ in ready]
-        luma = np.stack([f.luma for f in frames])
-        with self.timers("colorize"):
-            codes = self.colorist.codes(luma, torch.from_numpy(np.stack([c for _, c in ready])))
-        self.write(frames, luma, codes)
+        """Frames the smoother has finished with, and their chroma, to codes and on to the encoder: each
+        run of them from one batch with that batch's stacked luma (a slice of it, not stacked again)."""
+        start = 0
+        while start < len(ready):
+            _, luma, a = ready[start][0]
+            end = start + 1
+            while end < len(ready) and ready[end][0][1] is luma and ready[end][0][2] == a + end - start:
+                end += 1
+            run, start = ready[start:end], end
+            frames, luma = [f for (f, _, _), _ in run], luma[a:a + len(run)]
+            with self.timers("colorize"):
+                codes = self.colorist.codes(luma, [c for _, c in run])
+            self.write(frames, luma, codes)
 
     def write(self, frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
         if self.deflicker is not None:  # --deflicker: the one change to the film's luma, after the colour

@@ -47,7 +47,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oldfilm import DEGRADATIONS, degrade  # noqa: E402
+from oldfilm import DEGRADATIONS, degrade, rewrite  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
@@ -67,30 +67,9 @@ def config_strengths(name: str, strength: float) -> dict[str, float]:
 
 def lossless_gray(src: Path, dst: Path) -> None:
     """Replace a set's black-and-white input by a lossless one: the source's luma plane copied bit for
-    bit (neutral chroma, libx264 qp 0), pts and audio kept; build_set.py's crf 12 loses grain there."""
+    bit (neutral chroma), pts and audio kept; build_set.py's crf 12 loses grain there."""
     tmp = dst.with_name("lossless_" + dst.name)
-    with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
-        vin = inp.streams.video[0]
-        ain = inp.streams.audio[0] if inp.streams.audio else None
-        vout = out.add_stream("libx264", rate=vin.average_rate)
-        vout.width, vout.height, vout.pix_fmt = vin.codec_context.width, vin.codec_context.height, "yuv420p"
-        vout.time_base = vout.codec_context.time_base = vin.time_base
-        vout.options = {"qp": "0", "preset": "veryfast"}
-        aout = out.add_stream_from_template(ain) if ain else None
-        for pkt in inp.demux([vin] + ([ain] if ain else [])):
-            if pkt.stream is ain:
-                if pkt.dts is not None:
-                    pkt.stream = aout
-                    out.mux(pkt)
-                continue
-            for fr in pkt.decode():
-                a = fr.to_ndarray(format="yuv420p")
-                h = fr.height
-                a[h:] = 128
-                g = av.VideoFrame.from_ndarray(a, format="yuv420p")
-                g.pts, g.time_base = fr.pts, fr.time_base
-                out.mux(vout.encode(g))
-        out.mux(vout.encode())
+    rewrite(src, tmp, lambda t, y, u, v: (y, np.full_like(u, 128), np.full_like(v, 128)))
     os.replace(tmp, dst)
 
 

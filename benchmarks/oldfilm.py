@@ -156,18 +156,13 @@ def count_frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
-    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
-    unknown = set(strengths) - set(DEGRADATIONS)
-    if unknown:
-        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
-    n = count_frames(src)
-    masks = []
+def rewrite(src: Path, dst: Path, frame) -> int:
+    """Re-encode ``src`` to ``dst`` losslessly (libx264 qp 0, YUV 4:2:0), each frame's planes through
+    ``frame(t, y, u, v) -> (y, u, v)`` (uint8; y (H, W), u and v (H/2, W/2)), pts and audio packets
+    kept; returns the width."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
         w, h = vin.codec_context.width, vin.codec_context.height
-        plan = _Plan(n, h, w, strengths, seed)
-        grain_rng = np.random.default_rng(plan.grain_seed)
         ain = inp.streams.audio[0] if inp.streams.audio else None
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
@@ -184,22 +179,40 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) ->
                 continue
             for fr in pkt.decode():
                 a = fr.to_ndarray(format="yuv420p")
-                y = a[:h]
-                u = a[h:h + h // 4].reshape(h // 2, w // 2)
-                v = a[h + h // 4:].reshape(h // 2, w // 2)
-                if strengths.get("weave", 0.0) > 0:
-                    dx, dy = float(plan.dx[t]), float(plan.dy[t])
-                    y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
-                y0 = y
-                y, m = plan.luma(t, y, grain_rng)
-                if strengths:
-                    y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
-                    u, v = legal_chroma(y0, y, u, v)
-                masks.append(np.packbits(m, axis=-1))
+                y, u, v = frame(t, a[:h], a[h:h + h // 4].reshape(h // 2, w // 2), a[h + h // 4:].reshape(h // 2, w // 2))
                 b = np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
                 g = av.VideoFrame.from_ndarray(np.ascontiguousarray(b), format="yuv420p")
                 g.pts, g.time_base = fr.pts, fr.time_base
                 out.mux(vout.encode(g))
                 t += 1
         out.mux(vout.encode())
+    return w
+
+
+def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
+    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
+    unknown = set(strengths) - set(DEGRADATIONS)
+    if unknown:
+        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
+    n = count_frames(src)
+    masks = []
+    state = {}
+
+    def frame(t, y, u, v):
+        if t == 0:
+            state["plan"] = plan = _Plan(n, *y.shape, strengths, seed)
+            state["rng"] = np.random.default_rng(plan.grain_seed)
+        plan = state["plan"]
+        if strengths.get("weave", 0.0) > 0:
+            dx, dy = float(plan.dx[t]), float(plan.dy[t])
+            y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
+        y0 = y
+        y, m = plan.luma(t, y, state["rng"])
+        if strengths:
+            y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
+            u, v = legal_chroma(y0, y, u, v)
+        masks.append(np.packbits(m, axis=-1))
+        return y, u, v
+
+    w = rewrite(src, dst, frame)
     return np.unpackbits(np.stack(masks), axis=-1, count=w).astype(bool)

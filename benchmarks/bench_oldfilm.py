@@ -75,8 +75,8 @@ def lossless_gray(src: Path, dst: Path) -> None:
 
 def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False) -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
-    # v2: legal degraded copies (oldfilm.legal_chroma); sets built before it are not reused
-    d = work / ((f"{name}_s{strength:g}_seed{seed}_v2" if name != "clean" else "clean")
+    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); sets built before it are not reused
+    d = work / ((f"{name}_s{strength:g}_seed{seed}_v3" if name != "clean" else "clean")
                 + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())
     todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]

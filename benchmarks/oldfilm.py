@@ -20,7 +20,9 @@ bad; 0: off). The degraded luma is kept in the legal range (16-235), and
 where it turns a saturated colour into one no R'G'B' picture can hold (a
 red in a darkened vignette or under a flicker), that colour's Cb/Cr are
 pulled toward neutral just enough (``legal_chroma``): otherwise the truth
-would be colour that no still (saved as RGB) can carry. Other than that,
+would be colour that no still (saved as RGB) can carry. That goes by the
+print's exposure (soft focus, vignette, flicker), not by the grain, dust
+and scratches on it: their pixels keep their surroundings' colour. Other than that,
 chroma planes are copied bit for bit (except under weave),
 pts and audio packets are kept, so the copy's colour is the ground truth of
 its black-and-white version. The scratch and dust pixels of every frame are
@@ -83,8 +85,9 @@ class _Plan:
                                        float(rng.normal(0, 0.3)), int(rng.integers(1, 4)),
                                        float(rng.choice([-1.0, 1.0]) * rng.uniform(40, 80)), y0, y1))
 
-    def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Frame t's degraded luma (uint8) and its scratch/dust mask, from its (weaved) clean luma."""
+    def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame t's degraded luma (uint8), its scratch/dust mask, and its luma before the grain, dust
+        and scratches (the print's exposure: what ``legal_chroma`` goes by), from its (weaved) clean luma."""
         s, h, w = self.s, self.h, self.w
         yf = y.astype(np.float32)
         if s.get("soft", 0.0) > 0:
@@ -95,6 +98,7 @@ class _Plan:
             yf = 16 + (yf - 16) * (1 - self.vig_depth[t] * np.clip(r2, 0, 1.5))
         if s.get("flicker", 0.0) > 0:
             yf = 16 + (yf - 16) * self.gain[t] + self.offset[t]
+        exposed = np.clip(np.rint(yf), 0, 255).astype(np.uint8)
         if s.get("grain", 0.0) > 0:
             g = cv2.GaussianBlur(grain_rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.7)
             yf += g * (5.0 * s["grain"] / max(float(g.std()), 1e-6))
@@ -116,7 +120,7 @@ class _Plan:
                 fade = 0.6 + 0.4 * np.sin(np.linspace(0, 3.0, int(y1) - int(y0)))[:, None]
                 yf[rows, a:b] += c * fade
                 mask[rows, a:b] = True
-        return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask
+        return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask, exposed
 
 
 def _gamut_room(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -207,10 +211,10 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) ->
             dx, dy = float(plan.dx[t]), float(plan.dy[t])
             y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
         y0 = y
-        y, m = plan.luma(t, y, state["rng"])
+        y, m, exposed = plan.luma(t, y, state["rng"])
         if strengths:
             y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
-            u, v = legal_chroma(y0, y, u, v)
+            u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
         masks.append(np.packbits(m, axis=-1))
         return y, u, v
 

@@ -16,7 +16,9 @@ settings). Then it prints one row per configuration, still and crf: mean
 PSNR, its difference from ``clean`` (when run), the tool's CDC and the
 (degraded) ground truth's; the ceiling (the truth's own chroma on the set's
 black-and-white input, whose luma build_set.py encoded at crf 12: grain
-costs luma there that no colorizer can win back); the PSNR of the output's
+costs luma there that no colorizer can win back, and its gray conversion
+clips a flickered luma to 16-235; ``--lossless-input`` builds sets whose
+input is the degraded luma bit for bit, so that PSNR is the colour's alone); the PSNR of the output's
 Cb/Cr alone against the truth's (what the colorizer decides); and, where
 there are scratches or dust, the Cb/Cr error (8-bit codes) of the output
 on those pixels against the ring of pixels 2-5 px around them ("no colour
@@ -45,7 +47,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oldfilm import DEGRADATIONS, degrade  # noqa: E402
+from oldfilm import DEGRADATIONS, degrade, rewrite  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
@@ -63,9 +65,19 @@ def config_strengths(name: str, strength: float) -> dict[str, float]:
     return {p: strength for p in parts}
 
 
-def build(name: str, strength: float, clips: list[str], seed: int, work: Path) -> Path:
+def lossless_gray(src: Path, dst: Path) -> None:
+    """Replace a set's black-and-white input by a lossless one: the source's luma plane copied bit for
+    bit (neutral chroma), pts and audio kept; build_set.py's crf 12 loses grain there."""
+    tmp = dst.with_name("lossless_" + dst.name)
+    rewrite(src, tmp, lambda t, y, u, v: (y, np.full_like(u, 128), np.full_like(v, 128)))
+    os.replace(tmp, dst)
+
+
+def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False) -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
-    d = work / (f"{name}_s{strength:g}_seed{seed}" if name != "clean" else "clean")
+    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); sets built before it are not reused
+    d = work / ((f"{name}_s{strength:g}_seed{seed}_v3" if name != "clean" else "clean")
+                + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())
     todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]
     if not todo:
@@ -82,6 +94,10 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path) -
     spec.write_text(json.dumps({c: spec_all[c] for c in todo}))
     subprocess.run([sys.executable, str(EVAL / "build_set.py"), str(spec), str(d / "src"), str(d / "set")],
                    check=True, stdout=subprocess.DEVNULL)
+    if lossless:
+        for c in todo:
+            meta = json.loads((d / "set" / c / "meta.json").read_text())
+            lossless_gray(d / "src" / spec_all[c][0], d / "set" / c / meta["gray"])
     return d
 
 
@@ -195,6 +211,9 @@ def main() -> None:
     ap.add_argument("--extra", default="", help="options added to the command, e.g. '--deflicker'")
     ap.add_argument("--tag", default="", help="name of this scoring (results are cached per set, still, crf and tag)")
     ap.add_argument("--shots", default="", help="also check the cuts this shot detector finds (e.g. histogram)")
+    ap.add_argument("--lossless-input", action="store_true",
+                    help="sets whose black-and-white input is the degraded luma bit for bit (own folders): "
+                         "the PSNR then measures the colour alone, no input coding loss")
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
@@ -207,7 +226,7 @@ def main() -> None:
     clips = a.clips.split(",")
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
-    dirs = {c: build(c, a.strength, clips, a.seed, a.work) for c in configs}
+    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input) for c in configs}
     if a.shots:
         for c in configs:
             found = cuts_found(dirs[c], clips, a.shots)

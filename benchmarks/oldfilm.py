@@ -16,7 +16,14 @@ libx264 qp 0, YUV 4:2:0) with its luma made to look like a scanned print:
 - ``soft``: soft focus (Gaussian blur of the luma, sigma ~1.2 px, breathing).
 
 Each takes a strength (1.0: the default "moderate" print; 2.0 twice as
-bad; 0: off). Chroma planes are copied bit for bit (except under weave),
+bad; 0: off). The degraded luma is kept in the legal range (16-235), and
+where it turns a saturated colour into one no R'G'B' picture can hold (a
+red in a darkened vignette or under a flicker), that colour's Cb/Cr are
+pulled toward neutral just enough (``legal_chroma``): otherwise the truth
+would be colour that no still (saved as RGB) can carry. That goes by the
+print's exposure (soft focus, vignette, flicker), not by the grain, dust
+and scratches on it: their pixels keep their surroundings' colour. Other than that,
+chroma planes are copied bit for bit (except under weave),
 pts and audio packets are kept, so the copy's colour is the ground truth of
 its black-and-white version. The scratch and dust pixels of every frame are
 returned as masks (bool, (n, H, W)) for the streak check.
@@ -78,8 +85,9 @@ class _Plan:
                                        float(rng.normal(0, 0.3)), int(rng.integers(1, 4)),
                                        float(rng.choice([-1.0, 1.0]) * rng.uniform(40, 80)), y0, y1))
 
-    def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Frame t's degraded luma (uint8) and its scratch/dust mask, from its (weaved) clean luma."""
+    def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Frame t's degraded luma (uint8), its scratch/dust mask, and its luma before the grain, dust
+        and scratches (the print's exposure: what ``legal_chroma`` goes by), from its (weaved) clean luma."""
         s, h, w = self.s, self.h, self.w
         yf = y.astype(np.float32)
         if s.get("soft", 0.0) > 0:
@@ -90,6 +98,7 @@ class _Plan:
             yf = 16 + (yf - 16) * (1 - self.vig_depth[t] * np.clip(r2, 0, 1.5))
         if s.get("flicker", 0.0) > 0:
             yf = 16 + (yf - 16) * self.gain[t] + self.offset[t]
+        exposed = np.clip(np.rint(yf), 0, 255).astype(np.uint8)
         if s.get("grain", 0.0) > 0:
             g = cv2.GaussianBlur(grain_rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.7)
             yf += g * (5.0 * s["grain"] / max(float(g.std()), 1e-6))
@@ -111,7 +120,34 @@ class _Plan:
                 fade = 0.6 + 0.4 * np.sin(np.linspace(0, 3.0, int(y1) - int(y0)))[:, None]
                 yf[rows, a:b] += c * fade
                 mask[rows, a:b] = True
-        return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask
+        return np.clip(np.rint(yf), 0, 255).astype(np.uint8), mask, exposed
+
+
+def _gamut_room(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Per chroma sample, the largest factor (<= 1) its Cb/Cr may be scaled by so that every one of its
+    2x2 pixels stays a colour R'G'B' can hold (BT.601, limited range)."""
+    h, w = u.shape
+    yn = (y[:2 * h, :2 * w].astype(np.float32) - 16) / 219
+    cb = np.repeat(np.repeat((u.astype(np.float32) - 128) / 224, 2, 0), 2, 1)
+    cr = np.repeat(np.repeat((v.astype(np.float32) - 128) / 224, 2, 0), 2, 1)
+    room = np.ones_like(yn)
+    for c in (1.402 * cr, -0.344136 * cb - 0.714136 * cr, 1.772 * cb):  # R' - Y', G' - Y', B' - Y'
+        with np.errstate(divide="ignore", invalid="ignore"):
+            lim = np.where(c > 1e-6, (1 - yn) / c, np.where(c < -1e-6, -yn / c, 1.0))
+        room = np.minimum(room, np.clip(lim, 0, 1))
+    return room.reshape(h, 2, w, 2).min(axis=(1, 3))
+
+
+def legal_chroma(y0: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb/Cr kept, but pulled toward neutral where the degraded luma ``y`` makes them a colour no
+    R'G'B' picture holds that the clean ``y0`` did not (a saturated red in a darkened vignette): the
+    copy stays a picture, so its stills (saved as RGB) carry its colour. Where the clean picture was
+    already out of gamut, only what the degradation added is taken back."""
+    k = np.clip(_gamut_room(y, u, v) / np.maximum(_gamut_room(y0, u, v), 1e-3), 0, 1)
+    if (k >= 1).all():
+        return u, v
+    f = lambda p: np.clip(np.rint(128 + (p.astype(np.float32) - 128) * k), 0, 255).astype(np.uint8)  # noqa: E731
+    return f(u), f(v)
 
 
 def _shift(plane: np.ndarray, dx: float, dy: float) -> np.ndarray:
@@ -124,18 +160,13 @@ def count_frames(path: Path) -> int:
         return sum(1 for _ in c.decode(video=0))
 
 
-def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
-    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
-    unknown = set(strengths) - set(DEGRADATIONS)
-    if unknown:
-        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
-    n = count_frames(src)
-    masks = []
+def rewrite(src: Path, dst: Path, frame) -> int:
+    """Re-encode ``src`` to ``dst`` losslessly (libx264 qp 0, YUV 4:2:0), each frame's planes through
+    ``frame(t, y, u, v) -> (y, u, v)`` (uint8; y (H, W), u and v (H/2, W/2)), pts and audio packets
+    kept; returns the width."""
     with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
         vin = inp.streams.video[0]
         w, h = vin.codec_context.width, vin.codec_context.height
-        plan = _Plan(n, h, w, strengths, seed)
-        grain_rng = np.random.default_rng(plan.grain_seed)
         ain = inp.streams.audio[0] if inp.streams.audio else None
         vout = out.add_stream("libx264", rate=vin.average_rate)
         vout.width, vout.height, vout.pix_fmt = w, h, "yuv420p"
@@ -152,18 +183,40 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) ->
                 continue
             for fr in pkt.decode():
                 a = fr.to_ndarray(format="yuv420p")
-                y = a[:h]
-                u = a[h:h + h // 4].reshape(h // 2, w // 2)
-                v = a[h + h // 4:].reshape(h // 2, w // 2)
-                if strengths.get("weave", 0.0) > 0:
-                    dx, dy = float(plan.dx[t]), float(plan.dy[t])
-                    y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
-                y, m = plan.luma(t, y, grain_rng)
-                masks.append(np.packbits(m, axis=-1))
+                y, u, v = frame(t, a[:h], a[h:h + h // 4].reshape(h // 2, w // 2), a[h + h // 4:].reshape(h // 2, w // 2))
                 b = np.concatenate([y, u.reshape(-1, w), v.reshape(-1, w)])
                 g = av.VideoFrame.from_ndarray(np.ascontiguousarray(b), format="yuv420p")
                 g.pts, g.time_base = fr.pts, fr.time_base
                 out.mux(vout.encode(g))
                 t += 1
         out.mux(vout.encode())
+    return w
+
+
+def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
+    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
+    unknown = set(strengths) - set(DEGRADATIONS)
+    if unknown:
+        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
+    n = count_frames(src)
+    masks = []
+    state = {}
+
+    def frame(t, y, u, v):
+        if t == 0:
+            state["plan"] = plan = _Plan(n, *y.shape, strengths, seed)
+            state["rng"] = np.random.default_rng(plan.grain_seed)
+        plan = state["plan"]
+        if strengths.get("weave", 0.0) > 0:
+            dx, dy = float(plan.dx[t]), float(plan.dy[t])
+            y, u, v = _shift(y, dx, dy), _shift(u, dx / 2, dy / 2), _shift(v, dx / 2, dy / 2)
+        y0 = y
+        y, m, exposed = plan.luma(t, y, state["rng"])
+        if strengths:
+            y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
+            u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
+        masks.append(np.packbits(m, axis=-1))
+        return y, u, v
+
+    w = rewrite(src, dst, frame)
     return np.unpackbits(np.stack(masks), axis=-1, count=w).astype(bool)

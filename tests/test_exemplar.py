@@ -10,7 +10,7 @@ import torch
 
 from vidcolor.color import BT709, YCbCrSpec, gray_to_l, rgb_to_cbcr, rgb_to_lab, rgb_to_luma
 from vidcolor.config import ExemplarConfig
-from vidcolor.errors import ModelError
+from vidcolor.errors import ConfigError, ModelError
 from vidcolor.models import get_colorizer
 from vidcolor.models.exemplar import ExemplarColorizer, GlobalAlign, flow_align, guided_upsample
 from vidcolor.models.fusion import FusionNet, RuleFusion, load_fusion, save_fusion
@@ -179,7 +179,7 @@ def test_the_backward_flow_only_checks_and_may_be_coarser():
     assert np.median(conf) > 0.5 and abs(float(conf.mean()) - float(conf1.mean())) < 0.1
     assert colorizer(check_preset="fast")._check is not None
     assert colorizer(check_preset="medium")._check is None
-    with pytest.raises(ModelError, match="unknown flow preset 'slow'"):
+    with pytest.raises(ConfigError, match="exemplar.check_preset must be one of ultrafast, fast, medium, fine"):
         colorizer(check_preset="slow")
 
 

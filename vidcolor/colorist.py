@@ -1,6 +1,8 @@
 """Luma planes in, chroma codes out: the colorizer of the current shot at the film's chroma resolution."""
 from __future__ import annotations
 
+from typing import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -65,25 +67,28 @@ class FrameColorist:
         return ab.float()
 
     @torch.inference_mode()
-    def confidence(self) -> np.ndarray | None:
-        """The colorizer's confidence in its last answer, (N, h, w) at the chroma size, or None."""
+    def confidence(self) -> torch.Tensor | None:
+        """The colorizer's confidence in its last answer, (N, h, w) at the chroma size, on the device, or None."""
         c = self.colorizer.confidence
         if c is None or self.neutral:
             return None
         if c.shape[-2:] != self.chroma_size:
             c = F.interpolate(c.float(), size=self.chroma_size, mode="bilinear", align_corners=False)
-        return c[:, 0].cpu().numpy()
+        return c[:, 0]
 
     def pinned(self) -> list[bool] | None:
         """Per frame of the last answer, whether its chroma was given, not guessed (a keyframe's own frame)."""
         return None if self.neutral else self.colorizer.pinned
 
     @torch.inference_mode()
-    def codes(self, luma: np.ndarray, chroma: torch.Tensor) -> np.ndarray:
-        """Chroma from :meth:`predict` (smoothed or not) -> the output's Cb/Cr codes."""
+    def codes(self, luma: np.ndarray, chroma: torch.Tensor | Sequence) -> np.ndarray:
+        """Chroma from :meth:`predict` (smoothed or not: (N, 2, h, w), or a (2, h, w) numpy array or
+        tensor per frame) -> the output's Cb/Cr codes."""
         if self.neutral:
             return np.full((len(luma), 2, *self.chroma_size), self.out_spec.chroma_scale()[0],
                            np.uint8 if self.out_spec.bits == 8 else np.uint16)
+        if not isinstance(chroma, torch.Tensor):
+            chroma = torch.stack(list(chroma)) if isinstance(chroma[0], torch.Tensor) else torch.from_numpy(np.stack(chroma))
         chroma = chroma.to(self.device)
         if self.colorizer.chroma == "cbcr":
             return quantize_chroma(chroma, self.out_spec).cpu().numpy()

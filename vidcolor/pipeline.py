@@ -40,8 +40,7 @@ from .references.plan import PlanChooser, PlannedShot
 from .runtime import RunReport, Timers, auto_batch_size, resolve_device
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
-from .temporal import TemporalSmoother
-from .temporal.defects import DefectFinder
+from .temporal import DefectFinder, TemporalSmoother
 from .temporal.deflicker import Deflicker
 
 __all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
@@ -269,7 +268,7 @@ class VideoRun:
         else:
             self.chooser = PlanChooser(self.plan, cfg.exemplar.gate_low, cfg.exemplar.gate_high)
         self.splitter = self.chooser.splitter(self.detector, info.ycbcr)
-        self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits)
+        self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits, self.device)
         self.deflicker = Deflicker(bits=info.bits) if cfg.temporal.deflicker else None
         self.defects = DefectFinder(bits=info.bits) if cfg.temporal.defects else None
 
@@ -335,10 +334,9 @@ class VideoRun:
     # -- per shot --------------------------------------------------------------------
     def begin_shot(self, shot: Shot) -> None:
         self.end_shot()  # no colour is carried across a cut
-        if self.deflicker is not None:
-            self.deflicker.reset()
-        if self.defects is not None:
-            self.defects.reset()
+        for stage in (self.deflicker, self.defects):
+            if stage is not None:
+                stage.reset()
         entry = shot.to_dict()
         with self.timers("references"):
             choice = self.chooser.choose(shot)
@@ -381,35 +379,41 @@ class VideoRun:
         batch, timers, colorist = self.batch, self.timers, self.colorist
         if not batch:
             return
-        luma = np.stack([f.luma for f in batch])
-        seen = luma  # what the colour side sees: dust and scratches filled from around them (the output keeps luma)
-        if self.defects is not None:
-            with timers("defects"):
-                seen = self.defects.fill(luma)
+        luma = np.stack([f.luma for f in batch])  # the batch's luma, stacked once: colorizer, codes, encoder
+        with timers("defects"):  # what the colour side sees: dust and scratches filled (the output keeps the luma)
+            seen = luma if self.defects is None else self.defects.fill(luma)
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
                 codes = colorist(seen)
             self.write(batch, luma, codes)
         else:
+            for i, f in enumerate(batch):  # one copy of the luma held while the smoother holds the frames
+                f.luma = luma[i]
             with timers("temporal"):
                 motion = self.smoother.motion(seen, colorist.chroma_size)  # runs while the model does
-            with timers("colorize"):
-                chroma = colorist.predict(seen, motion).cpu().numpy()
+            with timers("colorize"):  # the chroma stays on the model's device (the smoother's backend takes it there)
+                chroma = colorist.predict(seen, motion)
                 confidence = colorist.confidence()
             with timers("temporal"):
-                ready = self.smoother.push(list(batch), chroma, motion, confidence, colorist.pinned())
+                ready = self.smoother.push([(f, luma, i, seen) for i, f in enumerate(batch)], chroma, motion,
+                                           confidence, colorist.pinned())
             self._write_ready(ready)
         batch.clear()
 
     def _write_ready(self, ready: list) -> None:
-        """Frames the smoother has finished with, and their chroma, to codes and on to the encoder."""
-        if not ready:
-            return
-        frames = [f for f, _ in ready]
-        luma = np.stack([f.luma for f in frames])
-        with self.timers("colorize"):
-            codes = self.colorist.codes(luma, torch.from_numpy(np.stack([c for _, c in ready])))
-        self.write(frames, luma, codes)
+        """Frames the smoother has finished with, and their chroma, to codes and on to the encoder: each
+        run of them from one batch with that batch's stacked luma (a slice of it), coded on the luma the colour saw."""
+        start = 0
+        while start < len(ready):
+            _, luma, a, seen = ready[start][0]
+            end = start + 1
+            while end < len(ready) and ready[end][0][1] is luma and ready[end][0][2] == a + end - start:
+                end += 1
+            run, start = ready[start:end], end
+            frames, luma, seen = [f for (f, *_), _ in run], luma[a:a + len(run)], seen[a:a + len(run)]
+            with self.timers("colorize"):
+                codes = self.colorist.codes(seen, [c for _, c in run])
+            self.write(frames, luma, codes)
 
     def write(self, frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
         if self.deflicker is not None:  # --deflicker: the one change to the film's luma, after the colour

@@ -55,8 +55,9 @@ import torch.nn.functional as F
 
 from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
+from ..settings import check_section
 from ..errors import ModelError
-from ..ops import DIS_PRESETS, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
+from ..ops import box_filter, dis_flow, pixel_grid, resize_flow, work_shape
 from .align import GlobalAlign, chain_align, flow_align
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
@@ -227,9 +228,7 @@ class ExemplarColorizer(Colorizer):
     def __init__(self, *, device: torch.device, config: ExemplarConfig | None = None):
         super().__init__(device)
         self.cfg = config or ExemplarConfig()
-        for preset in (self.cfg.flow_preset, self.cfg.check_preset):
-            if preset not in DIS_PRESETS:
-                raise ModelError(f"exemplar: unknown flow preset '{preset}' (valid: {', '.join(DIS_PRESETS)})")
+        check_section(self.cfg, "exemplar.")  # built directly, not from a checked config: the same ranges
         self.matcher = FeatureMatcher(device, self.cfg.temperature, self.cfg.tone_weight,
                                       load_matcher(self.cfg.matcher, device))
         self.matcher.autocast = self.autocast

@@ -33,6 +33,12 @@ so neither direction's lag shows.
 Flow for a batch is computed on a worker thread (OpenCV releases the GIL)
 while the colorizer runs on the same batch: :meth:`motion` starts it,
 :meth:`push` collects it.
+
+Two backends do the arithmetic at the chroma size: numpy and OpenCV
+(:class:`NumpyOps`, on the CPU, where it is the faster) and torch
+(:class:`~vidcolor.temporal.smooth_torch.TorchOps`, on any other device, so
+the colorizer's chroma stays there until it becomes codes); the smoother
+picks by its ``device``. The flows are OpenCV's on the CPU either way.
 """
 from __future__ import annotations
 
@@ -49,7 +55,7 @@ from ..config import TemporalConfig
 from ..ops import dis_flow, match_exposure, pixel_grid, resize_flow
 from ..settings import configure
 
-__all__ = ["TemporalSmoother", "Motion", "warp", "frame_motion", "MODES"]
+__all__ = ["TemporalSmoother", "Motion", "NumpyOps", "warp", "frame_motion", "MODES", "BACKENDS"]
 
 # fresh colour's confidence is taken in [MIN_CONFIDENCE, MAX_CONFIDENCE] before it becomes a weight (its odds):
 MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
@@ -57,6 +63,7 @@ MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory w
 #: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
 HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap")
 _KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
+BACKENDS = ("numpy", "torch")  # the smoother's arithmetic: numpy/OpenCV (the CPU's), torch (the device's)
 
 
 @dataclass
@@ -65,7 +72,8 @@ class Motion:
 
     ``fwd``: (h, w, 2) for each pixel of t, its offset into t-1;
     ``conf``: (h, w) confidence of ``fwd``; ``bwd``/``bconf``: the same from
-    t-1 into t (for the backward pass). ``flow``/``fb2``: ``fwd`` at the size it was
+    t-1 into t (for the backward pass), all numpy, at the chroma size for the numpy backend, at the
+    flow size for the torch backend (it resizes them on the device). ``flow``/``fb2``: ``fwd`` at the size it was
     computed at (the flow size) and its squared forward-backward error there (pixels^2),
     for a colorizer that builds on it (the exemplar's flows to its still, chained).
     """
@@ -122,6 +130,56 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2)
 
 
+class NumpyOps:
+    """The smoother's arithmetic on numpy arrays with OpenCV, on the CPU: chroma (h, w, 2),
+    precision and confidence (h, w); a frame's motion as :func:`frame_motion` gives it."""
+
+    name = "numpy"
+
+    def __init__(self):
+        self._grid: np.ndarray | None = None
+
+    def take(self, batch):
+        """A batch (chroma (N, 2, h, w) or confidence (N, h, w)) as numpy (a tensor is copied off its device)."""
+        return batch if batch is None or isinstance(batch, np.ndarray) else batch.cpu().numpy()
+
+    def fresh(self, chroma: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(chroma.transpose(1, 2, 0), dtype=np.float32)
+
+    def out(self, chroma: np.ndarray) -> np.ndarray:
+        return chroma.transpose(2, 0, 1)
+
+    def blur(self, x: np.ndarray, sigma: float) -> np.ndarray:
+        return cv2.GaussianBlur(x, (0, 0), sigma)
+
+    def weight(self, confidence: np.ndarray | None, fresh: np.ndarray) -> np.ndarray:
+        """The fresh colour's precision: its confidence's odds (1 without one)."""
+        if confidence is None:
+            return np.ones(fresh.shape[:2], np.float32)
+        c = np.clip(np.asarray(confidence, np.float32), MIN_CONFIDENCE, MAX_CONFIDENCE)
+        return c / (1.0 - c)
+
+    def motion(self, m: Motion, fresh: np.ndarray) -> tuple:
+        """(forward flow, confidence, backward flow, confidence): already at the chroma size."""
+        return m.fwd, m.conf, m.bwd, m.bconf
+
+    def step(self, state: tuple[np.ndarray, np.ndarray], fresh: np.ndarray, weight: np.ndarray,
+             flow: np.ndarray, conf: np.ndarray, strength: float):
+        """The state (colour, precision) carried along ``flow`` and fused with the fresh colour by
+        precision. Returns (new state, carried state)."""
+        if self._grid is None or self._grid.shape[:2] != flow.shape[:2]:
+            self._grid = pixel_grid(*flow.shape[:2])
+        colour = warp(state[0], flow, self._grid)
+        prec = warp(state[1], flow, self._grid) * conf * strength
+        total = weight + prec
+        out = fresh + (prec / np.maximum(total, 1e-6))[..., None] * (colour - fresh)
+        return (out, total), (colour, prec)
+
+    def fuse(self, mix: np.ndarray, f_prec: np.ndarray, b_col: np.ndarray, b_prec: np.ndarray) -> np.ndarray:
+        """The forward pass's colour and the backward pass's, by their precisions."""
+        return mix + (b_prec / np.maximum(f_prec + b_prec, 1e-6))[..., None] * (b_col - mix)
+
+
 class TemporalSmoother:
     """Steadies a shot's chroma frame to frame; see the module docstring.
 
@@ -129,15 +187,28 @@ class TemporalSmoother:
     worker thread), then ``push(items, chroma, m)`` returns the frames that
     are final, as ``(item, chroma)`` pairs in order (``item`` is whatever
     the caller attached: the frame to write). ``end_shot()`` returns the
-    rest and forgets the shot. ``chroma``: (N, 2, h, w) float32 numpy.
+    rest and forgets the shot. ``chroma``: (N, 2, h, w) float32, numpy or a tensor;
+    the chroma given back is the backend's: numpy arrays or tensors on ``device``.
 
     Settings: a config's ``temporal`` section (default: the defaults), with keyword
     ``settings`` (its keys: ``strength=0.5``) over it, checked as a config file's
     (:class:`~vidcolor.errors.ConfigError`); ``bits``: the film's luma bit depth.
+    ``device``: where the colorizer's chroma is (None: the CPU); ``backend`` (one of
+    :data:`BACKENDS`; None: numpy on the CPU, torch elsewhere) the arithmetic's.
     """
 
     def __init__(self, config: TemporalConfig | None = None, *, bits: int = 8, threaded: bool = True,
-                 **settings):
+                 device=None, backend: str | None = None, **settings):
+        on_cpu = device is None or str(device).split(":")[0] == "cpu"
+        self.backend = backend or ("numpy" if on_cpu else "torch")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"temporal smoother: unknown backend {backend!r} (valid: {', '.join(BACKENDS)})")
+        if self.backend == "numpy":
+            self._ops = NumpyOps()
+        else:
+            from .smooth_torch import TorchOps  # torch only where it is used
+
+            self._ops = TorchOps("cpu" if device is None else device)
         t = configure(config or TemporalConfig(), settings, "temporal.")
         self.mode = t.mode
         self.strength = float(t.strength)
@@ -148,15 +219,15 @@ class TemporalSmoother:
         self.shift = max(0, bits - 8)
         self._dis = dis_flow(t.flow_preset)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
-        self._grid: np.ndarray | None = None
         self.flow_seconds = 0.0  # spent computing frame-to-frame flow (on the worker thread)
         self._base = {k: getattr(self, k) for k in HINTS}  # the config's settings, between hinted shots
         self.end_shot()
 
     @classmethod
-    def from_config(cls, t: TemporalConfig, bits: int = 8) -> "TemporalSmoother":
-        """The smoother of a config's ``temporal`` section, for a film of ``bits``-bit luma."""
-        return cls(t, bits=bits)
+    def from_config(cls, t: TemporalConfig, bits: int = 8, device=None) -> "TemporalSmoother":
+        """The smoother of a config's ``temporal`` section, for a film of ``bits``-bit luma whose
+        chroma the colorizer gives on ``device``."""
+        return cls(t, bits=bits, device=device)
 
     @property
     def enabled(self) -> bool:
@@ -190,12 +261,14 @@ class TemporalSmoother:
 
         fb_sigma, l_sigma = self.fb_sigma, self.l_sigma  # this shot's
         backward = self.mode == "bidirectional"
+        host = self.backend == "numpy"  # the torch backend brings the motion to the chroma size on its device
 
         def work(s: np.ndarray, p: np.ndarray | None) -> Motion | None:
             if p is None:
                 return None
             t = time.perf_counter()
-            m = frame_motion(s, p, self._dis, size, fb_sigma=fb_sigma, l_sigma=l_sigma, backward=backward)
+            m = frame_motion(s, p, self._dis, size if host else s.shape, fb_sigma=fb_sigma, l_sigma=l_sigma,
+                             backward=backward)
             self.flow_seconds += time.perf_counter() - t
             return m
 
@@ -204,27 +277,15 @@ class TemporalSmoother:
         return [self._pool.submit(work, s, p) for s, p in pairs]
 
     # -- smoothing -----------------------------------------------------------------------------
-    def _grid_for(self, shape: tuple[int, ...]) -> np.ndarray:
-        if self._grid is None or self._grid.shape[:2] != shape[:2]:
-            self._grid = pixel_grid(*shape[:2])
-        return self._grid
-
-    def _step(self, state: tuple[np.ndarray, np.ndarray] | None, fresh: np.ndarray, weight: np.ndarray,
-              flow: np.ndarray | None, conf: np.ndarray | None):
+    def _step(self, state, fresh, weight, flow, conf):
         """One filter step: the state (colour, precision) carried along ``flow`` and fused with the
         fresh colour by precision. Returns (new state, carried state or None)."""
         if state is None or flow is None:
             return (fresh, weight), None
-        grid = self._grid_for(flow.shape)
-        colour = warp(state[0], flow, grid)
-        prec = warp(state[1], flow, grid) * conf * self.strength
-        total = weight + prec
-        out = fresh + (prec / np.maximum(total, 1e-6))[..., None] * (colour - fresh)
-        return (out, total), (colour, prec)
+        return self._ops.step(state, fresh, weight, flow, conf, self.strength)
 
-    def push(self, items: list[Any], chroma: np.ndarray, motion: list,
-             confidence: np.ndarray | None = None,
-             pinned: list[bool] | None = None) -> list[tuple[Any, np.ndarray]]:
+    def push(self, items: list[Any], chroma, motion: list, confidence=None,
+             pinned: list[bool] | None = None) -> list[tuple[Any, Any]]:
         """``confidence``: (N, h, w) how far each fresh colour can be trusted, in (0, 1]
         (None: equally everywhere); fresh colour that is sure of itself (an exemplar's
         keyframe, where its flow holds) outweighs colour carried from frames that were not.
@@ -232,40 +293,38 @@ class TemporalSmoother:
         it is output as it is, and the memory starts afresh from it, both ways."""
         if not self.enabled:
             return list(zip(items, chroma))
+        ops = self._ops
         motions = [m.result() if isinstance(m, Future) else m for m in motion]
         for m in motions:  # the flow-size copies served the colorizer, done by now: not kept in the buffer
             if m is not None:
                 m.flow = m.fb2 = None
-        ready: list[tuple[Any, np.ndarray]] = []
+        chroma, confidence = ops.take(chroma), ops.take(confidence)
+        ready: list[tuple[Any, Any]] = []
         for i, (item, fresh_c, m) in enumerate(zip(items, chroma, motions)):
-            fresh = np.ascontiguousarray(fresh_c.transpose(1, 2, 0), dtype=np.float32)
+            fresh = ops.fresh(fresh_c)
             detail = None
             if self.detail > 0:  # only the smooth part is steadied: edges come from the frame itself, unblurred
-                base = cv2.GaussianBlur(fresh, (0, 0), self.detail)
+                base = ops.blur(fresh, self.detail)
                 detail, fresh = fresh - base, base
-            if confidence is None:
-                weight = np.ones(fresh.shape[:2], np.float32)
-            else:
-                # the odds that the fresh colour is right, as its precision: colour an exemplar carries
-                # exactly from its keyframe (confidence near 1) is not diluted by what the shot's earlier
-                # frames accumulated; a guess (confidence 0.2) weighs a quarter of one frame's memory
-                c = np.clip(np.asarray(confidence[i], np.float32), MIN_CONFIDENCE, MAX_CONFIDENCE)
-                weight = c / (1.0 - c)
+            # the odds that the fresh colour is right, as its precision: colour an exemplar carries
+            # exactly from its keyframe (confidence near 1) is not diluted by what the shot's earlier
+            # frames accumulated; a guess (confidence 0.2) weighs a quarter of one frame's memory
+            weight = ops.weight(None if confidence is None else confidence[i], fresh)
             pin = bool(pinned[i]) if pinned is not None else False
-            if pin:
-                m = None  # nothing carried into a given colour
-            self._state, _ = self._step(self._state, fresh, weight, None if m is None else m.fwd,
-                                        None if m is None else m.conf)
+            # the motion as the backend takes it: (fwd, conf, bwd, bconf); nothing carried into a given colour
+            m = None if m is None or pin else ops.motion(m, fresh)
+            self._state, _ = self._step(self._state, fresh, weight, None if m is None else m[0],
+                                        None if m is None else m[1])
             if self.mode == "forward":
                 out = self._state[0] if detail is None else self._state[0] + detail
-                ready.append((item, out.transpose(2, 0, 1)))
+                ready.append((item, ops.out(out)))
             else:
                 self._buffer.append((item, fresh, weight, self._state, m, detail, pin))
         if self.mode == "bidirectional" and len(self._buffer) >= self.window + self.overlap:
             ready += self._backward(keep=self.overlap)
         return ready
 
-    def _backward(self, keep: int) -> list[tuple[Any, np.ndarray]]:
+    def _backward(self, keep: int) -> list[tuple[Any, Any]]:
         """Backward pass over the buffer; emit all but its last ``keep`` frames, each the
         forward pass fused with what the backward pass carries to it from later frames."""
         buf = self._buffer
@@ -277,16 +336,15 @@ class TemporalSmoother:
             _, fresh, weight, _, _, _, pin = buf[t]
             # t+1 relative to t: bwd maps t's pixels into t+1 (nothing is carried into a pinned frame)
             m = buf[t + 1][4] if t + 1 < len(buf) and not pin else None
-            state, carried[t] = self._step(state, fresh, weight, None if m is None else m.bwd,
-                                           None if m is None else m.bconf)
+            state, carried[t] = self._step(state, fresh, weight, None if m is None else m[2],
+                                           None if m is None else m[3])
         for t in range(n):
             item, _, _, (mix, f_prec), _, detail, pin = buf[t]
             if carried[t] is not None and not pin:
-                b_col, b_prec = carried[t]
-                mix = mix + (b_prec / np.maximum(f_prec + b_prec, 1e-6))[..., None] * (b_col - mix)
+                mix = self._ops.fuse(mix, f_prec, *carried[t])
             if detail is not None:
                 mix = mix + detail
-            out.append((item, mix.transpose(2, 0, 1)))
+            out.append((item, self._ops.out(mix)))
         self._buffer = buf[n:]
         return out
 
@@ -308,7 +366,7 @@ class TemporalSmoother:
         for k, v in settings.items():
             setattr(self, k, v)
 
-    def end_shot(self) -> list[tuple[Any, np.ndarray]]:
+    def end_shot(self) -> list[tuple[Any, Any]]:
         """The frames still held (bidirectional), final; then forget the shot (and its
         hinted settings: the next shot has the config's unless :meth:`begin_shot` says otherwise)."""
         out = self._backward(keep=0) if getattr(self, "_buffer", None) else []

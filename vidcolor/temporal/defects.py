@@ -29,12 +29,17 @@ shot has nothing to be compared with: none are found there). A pixel is
   ``scratch_contrast``, or it was a scratch a frame ago within a pixel
   across (a scratch drifts a little), for under ``max_age`` frames.
 
-A real detail is rarely both: the thresholds are conservative, so on a clean
-film almost nothing is found. The film's own luma is never altered: the
+A real detail is rarely both: the thresholds are conservative and a small
+thing that moved is told by the motion check, so on a clean film almost
+nothing is found (about 1.5 pixels in 10,000 on the development clips, the
+heads and feet of walkers). The film's own luma is never altered: the
 finder's :meth:`DefectFinder.fill` gives the colour side (colorizer, temporal
-smoother) a copy with the defects filled from the pixels around them, so
+smoother, the codes) a copy with the defects filled, a speck with what the
+previous frame (as filled) showed where its surroundings are found there,
+otherwise from the pixels around it (a scratch from either side of it), so
 flows, matches and guided filters see the picture, not the dirt, and the
-defect gets its surroundings' colour.
+defect gets its surroundings' colour. A shot's first frame is compared with
+the frame after it.
 """
 from __future__ import annotations
 
@@ -42,7 +47,6 @@ import cv2
 import numpy as np
 
 from ..ops import match_exposure
-
 
 __all__ = ["DefectFinder", "fill_masked"]
 

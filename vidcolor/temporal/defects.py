@@ -216,12 +216,10 @@ class DefectFinder:
                 filled[ay:by, ax:bx][blob] = under[blob]
         return filled
 
-    def _new_specks(self, y8: np.ndarray, cand: np.ndarray, prev: np.ndarray, sign: int) -> np.ndarray:
-        """Of the candidate pixels ``cand``, those brighter (``sign`` -1: darker) than anything near
-        them in ``prev`` brought to ``y8``'s exposure, in small blobs that did not come from near by."""
-        if not cand.any():
-            return cand
-        p = match_exposure(prev, y8)
+    def _new_specks(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int) -> np.ndarray:
+        """Of the candidate pixels ``cand`` (some), those brighter (``sign`` -1: darker) than anything
+        near them in ``p`` (the previous frame brought to ``y8``'s exposure), in small blobs that did
+        not come from near by."""
         if sign > 0:
             cand &= cv2.subtract(y8, cv2.dilate(p, self._near)) > self.novelty
         else:
@@ -246,6 +244,7 @@ class DefectFinder:
             self._run, self._tall, self._column = run, np.ones((run, 3), np.uint8), np.ones((run, 1), np.uint8)
         prev, self._prev = self._prev, y8
         res, specks, scratches = {}, {}, {}
+        exposed = None  # the previous frame at this one's exposure: fitted once, when a sign first needs it
         for sign in (1, -1):
             # brighter than the background (a disc's, or across a line): the white top-hats (-1: black)
             op = cv2.MORPH_TOPHAT if sign > 0 else cv2.MORPH_BLACKHAT
@@ -264,7 +263,11 @@ class DefectFinder:
             new_line[:, :ml] = new_line[:, -ml:] = 0
             # a speck: a small strong blob, new, or where one was a frame ago (dust lives a few frames, in place)
             blob = dust > self.dust_contrast
-            hit = self._new_specks(y8, blob & (new > self.novelty), prev, sign)
+            hit = blob & (new > self.novelty)
+            if hit.any():
+                if exposed is None:
+                    exposed = match_exposure(prev, y8)
+                hit = self._new_specks(y8, hit, exposed, sign)
             age = hit.view(np.uint8).copy()
             was = self._speck.get(sign)
             if was is not None:

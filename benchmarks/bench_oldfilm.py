@@ -31,6 +31,9 @@ each set's black-and-white input against the true ones.
 A run on the three development clips takes a few minutes per
 configuration, still and crf. ``--cmd`` changes the command scored
 (quality.py's fields); ``--extra`` adds options to vidcolor's.
+``--clean-stills`` gives the degraded sets the clean set's stills: a colour
+reference of the scene, as an archivist's still is, rather than a frame of
+the aged print (whose flicker is in its colour: see :func:`with_clean_stills`).
 """
 from __future__ import annotations
 
@@ -99,6 +102,34 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path, l
             meta = json.loads((d / "set" / c / "meta.json").read_text())
             lossless_gray(d / "src" / spec_all[c][0], d / "set" / c / meta["gray"])
     return d
+
+
+def with_clean_stills(d: Path, clean: Path, clips: list[str]) -> Path:
+    """A view of the degraded set ``d`` whose stills are the clean set's (same frames, same files):
+    a colour reference of the scene, not of the aged print. A still cut from the degraded copy carries
+    that one frame's exposure: where a flicker brightened it, its saturated colours were pulled toward
+    neutral (``legal_chroma``), and the whole shot would be given that frame's pulled colour. The
+    view's black-and-white input, truth and masks are ``d``'s (links); its scores are its own."""
+    if d == clean:
+        return d
+    v = d.with_name(d.name + "_cleanstills")
+    for part in ("src", "masks"):
+        if not (v / part).exists():
+            v.mkdir(exist_ok=True)
+            (v / part).symlink_to(d / part)
+    for c in clips:
+        dst, ds, cs = v / "set" / c, d / "set" / c, clean / "set" / c
+        if (dst / "meta.json").exists():
+            continue
+        meta, cmeta = json.loads((ds / "meta.json").read_text()), json.loads((cs / "meta.json").read_text())
+        if [(r["kind"], r["frame"], r["path"]) for r in meta["refs"]] != [(r["kind"], r["frame"], r["path"]) for r in cmeta["refs"]]:
+            raise SystemExit(f"bench_oldfilm: {ds} and {cs} have different stills")
+        (dst / "refs").mkdir(parents=True)
+        (dst / meta["gray"]).symlink_to(ds / meta["gray"])
+        for r in meta["refs"]:
+            (dst / r["path"]).write_bytes((cs / r["path"]).read_bytes())
+        (dst / "meta.json").write_text(json.dumps(meta))  # last: the view is complete
+    return v
 
 
 def score(d: Path, clips: list[str], ref: str, crf: str, cmd: str, extra: str, tag: str) -> dict:
@@ -214,6 +245,9 @@ def main() -> None:
     ap.add_argument("--lossless-input", action="store_true",
                     help="sets whose black-and-white input is the degraded luma bit for bit (own folders): "
                          "the PSNR then measures the colour alone, no input coding loss")
+    ap.add_argument("--clean-stills", action="store_true",
+                    help="give every degraded set the clean set's stills (a colour reference of the scene, not of the "
+                         "aged print, whose flicker would be in its colour); scored in their own folders")
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
@@ -227,6 +261,9 @@ def main() -> None:
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
     dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input) for c in configs}
+    if a.clean_stills:
+        clean_set = build("clean", a.strength, clips, a.seed, a.work, a.lossless_input)
+        dirs = {c: with_clean_stills(d, clean_set, clips) for c, d in dirs.items()}
     if a.shots:
         for c in configs:
             found = cuts_found(dirs[c], clips, a.shots)

@@ -24,7 +24,7 @@ from vidcolor.models.backbone import (
     luminance_input,
 )
 from vidcolor.references import ReferenceStore
-from vidcolor.references.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, hist_correl, l_histogram
+from vidcolor.references.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, add_grain, grain_sigma, hist_correl, l_histogram
 
 N_STILLS = 6
 
@@ -459,3 +459,46 @@ def test_many_unmatched_shots_are_counted_not_each_named(tmp_path, caplog, auto_
     assert len(report.shots) == n and all(s["unmatched"] for s in report.shots)
     assert caplog.text.count("does not match it") == MAX_SHOT_WARNINGS
     assert f"{n} of {n} shots matched no still and were coloured automatically" in caplog.text
+
+
+def test_grain_sigma_measures_the_grain_added():
+    L = rgb_to_lab(to_tensor(cv2.GaussianBlur(scene(2), (0, 0), 2)))[:, :1]  # smooth: little fine detail
+    base = float(grain_sigma(L))
+    assert torch.equal(add_grain(L, 0.0), L)
+    for amount in (1.0, 3.0):
+        g = add_grain(L, amount)
+        assert torch.equal(g, add_grain(L, amount))  # seeded
+        got = float(grain_sigma(g))
+        assert abs(got - (base ** 2 + amount ** 2) ** 0.5) < 0.2 * amount, (base, amount, got)
+
+
+def _chooser_for(tmp_path, rgb):
+    from vidcolor.color import YCbCrSpec, luma_lut
+    from vidcolor.config import load_config
+    from vidcolor.references.choose import Chooser
+    from vidcolor.references.stills import ReferenceSchedule
+
+    still = tmp_path / "still.png"
+    cv2.imwrite(str(still), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    lut = luma_lut(YCbCrSpec(1, True, 8), torch.device("cpu"))
+    return Chooser(load_config(), ReferenceSchedule.single(still), ReferenceStore(torch.device("cpu")), lut), still, lut
+
+
+def test_a_clean_still_is_scored_with_the_shots_grain(tmp_path):
+    """A clean colour still given for a grainy print of its scene is compared with the print as the print
+    shows it (its grain added before the features): it scores higher than plain, and nothing changes
+    for a clean shot."""
+    rgb = scene(2)
+    chooser, still, lut = _chooser_for(tmp_path, rgb)
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rng = np.random.default_rng(5)
+    grainy = [np.clip(y + 10 * cv2.GaussianBlur(rng.normal(0, 1, y.shape).astype(np.float32), (0, 0), 0.7)
+                      / 0.2, 0, 255).astype(np.uint8) for _ in range(3)]
+    plain = ReferenceIndex([(still, chooser.store.get(still))], "cpu")
+    for frames, gain in ((np.stack([y.astype(np.uint8)] * 3), False), (np.stack(grainy), True)):
+        L = lut[torch.from_numpy(frames.astype(np.int64))].unsqueeze(1)
+        before, after = plain.rank(L)[0].score, chooser._score(still, L)
+        if gain:
+            assert after > before + 0.05, (before, after)
+        else:
+            assert after == pytest.approx(before, abs=1e-6)

@@ -25,6 +25,7 @@ gate; colorizers receive the choice and never score.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -41,6 +42,10 @@ from .stills import ReferenceSchedule, ReferenceStore, list_images
 
 __all__ = ["Chooser", "shot_l", "gallery_folder", "BUILTIN_GALLERY", "SHOT_CONTEXT", "MATCH_CONTEXT",
            "MAX_SHOT_WARNINGS"]
+
+#: Steps (L units of :func:`vidcolor.references.retrieval.grain_sigma`) in which a still is given
+#: a shot's extra grain before it is scored.
+GRAIN_STEP = 0.5
 
 log = logging.getLogger("vidcolor")
 
@@ -105,7 +110,8 @@ class Chooser:
         self.single = single
         self._origin = origin
         self._last_row = None
-        self._scorers: dict = {}
+        self._scorers: dict = {}  # (still, grain added) -> its index
+        self._grain: dict = {}  # still -> its own grain_sigma
         self._gallery = None
         # the exemplar's colour depends on how well its still matches: scored (not under force)
         self.scores = cfg.colorizer == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
@@ -190,11 +196,21 @@ class Chooser:
 
     def _score(self, path: Path, L: torch.Tensor) -> float:
         """How well the still ``path`` matches the frames ``L`` (retrieval's score)."""
-        from .retrieval import ReferenceIndex
+        from .retrieval import ReferenceIndex, grain_sigma, working_l
+        from ..color import rgb_to_lab
 
-        if path not in self._scorers:
-            self._scorers[path] = ReferenceIndex([(path, self.store.get(path))], self.store.device)
-        return float(self._scorers[path].rank(L)[0].score)
+        still = self.store.get(path)
+        if path not in self._grain:  # the still's own fine detail, at the working size
+            self._grain[path] = float(grain_sigma(working_l(rgb_to_lab(still.float())[:, :1].cpu())).item())
+        shot = float(grain_sigma(working_l(L.cpu().float())).median())
+        # the grain the shot has beyond the still's (a clean still for a grainy print), in steps of
+        # GRAIN_STEP L units so that a film's shots share an index; none under one step
+        extra = math.sqrt(max(shot ** 2 - self._grain[path] ** 2, 0.0))
+        extra = GRAIN_STEP * math.floor(extra / GRAIN_STEP)
+        key = (path, extra)
+        if key not in self._scorers:
+            self._scorers[key] = ReferenceIndex([(path, still)], self.store.device, grain=extra)
+        return float(self._scorers[key].rank(L)[0].score)
 
     def _given(self, path: Path, score: float | None, report: dict, what: str, sample: Sample) -> ShotChoice:
         """A still given for (or retrieved for) the shot, with its match score (None: not scored)."""

@@ -47,6 +47,16 @@ crops, flips and luminance changes as queries: unrelated pairs 0.25 raw ->
 0.07 centred on average, 99th percentile 0.57 -> 0.48; true pairs 0.85 ->
 0.81; top-1 100% either way.)
 
+Grain: a clean colour still given for a grainy print scores low against
+it (the backbone's features and the histogram see the grain: a development
+shot's own frame, clean, 0.64 against the grainy, vignetted, soft print of it
+where the print's own frame scored 0.78), and a partial score blends
+automatic colour in. ``grain`` (L units, see :func:`grain_sigma`) adds that
+much synthetic film grain (seeded) to the stills' luminance before their
+features are computed, so a still is compared with the print as the print
+would show it; the caller (``references.choose``) sets it per shot from the
+grain the shot has beyond the still's own.
+
 Everything runs at a small working size (short side :data:`WORK_SIZE`
 pixels, long side at most twice that); the stills' features are computed once
 when the index is built and kept in memory.
@@ -78,6 +88,8 @@ __all__ = [
     "working_l",
     "l_histogram",
     "hist_correl",
+    "grain_sigma",
+    "add_grain",
 ]
 
 log = logging.getLogger("vidcolor")
@@ -144,6 +156,35 @@ def hist_correl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (a * b).sum(-1) / den.clamp(min=1e-12)
 
 
+def grain_sigma(L: torch.Tensor) -> torch.Tensor:
+    """(N, 1, h, w) L -> (N,) robust s.d. of its fine detail (L units): 1.4826 x the median absolute
+    difference from a 3x3 Gaussian blur (sigma 1). Picture detail counts too; grain raises it."""
+    r = L.float() - _blur(L.float(), 1.0)
+    r = r.flatten(1)
+    return 1.4826 * (r - r.median(dim=1, keepdim=True).values).abs().median(dim=1).values
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    k = 2 * math.ceil(2 * sigma) + 1
+    t = torch.arange(k, dtype=torch.float32, device=x.device) - k // 2
+    g = torch.exp(-0.5 * (t / sigma) ** 2)
+    g = (g / g.sum()).to(x.dtype)
+    x = F.pad(x, (k // 2,) * 4, mode="reflect")
+    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(x.shape[1], 1, 1, k), groups=x.shape[1])
+    return F.conv2d(x, g.view(1, 1, -1, 1).expand(x.shape[1], 1, k, 1), groups=x.shape[1])
+
+
+def add_grain(L: torch.Tensor, amount: float, seed: int = 0) -> torch.Tensor:
+    """(N, 1, h, w) L in [0, 100] with film grain added (white noise blurred by 0.7 px, scaled so that
+    its own :func:`grain_sigma` is ``amount``; seeded, the same for the same shape)."""
+    if amount <= 0:
+        return L
+    gen = torch.Generator().manual_seed(seed)
+    n = _blur(torch.randn((1, 1, *L.shape[-2:]), generator=gen), 0.7)
+    n = n * (amount / grain_sigma(n).clamp(min=1e-6)).view(-1, 1, 1, 1)
+    return (L + n.to(L.device, L.dtype)).clamp(0, 100)
+
+
 def _head_mean(model: EfficientNetLite0) -> torch.Tensor:
     """E[relu6(z)], z ~ N(beta, gamma^2): the head features' expected value per
     channel under the statistics the head's BatchNorm was trained on."""
@@ -179,6 +220,7 @@ class ReferenceIndex:
         threshold: float = DEFAULT_THRESHOLD,
         local_weight: float = 0.5,
         size: int = WORK_SIZE,
+        grain: float = 0.0,
     ):
         if not stills:
             raise InputError("no reference stills to choose from")
@@ -191,6 +233,7 @@ class ReferenceIndex:
         self.threshold = threshold
         self.local_weight = local_weight
         self.size = size
+        self.grain = float(grain)
         self._model = get_backbone(self.device)
         self._centre = _head_mean(self._model).to(self.device)
         self.paths: list[Path] = []
@@ -202,7 +245,7 @@ class ReferenceIndex:
                 raise InputError(f"expected a (1, 3, H, W) RGB still, got {tuple(rgb.shape)}", path)
             rgb = rgb.to(self.device, torch.float32)
             L = rgb_to_lab(self._resize_rgb(rgb))[:, :1]
-            entries.append(self._describe(L))
+            entries.append(self._describe(add_grain(L, self.grain)))
             self.paths.append(Path(path))
         self._embeds = torch.cat([e.embed for e in entries])  # (S, 1280)
         self._entries = entries

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from vidcolor.temporal.defects import DefectFinder, fill_masked
+from vidcolor.temporal.defects import DefectFinder, clean_still, fill_masked, still_scratches
 
 
 def moving_picture(seed: int, n: int = 20, h: int = 96, w: int = 128, blur: float = 3.0) -> np.ndarray:
@@ -107,6 +107,65 @@ def test_a_speck_is_filled_with_what_the_frame_before_showed_there(seed):
         out = DefectFinder(temporal_fill=temporal).fill(dirty)
         err[temporal] = np.abs(out.astype(int) - clean)[specks].mean()
     assert err[True] < 0.8 * err[False], err
+
+
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_scratch_is_filled_with_what_the_frame_before_showed_under_it(seed):
+    """A scratch over a finely textured picture that pans 1.2 px a frame: its pixels taken from the
+    previous frame (as filled), stretch by stretch where their surroundings are found there, are far
+    closer to the picture under it than a fill from either side of it."""
+    clean = moving_picture(seed, blur=1.5)
+    dirty, truth = add_defects(clean, seed)
+    scratch = np.zeros(truth.shape, bool)
+    scratch[4:14, :, 38:46] = truth[4:14, :, 38:46]  # the scratch alone (frames 4-13), not the dust
+    err = {}
+    for temporal in (False, True):
+        out = DefectFinder(temporal_scratch=temporal).fill(dirty)
+        err[temporal] = np.abs(out.astype(int) - clean)[scratch].mean()
+    assert err[True] < 0.8 * err[False], err
+    assert err[True] < 12, err  # the scratch itself is ~60 codes off the picture
+
+
+def _still(seed: int = 5, h: int = 120, w: int = 160) -> np.ndarray:
+    """(h, w, 3) uint8: a colour still of soft coloured blobs, no thin lines, no channel at 0 or 255."""
+    rng = np.random.default_rng(seed)
+    img = np.stack([cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 6) for _ in range(3)], -1)
+    return np.clip(128 + 30 * img / img.std(), 0, 255).astype(np.uint8)  # in gamut: nothing clipped
+
+
+def test_a_still_s_scratch_that_lost_its_colour_is_filled_and_a_thin_pole_is_not():
+    still = _still()
+    assert clean_still(still) is still  # nothing found: the still itself
+    bad = still.astype(np.int16)
+    bad[10:110, 70:72] -= 110  # a dark scratch, 2 px wide, most of the height: R'G'B' clipped at 0 along it
+    bad[10:110, 120:122] = bad[10:110, 120:122] * 0.4 + 20  # a thin dark pole, in gamut all along
+    bad = np.clip(bad, 0, 255).astype(np.uint8)
+    assert (bad[10:110, 70:72] == 0).any() and not (bad[10:110, 120:122] == 0).any()
+    found = still_scratches(cv2.cvtColor(bad, cv2.COLOR_RGB2GRAY))
+    assert found[10:110, 70:72].mean() > 0.9 and found[10:110, 120:122].mean() > 0.9  # both look like scratches
+    out = clean_still(bad)
+    err = [np.abs(x[10:110, 70:72].astype(int) - still[10:110, 70:72]).mean() for x in (bad, out)]
+    assert err[1] < 0.2 * err[0], err
+    assert np.array_equal(out[:, :66], bad[:, :66]) and np.array_equal(out[:, 76:], bad[:, 76:])  # the pole kept
+    assert bad[10:110, 70:72].max() < still[10:110, 70:72].max()  # the input itself is never written
+
+
+def test_the_reference_store_fills_a_still_s_scratches_when_asked(tmp_path):
+    import torch
+
+    from vidcolor.references import ReferenceStore
+
+    still = _still()
+    bad = still.copy()
+    bad[5:115, 100:102] = 255  # a bright scratch, clipped
+    path = tmp_path / "still.png"
+    cv2.imwrite(str(path), cv2.cvtColor(bad, cv2.COLOR_RGB2BGR))
+    kept = ReferenceStore(torch.device("cpu")).get(path)
+    filled = ReferenceStore(torch.device("cpu"), scratches=True).get(path)
+    want = torch.from_numpy(still[5:115, 100:102]).permute(2, 0, 1).float() / 255
+    err = [float((t[0, :, 5:115, 100:102] - want).abs().mean()) for t in (kept, filled)]
+    assert err[1] < 0.2 * err[0], err
+    assert torch.equal(kept[..., :96], filled[..., :96])
 
 
 @pytest.mark.parametrize("mode", ["forward", "off"])

@@ -102,7 +102,7 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
     schedule = schedule_for(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
     Painters(cfg, schedule, device)  # refuse what a run would refuse, before the long decode
-    store = ReferenceStore(device)
+    store = ReferenceStore(device, scratches=cfg.temporal.defects)
     preload_stills(schedule, store, None)
     sheet = KeyframeSheet.from_csv(keyframes) if keyframes is not None else None
     if sheet is not None:
@@ -184,7 +184,7 @@ class VideoRun:
         self.painters = Painters(cfg, self.schedule, self.device)
         self.progress, self.on_open, self.plan, self.frames = progress, on_open, plan, frames
         self.video_only, self.compare = video_only, compare
-        self.store = ReferenceStore(self.device)
+        self.store = ReferenceStore(self.device, scratches=cfg.temporal.defects)
         self.part = self.start = None
         if span is not None:
             if plan is not None or frames is not None:

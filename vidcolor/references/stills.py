@@ -25,6 +25,7 @@ import torch
 from ..color import mean_chroma
 from ..errors import InputError
 from ..io.image import IMAGE_EXTENSIONS, read_image
+from ..temporal.defects import clean_still
 from ..timecode import parse_start
 
 __all__ = ["MapRow", "ReferenceSchedule", "ReferenceStore", "list_images", "sheet_rows", "timed_rows"]
@@ -199,8 +200,9 @@ class ReferenceStore:
     stay loaded; older ones are read again when asked for, so a film of a
     thousand shots with a still each holds a few stills, not a thousand."""
 
-    def __init__(self, device: torch.device, max_side: int = 1024, capacity: int = 8):
+    def __init__(self, device: torch.device, max_side: int = 1024, capacity: int = 8, scratches: bool = False):
         self.device = device
+        self.scratches = scratches  # True: each still's scratches filled (an old print's keyframe; temporal.defects)
         self.max_side = max_side
         self.capacity = max(1, capacity)
         self._cache: OrderedDict[Path, torch.Tensor] = OrderedDict()
@@ -225,6 +227,8 @@ class ReferenceStore:
         scale = self.max_side / max(h, w)
         if scale < 1:
             img = cv2.resize(img, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        if self.scratches:
+            img = clean_still(img)
         peak = 65535.0 if img.dtype == np.uint16 else 255.0
         t = torch.from_numpy(np.ascontiguousarray(img)).to(self.device).permute(2, 0, 1)[None].float() / peak
         if mean_chroma(t) < GRAYSCALE_CHROMA and path not in self._warned:

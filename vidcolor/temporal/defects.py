@@ -34,12 +34,20 @@ thing that moved is told by the motion check, so on a clean film almost
 nothing is found (about 1.5 pixels in 10,000 on the development clips, the
 heads and feet of walkers). The film's own luma is never altered: the
 finder's :meth:`DefectFinder.fill` gives the colour side (colorizer, temporal
-smoother, the codes) a copy with the defects filled, a speck with what the
-previous frame (as filled) showed where its surroundings are found there,
-otherwise from the pixels around it (a scratch from either side of it), so
-flows, matches and guided filters see the picture, not the dirt, and the
-defect gets its surroundings' colour. A shot's first frame is compared with
-the frame after it.
+smoother, the codes) a copy with the defects filled: a speck, and each
+stretch of ``scratch_tile`` rows of a scratch, with what the previous frame
+(as filled) showed where its surroundings are found there (the picture
+moves; a scratch stays on the film), otherwise from the pixels around it (a
+scratch from either side of it), so flows, matches and guided filters see
+the picture, not the dirt, and the defect gets its surroundings' colour. A
+shot's first frame is compared with the frame after it.
+
+A colour reference still made from a scratched print carries the scratch too,
+and its colour along it is not the picture's (a dark line under a saturated
+colour is clipped in R'G'B'), which the exemplar then carries onto every
+frame that matches the still: :func:`clean_still` fills a still's scratches,
+found by their look alone (:func:`still_scratches`, stricter: thinner,
+starker, straighter), from either side of them.
 """
 from __future__ import annotations
 
@@ -48,7 +56,7 @@ import numpy as np
 
 from ..ops import match_exposure
 
-__all__ = ["DefectFinder", "fill_masked"]
+__all__ = ["DefectFinder", "clean_still", "fill_masked", "still_scratches"]
 
 
 def _ellipse(d: int) -> np.ndarray:
@@ -91,6 +99,54 @@ def fill_masked(luma: np.ndarray, mask: np.ndarray, sigma: tuple[float, float] =
     return out.astype(luma.dtype)
 
 
+def _stark_line(luma: np.ndarray, op: int, run: int, contrast: float = 24.0, width: int = 4,
+                cover: float = 0.85, edge: int = 8) -> np.ndarray:
+    """(H, W) bool: the pixels of thin lines (under ``width`` pixels across) brighter (``op``
+    MORPH_TOPHAT; MORPH_BLACKHAT: darker) than either side by ``contrast`` codes along ``cover`` of a
+    vertical ``run`` of pixels, in one column, not within ``edge`` pixels of a side (a frame line):
+    a scratch, told by its look alone."""
+    on = (cv2.morphologyEx(luma, op, np.ones((1, width), np.uint8)) > contrast).view(np.uint8)
+    on[:, :edge] = on[:, -edge:] = 0
+    frac = cv2.blur(on * np.uint8(255), (1, run), borderType=cv2.BORDER_REFLECT)
+    line = (frac >= 255 * cover).view(np.uint8) & on
+    if not line.any():
+        return line.view(bool)
+    return (cv2.dilate(line, np.ones((run, 1), np.uint8)) > 0) & (on > 0)
+
+
+def still_scratches(luma: np.ndarray, *, run: float = 0.25, grow: int = 1) -> np.ndarray:
+    """(H, W) bool: the scratches of one still picture (``luma``: 8-bit codes), widened by ``grow``
+    pixels: lines at most 3 pixels across, brighter or darker than either side by 24 codes along
+    85% of a vertical run of ``run`` x the height, in one column, away from the sides. With nothing
+    to compare a still with, stricter than :class:`DefectFinder` (a thin line that long and that
+    straight is rarely the picture's: on the development clips' clean stills about 4 pixels in
+    10,000, a thin pole)."""
+    n = max(15, round(run * luma.shape[0])) | 1
+    out = _stark_line(luma, cv2.MORPH_TOPHAT, n) | _stark_line(luma, cv2.MORPH_BLACKHAT, n)
+    if grow and out.any():
+        out = cv2.dilate(out.view(np.uint8), _ellipse(2 * grow + 1)) > 0
+    return out
+
+
+def clean_still(rgb: np.ndarray) -> np.ndarray:
+    """A colour reference still (H, W, 3) R'G'B' (uint8, uint16 or float in [0, 1]) with those of its
+    scratches (:func:`still_scratches`) that lost their colour filled from either side of them,
+    channel by channel; ``rgb`` itself where there are none. A keyframe coloured from a scratched
+    print carries the scratch, and where R'G'B' could not hold its colour on the scratch's luma (a
+    dark line under a saturated colour: a channel clipped at 0 or full scale along it) that colour
+    is not the picture's. Only a line with a clipped pixel is filled: a thin pole of the picture
+    keeps its colour (on the development clips' clean stills nothing is filled)."""
+    peak = 255.0 if rgb.dtype == np.uint8 else 65535.0 if rgb.dtype == np.uint16 else 1.0
+    y = rgb.astype(np.float32) @ np.float32([0.299, 0.587, 0.114]) * np.float32(255.0 / peak)
+    lines = still_scratches(np.clip(np.rint(y), 0, 255).astype(np.uint8), grow=0)
+    lost = ((rgb <= 0.004 * peak) | (rgb >= 0.996 * peak)).any(axis=-1) & lines
+    if not lost.any():
+        return rgb
+    _, labels = cv2.connectedComponents(lines.view(np.uint8), connectivity=8)
+    mask = cv2.dilate(np.isin(labels, np.unique(labels[lost])).view(np.uint8), _ellipse(3)) > 0
+    return np.stack([fill_masked(rgb[..., c], mask) for c in range(3)], axis=-1)
+
+
 class DefectFinder:
     """Finds dust and scratches frame by frame inside a shot; see the module docstring.
 
@@ -99,19 +155,23 @@ class DefectFinder:
     ``fill(luma)`` -> (N, H, W) luma of a batch with its defects filled (the finder's state moves
     on by N frames). Levels are in 8-bit codes; ``bits``: the film's luma depth. ``pad``: pixels of
     surroundings matched around a speck; ``fit_rms``: the most they may differ from their match
-    (8-bit codes) for the speck to be judged (else it is left alone); ``grow``: pixels the found
-    mask is widened by (a defect's soft edge).
+    (8-bit codes) for the speck to be judged, or a speck or stretch of a scratch to be filled from
+    the previous frame (else it is left alone, or filled from around it); ``grow``: pixels the found
+    mask is widened by (a defect's soft edge); ``temporal_fill`` / ``temporal_scratch``: specks /
+    scratches filled from the previous frame where they can be (else from around them only).
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
                  dust_size: int = 11, blob_slack: int = 4, min_area: int = 4, dust_life: int = 3, search: int = 16,
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
-                 grow: int = 1, temporal_fill: bool = True, edge: int = 1):
+                 grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
+                 edge: int = 1):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
         self.max_age, self.dust_life, self.grow, self.temporal_fill = max_age, dust_life, grow, temporal_fill
+        self.temporal_scratch, self.scratch_tile = temporal_scratch, max(4, scratch_tile)
         self.edge = max(1, edge)  # pixels at the frame's edge where no speck is new (the picture comes in there)
         self.dust_size, self.blob_slack = dust_size, blob_slack
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
@@ -193,27 +253,37 @@ class DefectFinder:
         return float((sign * (tpl - wide))[blob].mean()) < self.novelty
 
     def _from_before(self, frame: np.ndarray, filled: np.ndarray) -> np.ndarray:
-        """``filled`` (``frame`` with its defects filled from around them) with each speck's pixels
-        taken instead from the previous frame (as filled), where the speck's surroundings are found
-        there: what the speck hides was seen a frame ago."""
+        """``filled`` (``frame`` with its defects filled from around them) with each speck's pixels,
+        and each ``scratch_tile`` rows of a scratch, taken instead from the previous frame (as filled),
+        where their surroundings are found there: what the defect hides was seen a frame ago."""
         last = self._last
-        if last is None or frame.dtype != np.uint8 or not self._speck:
+        if last is None or frame.dtype != np.uint8 or not (self._speck or self._scratch):
             return filled
-        spots = np.zeros(frame.shape, np.uint8)
-        for v in self._speck.values():
-            spots |= (v > 0).view(np.uint8)
-        if self.grow:
-            spots = cv2.dilate(spots, _ellipse(2 * self.grow + 1))
-        n, labels, stats = _components(spots.view(bool))
         p = match_exposure(last, frame)
-        for i in range(1, n):
-            ax, ay, bx, by = box = self._box(stats[i], frame.shape)
-            blob = labels[ay:by, ax:bx] == i
-            got = self._match(frame, p, box, blob)
-            if got is not None and got[2] <= self.fit_rms:
-                oy, ox, _ = got
-                under = p[oy:oy + (by - ay), ox:ox + (bx - ax)]
-                filled[ay:by, ax:bx][blob] = under[blob]
+        for found, tile in ((self._speck, 0), (self._scratch, self.scratch_tile)):
+            if not found or (tile == 0 and not self.temporal_fill) or (tile and not self.temporal_scratch):
+                continue
+            spots = np.zeros(frame.shape, np.uint8)
+            for v in found.values():
+                spots |= (v > 0).view(np.uint8)
+            if self.grow:
+                spots = cv2.dilate(spots, _ellipse(2 * self.grow + 1))
+            n, labels, stats = _components(spots.view(bool))
+            for i in range(1, n):
+                x0, y0, bw, bh = (int(v) for v in stats[i][:4])
+                step = tile or bh  # a scratch runs far: each stretch of it matched on its own (the picture moves)
+                for top in range(y0, y0 + bh, step):
+                    rows = min(step, y0 + bh - top)
+                    ax, ay, bx, by = box = self._box((x0, top, bw, rows), frame.shape)
+                    blob = labels[ay:by, ax:bx] == i  # all of it in the box is left out of the match
+                    got = self._match(frame, p, box, blob)
+                    if got is None or got[2] > self.fit_rms:
+                        continue
+                    oy, ox, _ = got
+                    under = p[oy:oy + (by - ay), ox:ox + (bx - ax)]
+                    part = blob.copy()  # ... and only this stretch of it filled
+                    part[:top - ay] = part[top - ay + rows:] = False
+                    filled[ay:by, ax:bx][part] = under[part]
         return filled
 
     def _new_specks(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int) -> np.ndarray:
@@ -309,8 +379,6 @@ class DefectFinder:
             if m.any():
                 if out is luma:
                     out = luma.copy()
-                out[i] = fill_masked(frame, m)
-                if self.temporal_fill:
-                    out[i] = self._from_before(frame, out[i])
+                out[i] = self._from_before(frame, fill_masked(frame, m))
             self._last = out[i]
         return out

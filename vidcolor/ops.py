@@ -8,6 +8,7 @@ that needs gradients stay in PyTorch. Both routes give the same result.
 from __future__ import annotations
 
 import functools
+import math
 
 import cv2
 import numpy as np
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["box_filter", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
+__all__ = ["box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -63,6 +64,21 @@ def box_filter(t: torch.Tensor, size: int) -> torch.Tensor:
 
 
 @functools.lru_cache(maxsize=8)
+def gaussian_blur(t: torch.Tensor, sigma: float, *, truncate: float = 2.5, padding: str = "constant") -> torch.Tensor:
+    """(N, C, H, W) blurred by a separable Gaussian of ``sigma`` pixels, each channel on its own, radius
+    ``max(1, ceil(truncate * sigma))``, the border padded with ``padding`` (F.pad's mode: zeros by
+    default, "reflect" mirrored); ``t`` itself for sigma <= 0."""
+    if sigma <= 0:
+        return t
+    r = max(1, int(math.ceil(truncate * sigma)))
+    x = torch.arange(-r, r + 1, dtype=t.dtype, device=t.device)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    c = t.shape[1]
+    t = F.conv2d(F.pad(t, (r, r, 0, 0), mode=padding), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return F.conv2d(F.pad(t, (0, 0, r, r), mode=padding), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
 def pixel_grid(h: int, w: int) -> np.ndarray:
     """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap).
     Made once per size (read-only: every frame's flows use it; 16 MB at 1080p)."""

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from ..color import rgb_to_lab
 from ..config import TransferConfig
 from ..errors import ModelError
-from ..ops import box_filter
+from ..ops import box_filter, gaussian_blur
 from .registry import Colorizer, register_colorizer
 
 __all__ = ["TransferColorizer", "local_std"]
@@ -30,18 +30,6 @@ def local_std(L: torch.Tensor, window: int) -> torch.Tensor:
     """(N, 1, H, W) -> standard deviation of L over a window x window box."""
     mean = box_filter(L, window)
     return (box_filter(L * L, window) - mean * mean).clamp_min(0).sqrt()
-
-
-def _gaussian_blur(t: torch.Tensor, sigma: float) -> torch.Tensor:
-    if sigma <= 0:
-        return t
-    r = max(1, int(math.ceil(2.5 * sigma)))
-    x = torch.arange(-r, r + 1, dtype=t.dtype, device=t.device)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    c = t.shape[1]
-    t = F.conv2d(F.pad(t, (r, r, 0, 0)), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(F.pad(t, (0, 0, r, r)), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 @register_colorizer("transfer", config=TransferConfig)
@@ -104,7 +92,7 @@ class TransferColorizer(Colorizer):
             xi = (x0 + dx).clamp(max=nl - 1).long()
             yi = (y0 + dy).clamp(max=nt - 1).long()
             sums.index_add_(1, yi * nl + xi, vals * (wx * wy))
-        sums = _gaussian_blur(sums.view(1, 3, nt, nl), c.smooth)
+        sums = gaussian_blur(sums.view(1, 3, nt, nl), c.smooth)
         count = sums[:, 2:]
         prior = c.prior * count.sum() / (nl * nt)
         mean_ab = ab.mean(dim=1).view(1, 2, 1, 1)

@@ -76,6 +76,7 @@ import torch.nn.functional as F
 from ..color import rgb_to_lab
 from ..config import RetrievalConfig
 from ..errors import InputError
+from ..ops import gaussian_blur
 from ..models.backbone import EfficientNetLite0, get_backbone, luminance_input
 
 __all__ = [
@@ -158,20 +159,10 @@ def hist_correl(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def grain_sigma(L: torch.Tensor) -> torch.Tensor:
     """(N, 1, h, w) L -> (N,) robust s.d. of its fine detail (L units): 1.4826 x the median absolute
-    difference from a 3x3 Gaussian blur (sigma 1). Picture detail counts too; grain raises it."""
-    r = L.float() - _blur(L.float(), 1.0)
+    difference from a 5-tap Gaussian blur (sigma 1, mirrored border). Picture detail counts too; grain raises it."""
+    r = L.float() - gaussian_blur(L.float(), 1.0, truncate=2.0, padding="reflect")
     r = r.flatten(1)
     return 1.4826 * (r - r.median(dim=1, keepdim=True).values).abs().median(dim=1).values
-
-
-def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    k = 2 * math.ceil(2 * sigma) + 1
-    t = torch.arange(k, dtype=torch.float32, device=x.device) - k // 2
-    g = torch.exp(-0.5 * (t / sigma) ** 2)
-    g = (g / g.sum()).to(x.dtype)
-    x = F.pad(x, (k // 2,) * 4, mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).expand(x.shape[1], 1, 1, k), groups=x.shape[1])
-    return F.conv2d(x, g.view(1, 1, -1, 1).expand(x.shape[1], 1, k, 1), groups=x.shape[1])
 
 
 def add_grain(L: torch.Tensor, amount: float, seed: int = 0) -> torch.Tensor:
@@ -180,7 +171,7 @@ def add_grain(L: torch.Tensor, amount: float, seed: int = 0) -> torch.Tensor:
     if amount <= 0:
         return L
     gen = torch.Generator().manual_seed(seed)
-    n = _blur(torch.randn((1, 1, *L.shape[-2:]), generator=gen), 0.7)
+    n = gaussian_blur(torch.randn((1, 1, *L.shape[-2:]), generator=gen), 0.7, truncate=2.0, padding="reflect")
     n = n * (amount / grain_sigma(n).clamp(min=1e-6)).view(-1, 1, 1, 1)
     return (L + n.to(L.device, L.dtype)).clamp(0, 100)
 

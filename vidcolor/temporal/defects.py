@@ -107,11 +107,17 @@ def _stark_line(luma: np.ndarray, op: int, run: int, contrast: float = 24.0, wid
     a scratch, told by its look alone."""
     on = (cv2.morphologyEx(luma, op, np.ones((1, width), np.uint8)) > contrast).view(np.uint8)
     on[:, :edge] = on[:, -edge:] = 0
-    frac = cv2.blur(on * np.uint8(255), (1, run), borderType=cv2.BORDER_REFLECT)
+    return _vertical_runs(on, np.ones((run, 1), np.uint8), cover)
+
+
+def _vertical_runs(on: np.ndarray, column: np.ndarray, cover: float) -> np.ndarray:
+    """(H, W) bool: the pixels of ``on`` (uint8 0/1) where at least ``cover`` of the vertical run
+    ``column`` (a (run, 1) kernel) around them is on, and on along that run to the line's ends."""
+    frac = cv2.blur(on * np.uint8(255), (1, column.shape[0]), borderType=cv2.BORDER_REFLECT)
     line = (frac >= 255 * cover).view(np.uint8) & on
     if not line.any():
         return line.view(bool)
-    return (cv2.dilate(line, np.ones((run, 1), np.uint8)) > 0) & (on > 0)
+    return (cv2.dilate(line, column) > 0) & (on > 0)
 
 
 def still_scratches(luma: np.ndarray, *, run: float = 0.25, grow: int = 1) -> np.ndarray:
@@ -299,12 +305,7 @@ class DefectFinder:
     def _line(self, resid: np.ndarray) -> np.ndarray:
         """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical
         run, and on to the line's ends."""
-        on = (resid > self.scratch_contrast).view(np.uint8)
-        frac = cv2.blur(on * np.uint8(255), (1, self._run), borderType=cv2.BORDER_REFLECT)
-        line = (frac >= 255 * self.scratch_cover).view(np.uint8) & on
-        if not line.any():
-            return line.view(bool)
-        return (cv2.dilate(line, self._column) > 0) & (on > 0)
+        return _vertical_runs((resid > self.scratch_contrast).view(np.uint8), self._column, self.scratch_cover)
 
     def find(self, luma: np.ndarray) -> np.ndarray:
         """One frame's (H, W) defect mask; the frame becomes the one the next is compared with."""

@@ -34,6 +34,11 @@ configuration, still and crf. ``--cmd`` changes the command scored
 ``--clean-stills`` gives the degraded sets the clean set's stills: a colour
 reference of the scene, as an archivist's still is, rather than a frame of
 the aged print (whose flicker is in its colour: see :func:`with_clean_stills`).
+``--truth kept`` builds copies whose Cb/Cr are the clean clip's bit for bit
+(``_v4`` folders; the default ``legal`` pulls out-of-gamut colour toward
+neutral, ``_v3``): the truth is then the scene's colour itself, as the
+issue asks, and the stills are the clean set's (a still cut from such a copy
+could not carry its colour).
 """
 from __future__ import annotations
 
@@ -76,10 +81,11 @@ def lossless_gray(src: Path, dst: Path) -> None:
     os.replace(tmp, dst)
 
 
-def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False) -> Path:
+def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False,
+          legal: bool = True) -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
-    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); sets built before it are not reused
-    d = work / ((f"{name}_s{strength:g}_seed{seed}_v3" if name != "clean" else "clean")
+    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); v4: Cb/Cr kept bit for bit
+    d = work / ((f"{name}_s{strength:g}_seed{seed}_{'v3' if legal else 'v4'}" if name != "clean" else "clean")
                 + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())
     todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]
@@ -91,7 +97,7 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path, l
         if c not in todo:
             continue
         src = EVAL / "src" / spec_all[c][0]
-        masks = degrade(src, d / "src" / spec_all[c][0], config_strengths(name, strength), seed + 1000 * k)
+        masks = degrade(src, d / "src" / spec_all[c][0], config_strengths(name, strength), seed + 1000 * k, legal)
         np.savez_compressed(d / "masks" / f"{c}.npz", masks=np.packbits(masks, axis=-1), width=masks.shape[2])
     spec = d / "spec.json"
     spec.write_text(json.dumps({c: spec_all[c] for c in todo}))
@@ -248,8 +254,13 @@ def main() -> None:
     ap.add_argument("--clean-stills", action="store_true",
                     help="give every degraded set the clean set's stills (a colour reference of the scene, not of the "
                          "aged print, whose flicker would be in its colour); scored in their own folders")
+    ap.add_argument("--truth", choices=("legal", "kept"), default="legal",
+                    help="legal: the copy's Cb/Cr pulled toward neutral where the aged luma takes a colour out of "
+                         "gamut (so a still cut from the copy carries it); kept: Cb/Cr bit for bit, the scene's own "
+                         "colour (implies --clean-stills: no still cut from the copy can carry it)")
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
+    a.clean_stills = a.clean_stills or a.truth == "kept"
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
         raise SystemExit("bench_oldfilm: --work must be outside the repository")
     configs = []
@@ -260,7 +271,7 @@ def main() -> None:
     clips = a.clips.split(",")
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
-    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input) for c in configs}
+    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input, a.truth == "legal") for c in configs}
     if a.clean_stills:
         clean_set = build("clean", a.strength, clips, a.seed, a.work, a.lossless_input)
         dirs = {c: with_clean_stills(d, clean_set, clips) for c, d in dirs.items()}

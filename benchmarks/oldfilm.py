@@ -193,8 +193,11 @@ def rewrite(src: Path, dst: Path, frame) -> int:
     return w
 
 
-def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) -> np.ndarray:
-    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks."""
+def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, legal: bool = True) -> np.ndarray:
+    """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks.
+    ``legal=False`` keeps Cb/Cr bit for bit (no ``legal_chroma``): the truth is then the scene's colour
+    under the aged luma, which a still cut from the copy (saved as RGB) cannot carry where the
+    degradation took it out of gamut; score such a copy with stills of the clean scene."""
     unknown = set(strengths) - set(DEGRADATIONS)
     if unknown:
         raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
@@ -214,7 +217,8 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0) ->
         y, m, exposed = plan.luma(t, y, state["rng"])
         if strengths:
             y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
-            u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
+            if legal:
+                u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
         masks.append(np.packbits(m, axis=-1))
         return y, u, v
 

@@ -111,7 +111,6 @@ class Chooser:
         self._origin = origin
         self._last_row = None
         self._scorers: dict = {}  # (still, grain added) -> its index
-        self._grain: dict = {}  # still -> its own grain_sigma
         self._gallery = None
         # the exemplar's colour depends on how well its still matches: scored (not under force)
         self.scores = cfg.colorizer == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
@@ -197,20 +196,19 @@ class Chooser:
     def _score(self, path: Path, L: torch.Tensor) -> float:
         """How well the still ``path`` matches the frames ``L`` (retrieval's score)."""
         from .retrieval import ReferenceIndex, grain_sigma, working_l
-        from ..color import rgb_to_lab
 
-        still = self.store.get(path)
-        if path not in self._grain:  # the still's own fine detail, at the working size
-            self._grain[path] = float(grain_sigma(working_l(rgb_to_lab(still.float())[:, :1].cpu())).item())
+        def index(extra: float) -> ReferenceIndex:
+            if (path, extra) not in self._scorers:
+                self._scorers[(path, extra)] = ReferenceIndex([(path, self.store.get(path))], self.store.device,
+                                                              grain=extra)
+            return self._scorers[(path, extra)]
+
+        own = index(0.0).grains[0]  # the still's own fine detail, at the working size
         shot = float(grain_sigma(working_l(L.cpu().float())).median())
         # the grain the shot has beyond the still's (a clean still for a grainy print), in steps of
         # GRAIN_STEP L units so that a film's shots share an index; none under one step
-        extra = math.sqrt(max(shot ** 2 - self._grain[path] ** 2, 0.0))
-        extra = GRAIN_STEP * math.floor(extra / GRAIN_STEP)
-        key = (path, extra)
-        if key not in self._scorers:
-            self._scorers[key] = ReferenceIndex([(path, still)], self.store.device, grain=extra)
-        return float(self._scorers[key].rank(L)[0].score)
+        extra = math.sqrt(max(shot ** 2 - own ** 2, 0.0))
+        return float(index(GRAIN_STEP * math.floor(extra / GRAIN_STEP)).rank(L)[0].score)
 
     def _given(self, path: Path, score: float | None, report: dict, what: str, sample: Sample) -> ShotChoice:
         """A still given for (or retrieved for) the shot, with its match score (None: not scored)."""

@@ -228,6 +228,7 @@ class ReferenceIndex:
         self._model = get_backbone(self.device)
         self._centre = _head_mean(self._model).to(self.device)
         self.paths: list[Path] = []
+        self.grains: list[float] = []  # each still's own grain_sigma at the working size, before ``grain``
         entries = []
         for path, rgb in stills:
             if rgb.dim() == 3:
@@ -236,6 +237,7 @@ class ReferenceIndex:
                 raise InputError(f"expected a (1, 3, H, W) RGB still, got {tuple(rgb.shape)}", path)
             rgb = rgb.to(self.device, torch.float32)
             L = rgb_to_lab(self._resize_rgb(rgb))[:, :1]
+            self.grains.append(float(grain_sigma(L.float()).item()))
             entries.append(self._describe(add_grain(L, self.grain)))
             self.paths.append(Path(path))
         self._embeds = torch.cat([e.embed for e in entries])  # (S, 1280)

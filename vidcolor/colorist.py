@@ -22,6 +22,7 @@ class FrameColorist:
         self.colorizer = colorizer
         self.device = device
         self.lut = luma_lut(in_spec, device)
+        self._lut_np = self.lut.numpy() if device.type == "cpu" and len(self.lut) == 256 else None
         self.in_spec, self.out_spec = in_spec, out_spec
         self.chroma_size = chroma_size
         h, w = size
@@ -34,6 +35,8 @@ class FrameColorist:
         if self.device.type == "cpu":
             if self.pool != (1, 1) and not full:  # OpenCV's area resize is ~10x faster than torch's pooling here
                 luma = np.stack([cv2.resize(f, (wc, hc), interpolation=cv2.INTER_AREA) for f in luma])
+            if luma.dtype == np.uint8 and self._lut_np is not None:  # OpenCV's look-up: 4x torch's gather's speed
+                return torch.from_numpy(np.stack([cv2.LUT(f, self._lut_np) for f in luma])).unsqueeze(1)
             codes = torch.from_numpy(luma.astype(np.int64))
         else:
             y = torch.from_numpy(luma if luma.dtype == np.uint8 else luma.astype(np.int32))

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
+__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -63,6 +63,15 @@ def box_filter(t: torch.Tensor, size: int) -> torch.Tensor:
     return F.avg_pool2d(F.pad(t, (p, p, p, p), mode=mode), size, stride=1)
 
 
+def area_resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """(N, C, H, W) averaged down to ``size`` (F.adaptive_avg_pool2d). Exactly halved on a CPU, each 2x2
+    block summed in the pooling's own order and divided by 4: the same floats, ~5x faster."""
+    h, w = size
+    if t.device.type == "cpu" and t.shape[-2:] == (2 * h, 2 * w):
+        return (t[..., 0::2, 0::2] + t[..., 0::2, 1::2] + t[..., 1::2, 0::2] + t[..., 1::2, 1::2]) / 4
+    return F.adaptive_avg_pool2d(t, (h, w))
+
+
 @functools.lru_cache(maxsize=8)
 def gaussian_blur(t: torch.Tensor, sigma: float, *, truncate: float = 2.5, padding: str = "constant") -> torch.Tensor:
     """(N, C, H, W) blurred by a separable Gaussian of ``sigma`` pixels, each channel on its own, radius
@@ -79,8 +88,10 @@ def gaussian_blur(t: torch.Tensor, sigma: float, *, truncate: float = 2.5, paddi
     return F.conv2d(F.pad(t, (0, 0, r, r), mode=padding), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
+@functools.lru_cache(maxsize=4)
 def pixel_grid(h: int, w: int) -> np.ndarray:
-    """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap).
+    """(h, w, 2) float32 (x, y) of every pixel: add a flow to get where it points (cv2.remap, which
+    takes such an array whole as its map: as fast again as its x and y planes given apart).
     Made once per size (read-only: every frame's flows use it; 16 MB at 1080p)."""
     x, y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
     grid = np.stack((x, y), axis=-1)
@@ -95,7 +106,9 @@ def resize_flow(flow: np.ndarray, size: tuple[int, int], interpolation: int = cv
     H, W = size
     if (h, w) == (H, W):
         return flow
-    return cv2.resize(flow, (W, H), interpolation=interpolation) * np.float32([W / w, H / h])
+    # OpenCV's per-channel product: numpy's broadcast over a last axis of 2 is ~10x slower (the same floats)
+    return cv2.multiply(cv2.resize(flow, (W, H), interpolation=interpolation),
+                        (float(np.float32(W / w)), float(np.float32(H / h)), 0.0, 0.0))
 
 
 def work_shape(h: int, w: int, short: int, minimum: int = 8, enlarge: bool = False) -> tuple[int, int]:

@@ -135,7 +135,7 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
     fwd = dis.calc(tgt_x, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
     bwd = (dis if check is None else check).calc(ref_on, tgt_x, None)
     pos = grid + fwd
-    back = cv2.remap(bwd, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    back = cv2.remap(bwd, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     fb = np.sqrt(((fwd + back) ** 2).sum(-1))
     if prealign is not None:  # positions in the reference itself
         pos = cv2.perspectiveTransform(pos.reshape(-1, 1, 2), prealign).reshape(h, w, 2)

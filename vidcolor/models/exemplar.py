@@ -57,7 +57,7 @@ from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
-from ..ops import box_filter, dis_flow, pixel_grid, resize_flow, work_shape
+from ..ops import area_resize, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
 from .align import GlobalAlign, chain_align, flow_align
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
@@ -377,7 +377,7 @@ class ExemplarColorizer(Colorizer):
         size = self.out_size
         if size is None or tuple(size) == tuple(L.shape[-2:]):
             return L
-        return F.adaptive_avg_pool2d(L, tuple(size))
+        return area_resize(L, tuple(size))
 
     def _working(self, L: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) L at the working size (:func:`working_l` with this config)."""
@@ -419,7 +419,7 @@ def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: t
     the development clips' 4:2:0 chroma)."""
     H, W = size if full is None or full[0] < size[0] else full
     pos = pixel_grid(H, W) + resize_flow(flow, (H, W), cv2.INTER_AREA if H < work[0] else cv2.INTER_LINEAR)
-    out = cv2.remap(still.full((H, W)), pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(still.full((H, W)), pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     if (H, W) != tuple(size):
         out = cv2.resize(out, (size[1], size[0]), interpolation=cv2.INTER_AREA)
     return out

@@ -89,7 +89,7 @@ class Motion:
 def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
     """``img`` sampled at ``x + flow(x)`` (bilinear, borders replicated)."""
     pos = (grid if grid is not None else pixel_grid(*flow.shape[:2])) + flow
-    return cv2.remap(img, pos[..., 0], pos[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return cv2.remap(img, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.ndarray, grid: np.ndarray,
@@ -99,9 +99,9 @@ def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.nda
     h, w = src.shape
     pos = grid + flow
     mx, my = pos[..., 0], pos[..., 1]
-    b = cv2.remap(back, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    b = cv2.remap(back, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # the map whole: faster
     fb2 = ((flow + b) ** 2).sum(-1)
-    d = cv2.remap(dst, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+    d = cv2.remap(dst, pos, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
     dl = d - src.astype(np.float32)
     inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
     conf = np.exp(-0.5 * fb2 / fb_sigma ** 2 - 0.5 * (dl / l_sigma) ** 2) * inside
@@ -172,12 +172,21 @@ class NumpyOps:
         colour = warp(state[0], flow, self._grid)
         prec = warp(state[1], flow, self._grid) * conf * strength
         total = weight + prec
-        out = fresh + (prec / np.maximum(total, 1e-6))[..., None] * (colour - fresh)
-        return (out, total), (colour, prec)
+        return (_toward(fresh, colour, prec / np.maximum(total, 1e-6)), total), (colour, prec)
 
     def fuse(self, mix: np.ndarray, f_prec: np.ndarray, b_col: np.ndarray, b_prec: np.ndarray) -> np.ndarray:
         """The forward pass's colour and the backward pass's, by their precisions."""
-        return mix + (b_prec / np.maximum(f_prec + b_prec, 1e-6))[..., None] * (b_col - mix)
+        return _toward(mix, b_col, b_prec / np.maximum(f_prec + b_prec, 1e-6))
+
+
+def _toward(a: np.ndarray, b: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """(h, w, C) ``a + share * (b - a)``, ``share`` (h, w): one channel at a time (numpy's broadcast
+    over a last axis of 2 is twice as slow; the same floats)."""
+    out = b - a
+    for c in range(out.shape[-1]):
+        out[..., c] *= share
+    out += a
+    return out
 
 
 class TemporalSmoother:

@@ -27,7 +27,9 @@ shot has nothing to be compared with: none are found there). A pixel is
   ``scratch_run`` x the frame's height, and either that run's mean top-hat
   exceeds anything within ``line_reach`` pixels across a frame ago by
   ``scratch_contrast``, or it was a scratch a frame ago within a pixel
-  across (a scratch drifts a little), for under ``max_age`` frames.
+  across (a scratch drifts a little), for under ``max_age`` frames (its age
+  the youngest found near it: a new scratch beside an older line is not
+  given up on with that line).
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
@@ -40,7 +42,10 @@ stretch of ``scratch_tile`` rows of a scratch, with what the previous frame
 moves; a scratch stays on the film), otherwise from the pixels around it (a
 scratch from either side of it), so flows, matches and guided filters see
 the picture, not the dirt, and the defect gets its surroundings' colour. A
-shot's first frame is compared with the frame after it.
+shot's first frame is compared with the frame after it, after the
+batch's next ``look_back`` frames were walked backwards to it: a scratch or
+speck already there when the shot starts is new against a later frame it has
+left, and is found from the first frame on.
 
 A colour reference still made from a scratched print carries the scratch too,
 and its colour along it is not the picture's (a dark line under a saturated

@@ -169,7 +169,9 @@ class DefectFinder:
     (8-bit codes) for the speck to be judged, or a speck or stretch of a scratch to be filled from
     the previous frame (else it is left alone, or filled from around it); ``grow``: pixels the found
     mask is widened by (a defect's soft edge); ``temporal_fill`` / ``temporal_scratch``: specks /
-    scratches filled from the previous frame where they can be (else from around them only).
+    scratches filled from the previous frame where they can be (else from around them only);
+    ``look_back``: frames of a shot's first batch walked backwards to its first frame (a scratch
+    already there when the shot starts is found if it has gone within them).
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,

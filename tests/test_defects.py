@@ -126,6 +126,41 @@ def test_a_scratch_is_filled_with_what_the_frame_before_showed_under_it(seed):
     assert err[True] < 12, err  # the scratch itself is ~60 codes off the picture
 
 
+@pytest.mark.parametrize("seed", [0, 2])
+def test_a_scratch_already_there_at_a_shot_s_first_frame_is_found(seed):
+    """A scratch on the shot's first frames (0-4, gone by frame 5): nothing before it to be new against,
+    so the batch's later frames, where it is gone, are walked back to the first: it is found and
+    filled on every frame it is on, as one that comes in mid-shot is."""
+    clean = moving_picture(seed, n=12)
+    dirty = clean.astype(np.int16)
+    mask = np.zeros(clean.shape, bool)
+    mask[:5, 6:90, 60:62] = True
+    dirty[mask] += 60
+    dirty = np.clip(dirty, 0, 255).astype(np.uint8)
+    f = DefectFinder()
+    out = np.concatenate([f.fill(dirty[:8]), f.fill(dirty[8:])])  # batches of 8, as the pipeline's on a CPU
+    err = np.abs(out.astype(int) - clean)[mask]
+    assert err.mean() < 10, err.mean()  # the scratch is 60 codes off the picture: left in, it would be ~60
+    assert np.array_equal(out[5:], clean[5:]) or np.abs(out[5:].astype(int) - clean[5:]).mean() < 0.05
+
+
+def test_a_new_scratch_beside_an_older_one_lives_its_own_life():
+    """A faint scratch (frames 1-17, longer than ``max_age``: given up on) and a stark one right beside
+    it (frames 12-21): the stark one is new when it comes, so it is not given the faint one's age
+    (which would drop it with the faint one while it is still there)."""
+    clean = moving_picture(1, n=24)
+    dirty = clean.astype(np.int16)
+    faint, stark = np.zeros(clean.shape, bool), np.zeros(clean.shape, bool)
+    faint[1:18, 4:92, 50] = True
+    stark[12:22, 4:92, 51:53] = True
+    dirty[faint] += 30
+    dirty[stark] += 90
+    dirty = np.clip(dirty, 0, 255).astype(np.uint8)
+    f = DefectFinder()
+    found = np.stack([f.find(y) for y in dirty])
+    assert found[13:22][stark[13:22]].mean() > 0.9, found[13:22][stark[13:22]].mean()
+
+
 def _still(seed: int = 5, h: int = 120, w: int = 160) -> np.ndarray:
     """(h, w, 3) uint8: a colour still of soft coloured blobs, no thin lines, no channel at 0 or 255."""
     rng = np.random.default_rng(seed)

@@ -27,7 +27,9 @@ shot has nothing to be compared with: none are found there). A pixel is
   ``scratch_run`` x the frame's height, and either that run's mean top-hat
   exceeds anything within ``line_reach`` pixels across a frame ago by
   ``scratch_contrast``, or it was a scratch a frame ago within a pixel
-  across (a scratch drifts a little), for under ``max_age`` frames.
+  across (a scratch drifts a little), for under ``max_age`` frames (its age
+  the youngest found near it: a new scratch beside an older line is not
+  given up on with that line).
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
@@ -40,7 +42,10 @@ stretch of ``scratch_tile`` rows of a scratch, with what the previous frame
 moves; a scratch stays on the film), otherwise from the pixels around it (a
 scratch from either side of it), so flows, matches and guided filters see
 the picture, not the dirt, and the defect gets its surroundings' colour. A
-shot's first frame is compared with the frame after it.
+shot's first frame is compared with the frame after it, after the
+batch's next ``look_back`` frames were walked backwards to it: a scratch or
+speck already there when the shot starts is new against a later frame it has
+left, and is found from the first frame on.
 
 A colour reference still made from a scratched print carries the scratch too,
 and its colour along it is not the picture's (a dark line under a saturated
@@ -164,7 +169,9 @@ class DefectFinder:
     (8-bit codes) for the speck to be judged, or a speck or stretch of a scratch to be filled from
     the previous frame (else it is left alone, or filled from around it); ``grow``: pixels the found
     mask is widened by (a defect's soft edge); ``temporal_fill`` / ``temporal_scratch``: specks /
-    scratches filled from the previous frame where they can be (else from around them only).
+    scratches filled from the previous frame where they can be (else from around them only);
+    ``look_back``: frames of a shot's first batch walked backwards to its first frame (a scratch
+    already there when the shot starts is found if it has gone within them).
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
@@ -172,7 +179,7 @@ class DefectFinder:
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
-                 edge: int = 1):
+                 edge: int = 1, look_back: int = 7):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -180,6 +187,7 @@ class DefectFinder:
         self.temporal_scratch, self.scratch_tile = temporal_scratch, max(4, scratch_tile)
         self.edge = max(1, edge)  # pixels at the frame's edge where no speck is new (the picture comes in there)
         self.dust_size, self.blob_slack = dust_size, blob_slack
+        self.look_back = max(1, look_back)
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -351,10 +359,11 @@ class DefectFinder:
                 hit = line_c & (new_line > self.scratch_contrast)
                 age = hit.view(np.uint8).copy()
                 was = self._scratch.get(sign)
-                if was is not None:
-                    near = cv2.dilate(np.where(was < self.max_age, was, 0).astype(np.uint8), self._tall)
-                    kept = line_c & (near > 0)
-                    age[kept] = near[kept] + 1
+                if was is not None:  # the youngest near by: a new scratch beside an old line is not given its age
+                    live = np.where(was < self.max_age, was, 0).astype(np.uint8)
+                    near = cv2.dilate(np.where(live > 0, 255 - live, 0).astype(np.uint8), self._tall)
+                    kept = line_c & (near > 0) & ~hit
+                    age[kept] = 256 - near[kept].astype(np.int32)
                 scratches[sign] = age
         first = self._res is None
         self._res = res
@@ -373,10 +382,16 @@ class DefectFinder:
         """(N, H, W) luma -> the same with each frame's defects filled from around them (a copy
         where any is found; ``luma`` itself is never written)."""
         out = luma
-        if self._prev is None and len(luma) > 1:  # a shot's first frame is compared with the one after it
-            self.find(luma[1])
+        start = self._prev is None and len(luma) > 1
+        if start:  # a shot's first frame: the frames after it walked backwards to it (see the module docstring)
+            for frame in luma[min(len(luma), 1 + self.look_back):0:-1]:
+                self.find(frame)
         for i, frame in enumerate(luma):
             m = self.find(frame)
+            if start and i == 0:  # what the first frame has is new from here on (its life counted afresh)
+                for found in (self._speck, self._scratch):
+                    for v in found.values():
+                        v[v > 0] = 1
             if m.any():
                 if out is luma:
                     out = luma.copy()

@@ -72,7 +72,6 @@ def area_resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_avg_pool2d(t, (h, w))
 
 
-@functools.lru_cache(maxsize=8)
 def gaussian_blur(t: torch.Tensor, sigma: float, *, truncate: float = 2.5, padding: str = "constant") -> torch.Tensor:
     """(N, C, H, W) blurred by a separable Gaussian of ``sigma`` pixels, each channel on its own, radius
     ``max(1, ceil(truncate * sigma))``, the border padded with ``padding`` (F.pad's mode: zeros by

@@ -134,3 +134,28 @@ def test_profile_prints_every_stage_and_the_worker_threads(tmp_path):
     seconds = json.loads(rep.read_text())["seconds"]
     main_thread = sum(v for k, v in stages.items() if not k.endswith("(thread)"))
     assert main_thread <= seconds * 1.01
+
+
+def test_threads_zero_gives_pytorch_half_the_cores_this_process_may_use(monkeypatch):
+    import vidcolor.runtime as rt
+
+    assert rt.torch_threads(3) == 3  # a number given is taken as it is
+    for cores, want in ((1, 1), (2, 1), (3, 1), (16, 8)):
+        monkeypatch.setattr(rt.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert rt.torch_threads(0) == want
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_a_run_sets_pytorchs_threads_from_the_config(tmp_path, threads):
+    from synth import make_still
+    from vidcolor.photo import colorize_image
+    from vidcolor.runtime import torch_threads
+
+    before = torch.get_num_threads()
+    photo = make_still(tmp_path / "p.png", 64, 48)
+    try:
+        torch.set_num_threads(3)
+        colorize_image(photo, tmp_path / "o.png", reference=photo, config=cfg(threads=threads))
+        assert torch.get_num_threads() == torch_threads(threads) != 3
+    finally:
+        torch.set_num_threads(before)

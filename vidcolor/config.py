@@ -53,7 +53,7 @@ class RuntimeConfig:
     batch_size: int = setting(8, ge=0, le=1024)  # 0: sized to the GPU's free memory (8 on a CPU)
     precision: str = setting("auto", choices=PRECISIONS)  # auto (fp16 on a GPU, fp32 on a CPU): the networks' arithmetic
     queue_size: int = setting(32, ge=2, le=4096)
-    threads: int = setting(0, ge=0)  # torch intra-op threads; 0 = leave PyTorch's default; at most max_threads()
+    threads: int = setting(0, ge=0)  # torch intra-op threads; 0 = half the cores (runtime.torch_threads); at most max_threads()
     max_damaged_frames: int = setting(25, ge=0, le=100_000)  # undecodable frames in a row repaired (the previous
     # one repeated) before a run stops
 

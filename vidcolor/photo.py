@@ -18,7 +18,7 @@ from .outputs import atomic_output, check_input, default_output
 from .pipeline import preload_stills, record_choice, schedule_for
 from .references import ReferenceStore
 from .references.choose import Chooser
-from .runtime import RunReport, resolve_device
+from .runtime import RunReport, resolve_device, set_torch_threads
 
 __all__ = ["colorize_image", "IMAGE_WORKING_SIDE"]
 
@@ -40,6 +40,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
     check_input(input)
     schedule = schedule_for(reference, reference_map)
     device = resolve_device(cfg.runtime.device)
+    set_torch_threads(cfg.runtime.threads)
     painters = Painters(cfg, schedule, device)
     row = schedule.rows[0] if len(schedule.rows) == 1 else schedule.lookup(0, 0.0)
     if row is None:

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-import torch
 
 from .color import YCbCrSpec, luma_lut
 from .colorist import FrameColorist, luma_for_output
@@ -37,7 +36,7 @@ from .references import ReferenceSchedule, ReferenceStore, ShotChoice
 from .references.choose import MAX_SHOT_WARNINGS, Chooser
 from .references.keyframes import KeyframeSheet
 from .references.plan import PlanChooser, PlannedShot
-from .runtime import RunReport, Timers, auto_batch_size, resolve_device
+from .runtime import RunReport, Timers, auto_batch_size, resolve_device, set_torch_threads
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import DefectFinder, TemporalSmoother
@@ -179,8 +178,7 @@ class VideoRun:
         check_input(self.input)
         self.schedule = schedule_for(reference, reference_map)
         self.device = resolve_device(cfg.runtime.device)
-        if cfg.runtime.threads:
-            torch.set_num_threads(cfg.runtime.threads)
+        set_torch_threads(cfg.runtime.threads)
         self.painters = Painters(cfg, self.schedule, self.device)
         self.progress, self.on_open, self.plan, self.frames = progress, on_open, plan, frames
         self.video_only, self.compare = video_only, compare

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ import torch
 from .config import Config
 from .errors import ConfigError
 
-__all__ = ["RunReport", "Timers", "resolve_device", "precision", "auto_batch_size", "GPU_BYTES_PER_PIXEL"]
+__all__ = ["RunReport", "Timers", "resolve_device", "torch_threads", "set_torch_threads", "precision", "auto_batch_size", "GPU_BYTES_PER_PIXEL"]
 
 
 @dataclass
@@ -36,6 +37,27 @@ class RunReport:
 
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "fps": round(self.fps, 3), "seconds": round(self.seconds, 3)}
+
+
+def torch_threads(threads: int) -> int:
+    """PyTorch's intra-op threads for ``runtime.threads``: the number given, or for 0 half the cores this
+    process may use (at least one). The other half serve the flows' worker threads and the encoder:
+    on two cores PyTorch's own default (every core) was no faster idle and 2.4x slower beside one
+    other busy process, its second thread spinning in each op's barrier (benchmarks/bench_speed.py)."""
+    if threads:
+        return threads
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // 2)
+
+
+def set_torch_threads(threads: int) -> None:
+    """Give PyTorch :func:`torch_threads` threads (a process-wide setting)."""
+    n = torch_threads(threads)
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
 
 
 def resolve_device(name: str) -> torch.device:

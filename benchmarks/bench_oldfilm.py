@@ -44,7 +44,10 @@ the aged print (whose flicker is in its colour: see :func:`with_clean_stills`).
 (``_v4`` folders; the default ``legal`` pulls out-of-gamut colour toward
 neutral, ``_v3``): the truth is then the scene's colour itself, as the
 issue asks, and the stills are the clean set's (a still cut from such a copy
-could not carry its colour).
+could not carry its colour). ``--truth exposure`` (``_v5``) scales Cb/Cr about
+neutral with the flicker's and vignette's gain, as a darker print of the same
+scene shows them (a kept chroma under a luma darkened by 45% is a colour no
+print has: out of gamut on a fifth of a saturated flower), clean stills too.
 """
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oldfilm import DEGRADATIONS, degrade, rewrite  # noqa: E402
+from oldfilm import DEGRADATIONS, TRUTHS, degrade, rewrite  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
@@ -88,10 +91,12 @@ def lossless_gray(src: Path, dst: Path) -> None:
 
 
 def build(name: str, strength: float, clips: list[str], seed: int, work: Path, lossless: bool = False,
-          legal: bool = True) -> Path:
+          truth: str = "legal") -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
-    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); v4: Cb/Cr kept bit for bit
-    d = work / ((f"{name}_s{strength:g}_seed{seed}_{'v3' if legal else 'v4'}" if name != "clean" else "clean")
+    # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); v4: Cb/Cr kept bit for bit;
+    # v5: Cb/Cr scaled with the exposure (oldfilm.exposed_chroma)
+    version = {"legal": "v3", "kept": "v4", "exposure": "v5"}[truth]
+    d = work / ((f"{name}_s{strength:g}_seed{seed}_{version}" if name != "clean" else "clean")
                 + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())
     todo = [c for c in clips if not (d / "set" / c / "meta.json").exists()]
@@ -103,7 +108,7 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path, l
         if c not in todo:
             continue
         src = EVAL / "src" / spec_all[c][0]
-        masks = degrade(src, d / "src" / spec_all[c][0], config_strengths(name, strength), seed + 1000 * k, legal)
+        masks = degrade(src, d / "src" / spec_all[c][0], config_strengths(name, strength), seed + 1000 * k, truth)
         np.savez_compressed(d / "masks" / f"{c}.npz", masks=np.packbits(masks, axis=-1), width=masks.shape[2])
     spec = d / "spec.json"
     spec.write_text(json.dumps({c: spec_all[c] for c in todo}))
@@ -270,13 +275,15 @@ def main() -> None:
     ap.add_argument("--clean-stills", action="store_true",
                     help="give every degraded set the clean set's stills (a colour reference of the scene, not of the "
                          "aged print, whose flicker would be in its colour); scored in their own folders")
-    ap.add_argument("--truth", choices=("legal", "kept"), default="legal",
+    ap.add_argument("--truth", choices=TRUTHS, default="legal",
                     help="legal: the copy's Cb/Cr pulled toward neutral where the aged luma takes a colour out of "
                          "gamut (so a still cut from the copy carries it); kept: Cb/Cr bit for bit, the scene's own "
-                         "colour (implies --clean-stills: no still cut from the copy can carry it)")
+                         "colour (implies --clean-stills: no still cut from the copy can carry it); exposure: Cb/Cr "
+                         "scaled about neutral with the flicker's and vignette's gain, as a darker print of the scene "
+                         "shows them (implies --clean-stills)")
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
-    a.clean_stills = a.clean_stills or a.truth == "kept"
+    a.clean_stills = a.clean_stills or a.truth != "legal"
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
         raise SystemExit("bench_oldfilm: --work must be outside the repository")
     configs = []
@@ -287,7 +294,7 @@ def main() -> None:
     clips = a.clips.split(",")
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
-    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input, a.truth == "legal") for c in configs}
+    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input, a.truth) for c in configs}
     if a.clean_stills:
         clean_set = build("clean", a.strength, clips, a.seed, a.work, a.lossless_input)
         dirs = {c: with_clean_stills(d, clean_set, clips) for c, d in dirs.items()}

@@ -85,6 +85,19 @@ class _Plan:
                                        float(rng.normal(0, 0.3)), int(rng.integers(1, 4)),
                                        float(rng.choice([-1.0, 1.0]) * rng.uniform(40, 80)), y0, y1))
 
+    def exposure(self, t: int) -> np.ndarray:
+        """Frame t's exposure gain (float32 (H, W)): the vignette's falloff times the flicker's gain,
+        the factor the print's light scaled the picture by (1 where neither is on)."""
+        s, h, w = self.s, self.h, self.w
+        g = np.ones((h, w), np.float32)
+        if s.get("vignette", 0.0) > 0:
+            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+            r2 = ((gx / w - self.vig_cx[t]) ** 2 + (gy / h - self.vig_cy[t]) ** 2) / 0.5
+            g *= 1 - self.vig_depth[t] * np.clip(r2, 0, 1.5)
+        if s.get("flicker", 0.0) > 0:
+            g *= np.float32(self.gain[t])
+        return g
+
     def luma(self, t: int, y: np.ndarray, grain_rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Frame t's degraded luma (uint8), its scratch/dust mask, and its luma before the grain, dust
         and scratches (the print's exposure: what ``legal_chroma`` goes by), from its (weaved) clean luma."""
@@ -92,12 +105,8 @@ class _Plan:
         yf = y.astype(np.float32)
         if s.get("soft", 0.0) > 0:
             yf = cv2.GaussianBlur(yf, (0, 0), float(self.blur[t]))
-        if s.get("vignette", 0.0) > 0:
-            gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
-            r2 = ((gx / w - self.vig_cx[t]) ** 2 + (gy / h - self.vig_cy[t]) ** 2) / 0.5
-            yf = 16 + (yf - 16) * (1 - self.vig_depth[t] * np.clip(r2, 0, 1.5))
-        if s.get("flicker", 0.0) > 0:
-            yf = 16 + (yf - 16) * self.gain[t] + self.offset[t]
+        if s.get("vignette", 0.0) > 0 or s.get("flicker", 0.0) > 0:
+            yf = 16 + (yf - 16) * self.exposure(t) + (self.offset[t] if s.get("flicker", 0.0) > 0 else 0.0)
         exposed = np.clip(np.rint(yf), 0, 255).astype(np.uint8)
         if s.get("grain", 0.0) > 0:
             g = cv2.GaussianBlur(grain_rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.7)
@@ -150,6 +159,18 @@ def legal_chroma(y0: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) ->
     return f(u), f(v)
 
 
+def exposed_chroma(gain: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb/Cr as a print exposed by ``gain`` (full-size (H, W)) shows them: scaled about neutral by the
+    same factor as the luma above black. A picture's R'G'B' all scaled by one factor scale Y'-16 and
+    Cb/Cr-128 by it (BT.601 is linear in R'G'B'); light scaled by k scales R'G'B' by k^(1/gamma), one
+    factor again. So a darker corner or a dimmer frame of the same scene keeps its hues and loses
+    chroma with its light."""
+    h, w = u.shape
+    gc = cv2.resize(gain[:2 * h, :2 * w], (w, h), interpolation=cv2.INTER_AREA)
+    f = lambda p: np.clip(np.rint(128 + (p.astype(np.float32) - 128) * gc), 0, 255).astype(np.uint8)  # noqa: E731
+    return f(u), f(v)
+
+
 def _shift(plane: np.ndarray, dx: float, dy: float) -> np.ndarray:
     m = np.float32([[1, 0, dx], [0, 1, dy]])
     return cv2.warpAffine(plane, m, plane.shape[::-1], flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -193,14 +214,22 @@ def rewrite(src: Path, dst: Path, frame) -> int:
     return w
 
 
-def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, legal: bool = True) -> np.ndarray:
+TRUTHS = ("legal", "kept", "exposure")
+
+
+def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, truth: str = "legal") -> np.ndarray:
     """Write the old-film copy of ``src`` to ``dst``; return the (n, H, W) bool scratch/dust masks.
-    ``legal=False`` keeps Cb/Cr bit for bit (no ``legal_chroma``): the truth is then the scene's colour
-    under the aged luma, which a still cut from the copy (saved as RGB) cannot carry where the
-    degradation took it out of gamut; score such a copy with stills of the clean scene."""
+    ``truth`` says what becomes of Cb/Cr: ``legal`` keeps them but pulls a colour the aged luma takes out
+    of gamut toward neutral (``legal_chroma``); ``kept`` keeps them bit for bit: the scene's colour under
+    the aged luma, which a still cut from the copy (saved as RGB) cannot carry where the degradation
+    took it out of gamut (score such a copy with stills of the clean scene); ``exposure`` scales them
+    with the flicker's and the vignette's gain (``exposed_chroma``: what a darker print of the same
+    scene is), then ``legal`` (a brightened frame clips)."""
     unknown = set(strengths) - set(DEGRADATIONS)
     if unknown:
         raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
+    if truth not in TRUTHS:
+        raise ValueError(f"unknown truth {truth!r} (valid: {', '.join(TRUTHS)})")
     n = count_frames(src)
     masks = []
     state = {}
@@ -217,7 +246,9 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, le
         y, m, exposed = plan.luma(t, y, state["rng"])
         if strengths:
             y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
-            if legal:
+            if truth == "exposure":
+                u, v = exposed_chroma(plan.exposure(t), u, v)
+            if truth != "kept":
                 u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
         masks.append(np.packbits(m, axis=-1))
         return y, u, v

@@ -55,7 +55,7 @@ def test_frames_between_flows_to_the_still_are_chained_and_carry_its_colour(fres
     out = run(ExemplarConfig(reference_flow_every=4), l8, motions(l8, l8[0].shape), rgb[0])
     assert len(fresh_calls) == 2  # frames 0 and 4
     for t in (2, 3, 6, 7):  # chained: the square's colour lands where it has moved to
-        ab, conf, fl, _ = out[t]
+        ab, conf, fl, _, _ = out[t]
         assert np.median(conf) > 0.5
         err = np.abs(ab - truth[t]).mean(-1)
         assert err[conf > 0.5].mean() < 4, t
@@ -88,7 +88,7 @@ def test_motion_at_another_size_is_brought_to_the_working_size(fresh_calls):
     half = [f[::2, ::2].copy() for f in l8]  # the smoother's flow at half the working size
     out = run(ExemplarConfig(reference_flow_every=4), l8, motions(half, half[0].shape), rgb[0])
     assert len(fresh_calls) == 1
-    ab, conf, _, _ = out[3]
+    ab, conf, _, _, _ = out[3]
     assert np.median(conf) > 0.5 and np.abs(ab - truth[3])[44:89, 56:101].mean() < 4
 
 

@@ -107,6 +107,10 @@ class ExemplarConfig:
     forward-backward error and the luminance mismatch; ``outside_sigma``
     (pixels): how fast it falls where the flow leaves the still (the still's
     edge colour carried on; 0: no colour from the flow outside the still);
+    ``follow_exposure``: the still's chroma scaled by how much more or less light the frame has than
+    the still where they show the same scene, averaged over 0.15 of the short side
+    (:func:`vidcolor.models.align.exposure_gain`: a print's flicker or vignette darkens the colour
+    with the luma, as a darker print of the scene would; off: the still's chroma as it is on any luma);
     ``prealign``: bring the still onto each frame by an affine map fitted to
     feature matches before the flow, where one clearly holds (a still framed
     or zoomed otherwise than the shot); ``reference_flow_every``: a flow to the still on every
@@ -144,6 +148,7 @@ class ExemplarConfig:
     l_sigma_lab: float = setting(15.0, gt=0)  # Lab L units (0..100)
     outside_sigma: float = setting(16.0, ge=0)  # pixels at the working size
     prealign: bool = True
+    follow_exposure: bool = True  # the still's chroma scaled with the frame's exposure against it
     reference_flow_every: int = setting(1, ge=1, le=1000)  # frames between flows to the still; chained between
     temperature: float = setting(0.04, gt=0)
     tone_weight: float = setting(1.0, ge=0)

@@ -4,15 +4,69 @@
   otherwise than the shot onto the frame, where one clearly holds.
 - :func:`flow_align`: dense optical flow (OpenCV DIS) from a frame to the still and back,
   checked (forward-backward, luminance under the flow), carrying the still's chroma.
+- :func:`exposure_gain`: how much more or less light the frame has than the still where
+  they show the same scene (a print's flicker, a vignette): the still's chroma is scaled by it.
 """
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
+import torch
 
+from ..color import gray_to_l
 from ..ops import fit_exposure, match_exposure, pixel_grid
 
-__all__ = ["GlobalAlign", "flow_align", "chain_align", "carried"]
+__all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "exposure_gain", "EXPOSURE_SPAN"]
+
+EXPOSURE_SPAN = 0.15  # of the short side: the scale an exposure change is followed over (a vignette, not a shadow)
+GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its still is followed
+GAIN_PRIOR = 0.05  # weight (per pixel, of confidence 0..1) of the whole frame's gain where little is matched
+
+
+@functools.lru_cache(maxsize=1)
+def _luma_of_l8() -> np.ndarray:
+    """(256,) float32: the gray R'G'B' level (0..1, the luma above black) of each uint8 L (L x 2.55)."""
+    y = torch.linspace(0, 1, 4097)
+    l8 = gray_to_l(y.view(1, 1, 1, -1)).flatten().numpy() * 2.55
+    return np.interp(np.arange(256, dtype=np.float32), l8, y.numpy()).astype(np.float32)
+
+
+def exposure_gain(tgt: np.ndarray, ref_l: np.ndarray, conf: np.ndarray, span: float = EXPOSURE_SPAN) -> np.ndarray | None:
+    """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
+    same scene (``ref_l``: the still's uint8 L carried onto the frame; ``conf``: 0..1): the ratio of
+    their lumas above black, each averaged over ``span`` of the short side with ``conf`` as weight
+    (the whole frame's ratio where little is matched), within :data:`GAIN_RANGE`. None where the
+    exposure is the still's (within 1%) or too little of the frame is matched to say.
+
+    A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
+    (BT.601 is linear in R'G'B'): a darker corner or a dimmer frame of the still's scene has its hues
+    and proportionally less chroma. The still's Cb/Cr times this gain are that colour; kept as they
+    are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark."""
+    h, w = tgt.shape
+    lut = _luma_of_l8()
+    wt = conf.astype(np.float32)
+    total = float(wt.sum())
+    if total < 0.02 * h * w:
+        return None
+    yt = lut[tgt] * wt
+    yr = cv2.remap(lut[None], np.clip(ref_l, 0, 255).astype(np.float32), np.zeros_like(ref_l, np.float32),
+                   cv2.INTER_LINEAR) * wt
+    mean_r = float(yr.sum()) / total
+    if mean_r < 0.02:
+        return None
+    g0 = float(np.clip(float(yt.sum()) / float(yr.sum()), *GAIN_RANGE))
+    s = max(1, min(h, w) // 32)  # the averages over a span are as good from a pyramid level down
+    small = (max(1, w // s), max(1, h // s))
+    sigma = span * min(h, w) / s
+    num, den = (cv2.GaussianBlur(cv2.resize(x, small, interpolation=cv2.INTER_AREA), (0, 0), sigma,
+                                 borderType=cv2.BORDER_REPLICATE) for x in (yt, yr))
+    prior = GAIN_PRIOR * mean_r
+    gain = np.clip((num + prior * g0) / (den + prior), *GAIN_RANGE)
+    if float(np.abs(gain - 1).max()) < 0.01:
+        return None
+    return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 class GlobalAlign:

@@ -58,7 +58,7 @@ from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
 from ..ops import area_resize, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
-from .align import GlobalAlign, chain_align, flow_align
+from .align import GlobalAlign, chain_align, exposure_gain, flow_align
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -163,9 +163,10 @@ class PreparedStill:
         return self._full[1]
 
     def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check, t: int | None = None,
-             motion=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+             motion=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, np.ndarray | None]:
         """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
-        (ab, confidence, flow, pre-aligned). ``t``: the frame's index in the shot; ``motion``: its
+        (ab, confidence, flow, pre-aligned, the frame's :func:`exposure_gain` against the still or None
+        where it is the still's; ab not yet scaled by it). ``t``: the frame's index in the shot; ``motion``: its
         :class:`~vidcolor.temporal.Motion` to frame ``t - 1`` (or a Future of it; None: none). Given
         both, and an answer for frame ``t - 1`` less than ``cfg.reference_flow_every`` frames after
         the last flow to the still, the answer is chained on from it (:func:`chain_align`), unless
@@ -180,7 +181,7 @@ class PreparedStill:
                 ab, conf, fl = chain_align((last.pos, last.geo), fl, fb2, l8, self.l8, self.ab_np, keep=keep, **kw)
                 if float(conf.mean()) >= CHAIN_KEEP * last.conf:
                     self._chain = _Chain(t, *keep[0], last.fresh, last.conf, last.pre)
-                    return ab, conf, fl, last.pre
+                    return ab, conf, fl, last.pre, self._gain(l8, keep[0][0], conf, cfg)
                 keep.clear()
         if self.aligner is None:
             m = None
@@ -189,7 +190,16 @@ class PreparedStill:
         ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep, **kw)
         if t is not None:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
-        return ab, conf, fl, m is not None
+        return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg)
+
+    def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> np.ndarray | None:
+        """:func:`exposure_gain` of a frame's uint8 L against this still's carried to the (h, w, 2)
+        positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
+        if not cfg.follow_exposure:
+            return None
+        ref_l = cv2.remap(self.l8, np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
+                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return exposure_gain(l8, ref_l, conf)
 
 
 @dataclass
@@ -289,10 +299,10 @@ class ExemplarColorizer(Colorizer):
         out = []
         for i, f in enumerate(l8_of(Lw)):
             m = motions[i] if motions is not None and i < len(motions) else None
-            ab, conf, fl, pre = self._still.flow(f, self.cfg, self._dis, self._check,
-                                                 None if t is None else t + i, m)
+            ab, conf, fl, pre, gain = self._still.flow(f, self.cfg, self._dis, self._check,
+                                                       None if t is None else t + i, m)
             self._prealigned += pre
-            out.append((ab, conf, fl))
+            out.append((ab, conf, fl, gain))
         self.flow_seconds += time.perf_counter() - start
         return out
 
@@ -314,12 +324,13 @@ class ExemplarColorizer(Colorizer):
         n, _, h, w = Lw.shape
         if self._shape != (h, w):
             self._prepare((h, w))
-        self._flows = []
+        self._flows, self._gains = [], []
         if self.cfg.flow:
             flows = self._flow_batch(Lw) if flows is None else flows
-            ab_flow = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a, _, _ in flows]).to(self.device)
-            conf_flow = torch.stack([torch.from_numpy(c)[None] for _, c, _ in flows]).to(self.device)
-            self._flows = [fl for _, _, fl in flows]
+            ab_flow = torch.stack([torch.from_numpy(a).permute(2, 0, 1) for a, _, _, _ in flows]).to(self.device)
+            conf_flow = torch.stack([torch.from_numpy(c)[None] for _, c, _, _ in flows]).to(self.device)
+            self._flows = [fl for _, _, fl, _ in flows]
+            self._gains = [g for _, _, _, g in flows]
         else:
             ab_flow = Lw.new_zeros(n, 2, h, w)
             conf_flow = Lw.new_zeros(n, 1, h, w)
@@ -403,12 +414,22 @@ class ExemplarColorizer(Colorizer):
             ab = ab + resize(conf, (H, W)) * self._carry((H, W), (h, w), full)
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return ab * (self.gate * self.cfg.saturation / 255.0)
+        return exposed(ab, self._gains) * (self.gate * self.cfg.saturation / 255.0)
 
     def _carry(self, size: tuple[int, int], work: tuple[int, int], full: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, 2, H, W) the reference's chroma moved by the last batch's flows, at ``size`` (:func:`carry`)."""
         return torch.from_numpy(np.stack([carry(self._still, fl, size, work, full) for fl in self._flows])
                                 ).permute(0, 3, 1, 2).to(self.device)
+
+
+def exposed(ab: torch.Tensor, gains: list) -> torch.Tensor:
+    """(N, 2, H, W) chroma times each frame's (h, w) :func:`exposure_gain` (None: 1) brought to H x W."""
+    if all(g is None for g in gains):
+        return ab
+    H, W = ab.shape[-2:]
+    g = np.stack([np.ones((H, W), np.float32) if x is None else cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
+                  for x in gains])
+    return ab * torch.from_numpy(g)[:, None].to(ab.device, ab.dtype)
 
 
 def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int],

@@ -46,7 +46,7 @@ import torch
 
 from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
-from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, guided_upsample, l8_of, resize
+from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, exposed, guided_upsample, l8_of, resize
 from .registry import ShotStats
 
 if TYPE_CHECKING:
@@ -184,14 +184,14 @@ class KeyframeColorizer(ExemplarColorizer):
     def _side_flows(self, l8: np.ndarray, sides: list[tuple[int, float]], t: int | None = None,
                     motion=None) -> list:
         """Each side's flow_align of frame ``t`` (chained on its ``motion`` where it can:
-        :meth:`PreparedStill.flow`): (ab, confidence, flow, time weight, still)."""
+        :meth:`PreparedStill.flow`): (ab, confidence, flow, time weight, still, exposure gain or None)."""
         t0 = time.perf_counter()
         out = []
         for key, tau in sides:
             still = self._prepared[key]
-            ab, conf, fl, pre = still.flow(l8, self.cfg, self._dis, self._check, t, motion)
+            ab, conf, fl, pre, gain = still.flow(l8, self.cfg, self._dis, self._check, t, motion)
             self._prealigned += pre
-            out.append((ab, conf, fl, tau, still))
+            out.append((ab, conf, fl, tau, still, gain))
         self.flow_seconds += time.perf_counter() - t0
         return out
 
@@ -252,15 +252,18 @@ class KeyframeColorizer(ExemplarColorizer):
         H, W = L.shape[-2:]
         h, w = Lw.shape[-2:]
         if sides:
-            weights = [tau * (c + 1e-3) for _, c, _, tau, _ in sides]
+            weights = [tau * (c + 1e-3) for _, c, _, tau, _, _ in sides]
             total = sum(weights)
-            ab_np = sum(wt[..., None] * ab for wt, (ab, _, _, _, _) in zip(weights, sides)) / total[..., None]
-            conf_np = np.maximum.reduce([c for _, c, _, _, _ in sides])
+            ab_np = sum(wt[..., None] * ab for wt, (ab, *_) in zip(weights, sides)) / total[..., None]
+            conf_np = np.maximum.reduce([c for _, c, *_ in sides])
+            gains = [g for *_, g in sides]
+            gain = (None if all(g is None for g in gains) else
+                    sum(wt * (1.0 if g is None else g) for wt, g in zip(weights, gains)) / total)
             ab_flow = torch.from_numpy(np.ascontiguousarray(ab_np, dtype=np.float32)).permute(2, 0, 1)[None]
             conf_flow = torch.from_numpy(np.ascontiguousarray(conf_np, dtype=np.float32))[None, None]
             ab_flow, conf_flow = ab_flow.to(self.device), conf_flow.to(self.device)
         else:
-            ab_flow, conf_flow = Lw.new_zeros(1, 2, h, w), Lw.new_zeros(1, 1, h, w)
+            ab_flow, conf_flow, gain = Lw.new_zeros(1, 2, h, w), Lw.new_zeros(1, 1, h, w), None
         near = self._nearest(t)
         ab_att, sim = self.attention(Lw, JointStills([self._prepared[k] for k in near],
                                                      [1.0 / (abs(k - t) + 1) for k in near]))
@@ -274,14 +277,14 @@ class KeyframeColorizer(ExemplarColorizer):
             ab = ab + resize(conf_flow, (H, W)) * carried
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return ab * (self.cfg.saturation / 255.0)
+        return exposed(ab, [gain]) * (self.cfg.saturation / 255.0)
 
     def _carry_sides(self, sides: list, weights: list, size, work, full=None) -> torch.Tensor:
         """(1, 2, H, W) the sides' stills' full-size chroma carried by their flows, fused by their weights."""
         H, W = size
         acc = np.zeros((H, W, 2), np.float32)
         total = np.zeros((H, W), np.float32)
-        for wt, (_, _, fl, _, still) in zip(weights, sides):
+        for wt, (_, _, fl, _, still, _) in zip(weights, sides):
             up = cv2.resize(wt.astype(np.float32), (W, H), interpolation=cv2.INTER_AREA if H < work[0] else cv2.INTER_LINEAR)
             acc += up[..., None] * carry(still, fl, size, work, full)
             total += up

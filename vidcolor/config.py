@@ -229,7 +229,11 @@ class TemporalConfig:
     blur it). ``deflicker`` (``--deflicker``, off by default): the output
     luma's exposure equalised frame to frame inside each shot
     (:mod:`vidcolor.temporal.deflicker`), the one option that changes the
-    film's luminance.
+    film's luminance. ``follow_exposure``: the colour carried from the frame
+    before scaled by the exposure change between the two (a print's flicker:
+    a dimmer frame has proportionally less chroma); a colorizer whose chroma
+    follows the frame's exposure (the exemplar's, ``exemplar.follow_exposure``)
+    asks for it for its shots.
     """
 
     mode: str = setting("forward", choices=TEMPORAL_MODES)
@@ -243,6 +247,7 @@ class TemporalConfig:
     detail: float = setting(2.0, ge=0)  # chroma pixels
     deflicker: bool = False
     defects: bool = True
+    follow_exposure: bool = False  # the carried colour scaled by the exposure change (the exemplar's shots: on)
 
     RENAMED: ClassVar[dict[str, str]] = {"l_sigma": "l_sigma_8bit"}
 

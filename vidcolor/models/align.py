@@ -22,7 +22,9 @@ __all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "exposure_gain
 
 EXPOSURE_SPAN = 0.15  # of the short side: the scale an exposure change is followed over (a vignette, not a shadow)
 GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its still is followed
-GAIN_PRIOR = 0.05  # weight (per pixel, of confidence 0..1) of the whole frame's gain where little is matched
+GAIN_PRIOR = 0.2  # weight (per pixel, of confidence 0..1) of the whole frame's gain where little is matched
+GAIN_DEAD = 0.02  # an exposure within 2% of the still's is the still's (a still's luma made otherwise than the film's)
+GAIN_OUTLIER = 0.15  # a pixel whose own luma ratio is this far (log) from the field's is a mismatch, not light
 
 
 @functools.lru_cache(maxsize=1)
@@ -36,9 +38,10 @@ def _luma_of_l8() -> np.ndarray:
 def exposure_gain(tgt: np.ndarray, ref_l: np.ndarray, conf: np.ndarray, span: float = EXPOSURE_SPAN) -> np.ndarray | None:
     """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
     same scene (``ref_l``: the still's uint8 L carried onto the frame; ``conf``: 0..1): the ratio of
-    their lumas above black, each averaged over ``span`` of the short side with ``conf`` as weight
-    (the whole frame's ratio where little is matched), within :data:`GAIN_RANGE`. None where the
-    exposure is the still's (within 1%) or too little of the frame is matched to say.
+    their lumas above black, each averaged over ``span`` of the short side with ``conf`` squared as
+    weight (the whole frame's ratio where little is matched), once more without the pixels whose own
+    ratio is far from that (a mismatch, not light), within :data:`GAIN_RANGE`, and :data:`GAIN_DEAD`
+    nearer 1. None where the exposure is the still's or too little of the frame is matched to say.
 
     A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
     (BT.601 is linear in R'G'B'): a darker corner or a dimmer frame of the still's scene has its hues
@@ -46,27 +49,35 @@ def exposure_gain(tgt: np.ndarray, ref_l: np.ndarray, conf: np.ndarray, span: fl
     are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark."""
     h, w = tgt.shape
     lut = _luma_of_l8()
-    wt = conf.astype(np.float32)
+    wt = np.square(conf.astype(np.float32))  # the surest matches count most
     total = float(wt.sum())
     if total < 0.02 * h * w:
         return None
-    yt = lut[tgt] * wt
+    yt = lut[tgt]
     yr = cv2.remap(lut[None], np.clip(ref_l, 0, 255).astype(np.float32), np.zeros_like(ref_l, np.float32),
-                   cv2.INTER_LINEAR) * wt
-    mean_r = float(yr.sum()) / total
-    if mean_r < 0.02:
-        return None
-    g0 = float(np.clip(float(yt.sum()) / float(yr.sum()), *GAIN_RANGE))
+                   cv2.INTER_LINEAR)
     s = max(1, min(h, w) // 32)  # the averages over a span are as good from a pyramid level down
     small = (max(1, w // s), max(1, h // s))
     sigma = span * min(h, w) / s
-    num, den = (cv2.GaussianBlur(cv2.resize(x, small, interpolation=cv2.INTER_AREA), (0, 0), sigma,
-                                 borderType=cv2.BORDER_REPLICATE) for x in (yt, yr))
-    prior = GAIN_PRIOR * mean_r
-    gain = np.clip((num + prior * g0) / (den + prior), *GAIN_RANGE)
-    if float(np.abs(gain - 1).max()) < 0.01:
+    log_ratio = np.log((yt + 0.02) / (yr + 0.02))
+    gain = None
+    for _ in range(2):  # once more without the pixels whose own ratio is far from the field's (mismatches)
+        if gain is not None:
+            wt = wt * np.exp(-0.5 * np.square((log_ratio - np.log(gain)) / GAIN_OUTLIER))
+        sw = float(wt.sum())
+        mean_r = float((yr * wt).sum()) / max(sw, 1e-6)
+        if sw < 0.01 * h * w or mean_r < 0.02:
+            return None
+        g0 = float(np.clip(float((yt * wt).sum()) / float((yr * wt).sum()), *GAIN_RANGE))
+        num, den = (cv2.GaussianBlur(cv2.resize(x, small, interpolation=cv2.INTER_AREA), (0, 0), sigma,
+                                     borderType=cv2.BORDER_REPLICATE) for x in (yt * wt, yr * wt))
+        prior = GAIN_PRIOR * mean_r
+        gain = cv2.resize(np.clip((num + prior * g0) / (den + prior), *GAIN_RANGE), (w, h),
+                          interpolation=cv2.INTER_LINEAR)
+    gain = 1 + np.sign(gain - 1) * np.maximum(np.abs(gain - 1) - GAIN_DEAD, 0)
+    if float(np.abs(gain - 1).max()) < 0.005:
         return None
-    return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
+    return gain.astype(np.float32)
 
 
 class GlobalAlign:

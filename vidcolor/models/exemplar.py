@@ -259,6 +259,8 @@ class ExemplarColorizer(Colorizer):
         self._frame_conf: list[float] = []  # each frame's share reached by the flow to the still (the report's)
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
         self._t = 0  # the next frame's index in the shot
+        # the chroma follows each frame's exposure: the smoother's memory must follow it too
+        self.temporal = {"follow_exposure": True} if self.cfg.follow_exposure else None
 
     # -- per shot ------------------------------------------------------------------------------
     def begin_shot(self, reference: torch.Tensor | None, choice: ShotChoice | None = None) -> None:

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..config import TEMPORAL_MODES as MODES
 from ..config import TemporalConfig
-from ..ops import dis_flow, match_exposure, pixel_grid, resize_flow
+from ..ops import dis_flow, fit_exposure, pixel_grid, resize_flow
 from ..settings import configure
 
 __all__ = ["TemporalSmoother", "Motion", "NumpyOps", "warp", "frame_motion", "MODES", "BACKENDS"]
@@ -61,7 +61,7 @@ __all__ = ["TemporalSmoother", "Motion", "NumpyOps", "warp", "frame_motion", "MO
 MIN_CONFIDENCE = 0.05  # fresh colour always counts for something: a new object is never painted from memory alone
 MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory would never count
 #: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
-HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap")
+HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap", "follow_exposure")
 _KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
 BACKENDS = ("numpy", "torch")  # the smoother's arithmetic: numpy/OpenCV (the CPU's), torch (the device's)
 
@@ -75,7 +75,9 @@ class Motion:
     t-1 into t (for the backward pass), all numpy, at the chroma size for the numpy backend, at the
     flow size for the torch backend (it resizes them on the device). ``flow``/``fb2``: ``fwd`` at the size it was
     computed at (the flow size) and its squared forward-backward error there (pixels^2),
-    for a colorizer that builds on it (the exemplar's flows to its still, chained).
+    for a colorizer that builds on it (the exemplar's flows to its still, chained). ``gain``: the
+    exposure of frame t-1 against frame t's (``g`` of ``g * y_t + o ~ y_{t-1}``: a flicker's gain;
+    an offset moves the black level, not the chroma).
     """
 
     fwd: np.ndarray
@@ -84,6 +86,7 @@ class Motion:
     bconf: np.ndarray | None
     flow: np.ndarray | None = None
     fb2: np.ndarray | None = None
+    gain: float = 1.0
 
 
 def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> np.ndarray:
@@ -114,7 +117,9 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     ``backward`` False: the backward flow only checks the forward one (``bwd``/``bconf`` are None:
     a forward pass needs no more)."""
     h, w = cur.shape
-    cur = match_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
+    g, o = fit_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
+    if max(abs(o), abs(255.0 * (g - 1.0) + o)) >= 1.0:
+        cur = cv2.convertScaleAbs(cur, alpha=g, beta=o)
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)
@@ -127,7 +132,7 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
         fwd, conf = resize_flow(fwd, size), up(conf)
         if backward:
             bwd, bconf = resize_flow(bwd, size), up(bconf)
-    return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2)
+    return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2, float(g))
 
 
 class NumpyOps:
@@ -225,6 +230,7 @@ class TemporalSmoother:
         self.fb_sigma, self.l_sigma = t.fb_sigma, t.l_sigma_8bit  # pixels; 8-bit luma codes
         self.window, self.overlap = t.window, t.overlap
         self.detail = float(t.detail)  # Gaussian sigma (chroma pixels) splitting off the detail kept as is; 0 = none
+        self.follow_exposure = bool(t.follow_exposure)
         self.shift = max(0, bits - 8)
         self._dis = dis_flow(t.flow_preset)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-flow") if threaded else None
@@ -286,11 +292,14 @@ class TemporalSmoother:
         return [self._pool.submit(work, s, p) for s, p in pairs]
 
     # -- smoothing -----------------------------------------------------------------------------
-    def _step(self, state, fresh, weight, flow, conf):
-        """One filter step: the state (colour, precision) carried along ``flow`` and fused with the
-        fresh colour by precision. Returns (new state, carried state or None)."""
+    def _step(self, state, fresh, weight, flow, conf, gain: float = 1.0):
+        """One filter step: the state (colour, precision) carried along ``flow`` (its colour times
+        ``gain`` where the colour follows the exposure) and fused with the fresh colour by precision.
+        Returns (new state, carried state or None)."""
         if state is None or flow is None:
             return (fresh, weight), None
+        if self.follow_exposure and abs(gain - 1.0) > 1e-3:
+            state = (state[0] * float(gain), state[1])
         return self._ops.step(state, fresh, weight, flow, conf, self.strength)
 
     def push(self, items: list[Any], chroma, motion: list, confidence=None,
@@ -321,14 +330,16 @@ class TemporalSmoother:
             weight = ops.weight(None if confidence is None else confidence[i], fresh)
             pin = bool(pinned[i]) if pinned is not None else False
             # the motion as the backend takes it: (fwd, conf, bwd, bconf); nothing carried into a given colour
+            gain = 1.0 if m is None else m.gain
             m = None if m is None or pin else ops.motion(m, fresh)
+            # frame t-1's colour at frame t's exposure: divided by t-1's gain against t
             self._state, _ = self._step(self._state, fresh, weight, None if m is None else m[0],
-                                        None if m is None else m[1])
+                                        None if m is None else m[1], 1.0 / gain)
             if self.mode == "forward":
                 out = self._state[0] if detail is None else self._state[0] + detail
                 ready.append((item, ops.out(out)))
             else:
-                self._buffer.append((item, fresh, weight, self._state, m, detail, pin))
+                self._buffer.append((item, fresh, weight, self._state, m, detail, pin, gain))
         if self.mode == "bidirectional" and len(self._buffer) >= self.window + self.overlap:
             ready += self._backward(keep=self.overlap)
         return ready
@@ -342,13 +353,14 @@ class TemporalSmoother:
         state = None
         carried: list = [None] * len(buf)
         for t in range(len(buf) - 1, -1, -1):
-            _, fresh, weight, _, _, _, pin = buf[t]
-            # t+1 relative to t: bwd maps t's pixels into t+1 (nothing is carried into a pinned frame)
+            _, fresh, weight, _, _, _, pin, _ = buf[t]
+            # t+1 relative to t: bwd maps t's pixels into t+1 (nothing is carried into a pinned frame);
+            # frame t+1's colour at frame t's exposure: times t's gain against t+1
             m = buf[t + 1][4] if t + 1 < len(buf) and not pin else None
             state, carried[t] = self._step(state, fresh, weight, None if m is None else m[2],
-                                           None if m is None else m[3])
+                                           None if m is None else m[3], buf[t + 1][7] if m is not None else 1.0)
         for t in range(n):
-            item, _, _, (mix, f_prec), _, detail, pin = buf[t]
+            item, _, _, (mix, f_prec), _, detail, pin, _ = buf[t]
             if carried[t] is not None and not pin:
                 mix = self._ops.fuse(mix, f_prec, *carried[t])
             if detail is not None:

@@ -74,3 +74,53 @@ def test_a_still_of_the_frames_own_exposure_is_unchanged():
         c.begin_shot(to_t(ref))
         outs.append(c.colorize(gray_to_l(rgb_to_luma(to_t(frame), SPEC))))
     assert torch.allclose(outs[0], outs[1], atol=0.01)
+
+
+def _cr_planes(path) -> np.ndarray:
+    import av
+
+    with av.open(str(path)) as c:
+        out = []
+        for f in c.decode(video=0):
+            a = f.to_ndarray(format="yuv420p")
+            h, w = f.height, f.width
+            out.append(a[h + h // 4:].reshape(h // 2, w // 2).astype(np.float32))
+    return np.stack(out)
+
+
+def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_steadies_both(tmp_path):
+    """A still-camera shot of the still's scene whose exposure jumps frame to frame: the red square's
+    chroma in the output follows each frame's light (the smoother's memory too), and ``--deflicker``,
+    steadying the luma, steadies the colour with it."""
+    import cv2
+
+    from synth import decode_luma
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    scene = red_square_scene()
+    ref = tmp_path / "still.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+    gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gains = np.array([1.0, 0.75, 1.0, 0.85, 1.15, 0.7, 1.0, 0.8, 1.1, 0.75, 0.9, 1.0])
+    src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
+                      crf=0)
+    sq = (slice(25, 43), slice(31, 49))  # inside the square, on the chroma planes
+    red = {}
+    for name, follow, deflicker in (("follow", True, False), ("still", False, False), ("steady", True, True)):
+        cfg = load_config(overrides={"exemplar.follow_exposure": follow, "temporal.deflicker": deflicker,
+                                     "encode.crf": 0, "shots.detector": "histogram"})
+        out = tmp_path / f"{name}.mp4"
+        colorize_video(src, out, reference=ref, config=cfg)
+        red[name] = np.array([p[sq].mean() - 128 for p in _cr_planes(out)])
+        if deflicker:
+            lum = np.array([y.astype(np.float32).mean() for y in decode_luma(out)])
+    assert red["follow"].min() > 20  # the square is red in every frame
+    per_light = red["follow"] / gains  # followed: the chroma per unit of light is the scene's, every frame
+    assert per_light.std() / per_light.mean() < 0.06, per_light
+    assert red["still"].std() / red["still"].mean() < 0.06  # off: the still's chroma on every frame ...
+    assert np.corrcoef(red["follow"], gains)[0, 1] > 0.95  # ... on: the colour dims with the light
+    jump = lambda v: np.abs(np.diff(v)).mean()  # noqa: E731
+    assert jump(red["steady"]) < 0.4 * jump(red["follow"])  # --deflicker: the colour steadied with the luma
+    assert jump(lum) < 0.4 * jump(gains * lum.mean())

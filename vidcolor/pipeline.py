@@ -40,7 +40,7 @@ from .runtime import RunReport, Timers, auto_batch_size, resolve_device, set_tor
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
 from .temporal import DefectFinder, TemporalSmoother
-from .temporal.deflicker import Deflicker
+from .temporal.deflicker import Deflicker, exposed_codes
 
 __all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
            "default_output", "resolve_device", "PlannedShot", "plan_shots", "MAX_SHOT_WARNINGS", "schedule_for",
@@ -415,7 +415,10 @@ class VideoRun:
 
     def write(self, frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:
         if self.deflicker is not None:  # --deflicker: the one change to the film's luma, after the colour
-            luma = self.deflicker(luma)
+            luma = self.deflicker(luma)  # and to the colour where it follows the exposure (the exemplar's)
+            if self.current is not None and self.current[1] is not None and self.current[1].follows_exposure:
+                codes = exposed_codes(codes, self.deflicker.gains, self.colorist.out_spec.chroma_scale()[0],
+                                      self.colorist.out_spec.max_code)
         with self.timers("encode (waiting)"):
             self.writer.write(luma_for_output(luma, self.info.bits, self.writer.bits), codes,
                               [f.pts - self.shift for f in frames])

@@ -82,13 +82,20 @@ class Colorizer(ABC):
     #: outweigh colour carried from frames that were less sure.
     confidence: torch.Tensor | None = None
     #: None, or settings temporal smoothing takes for this colorizer's shots over the config's
-    #: (:meth:`~vidcolor.temporal.TemporalSmoother.begin_shot`: mode, strength, fb_sigma, ...)
+    #: (:meth:`~vidcolor.temporal.TemporalSmoother.begin_shot`: mode, strength, fb_sigma, ...;
+    #: ``follow_exposure``: its chroma follows each frame's exposure, as :attr:`follows_exposure` says)
     temporal: dict | None = None
     #: after colorize(): None, or a bool per frame: True where the chroma is given, not guessed (a
     #: keyframe's own frame takes its still's colour): temporal smoothing leaves such a frame as it is
     pinned: list[bool] | None = None
     #: set by the pipeline (runtime.precision): float16/bfloat16 for the networks on a GPU, or None
     amp: torch.dtype | None = None
+
+    @property
+    def follows_exposure(self) -> bool:
+        """Its chroma follows each frame's exposure (a dimmer frame, proportionally less chroma):
+        whatever changes the luma's exposure after it (``--deflicker``) scales the chroma too."""
+        return bool((self.temporal or {}).get("follow_exposure"))
 
     def __init__(self, device: torch.device):
         self.device = device

@@ -10,14 +10,17 @@ about ``span`` frames, started at the shot's first frame); the frame's luma
 gets the gain and offset that bring its exposure to the target (gain kept
 within [1/``max_gain``, ``max_gain``]), rounded and clipped to the codes of
 the film's bit depth. Jumps frame to frame go; slow changes (a lamp dimming
-over seconds) stay, a few frames late. Colour is not affected: the chroma is
-the colorizer's, computed on the film's own luma.
+over seconds) stay, a few frames late. Where the colorizer's chroma follows
+each frame's exposure (the exemplar's: a dimmer frame has proportionally
+less chroma), :func:`exposed_codes` scales the chroma by the same gains
+(``gains``: the last call's), so that luma and colour are steadied together;
+otherwise the chroma is the colorizer's, as it is.
 """
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Deflicker"]
+__all__ = ["Deflicker", "exposed_codes"]
 
 
 class Deflicker:
@@ -35,10 +38,12 @@ class Deflicker:
 
     def reset(self) -> None:
         self._target: tuple[float, float] | None = None
+        self.gains: list[float] = []  # the last call's gain per frame
 
     def __call__(self, luma: np.ndarray) -> np.ndarray:
         """(N, H, W) luma codes of consecutive frames of one shot -> the same, deflickered."""
         out = np.empty_like(luma)
+        self.gains = [1.0] * len(luma)
         for i, y in enumerate(luma):
             sample = y[::2, ::2].astype(np.float32)
             m, s = float(sample.mean()), float(sample.std())
@@ -53,4 +58,16 @@ class Deflicker:
                 out[i] = y
                 continue
             out[i] = np.clip(np.rint(y.astype(np.float32) * g + o), 0, self.top).astype(self.dtype)
+            self.gains[i] = g
         return out
+
+
+def exposed_codes(codes: np.ndarray, gains: list[float], centre: float, top: int) -> np.ndarray:
+    """(N, 2, h, w) Cb/Cr codes, each frame's scaled about the neutral ``centre`` by its gain (a
+    :class:`Deflicker`'s ``gains``), clipped to [0, ``top``]."""
+    if all(abs(g - 1.0) < 1e-6 for g in gains):
+        return codes
+    out = np.empty_like(codes)
+    for i, (c, g) in enumerate(zip(codes, gains)):
+        out[i] = np.clip(np.rint(centre + (c.astype(np.float32) - centre) * np.float32(g)), 0, top)
+    return out

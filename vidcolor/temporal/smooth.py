@@ -63,6 +63,7 @@ MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory w
 #: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
 HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap", "follow_exposure")
 _KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
+GAIN_DEAD = 0.02  # an exposure change frame to frame under 2% is not followed by the carried colour (and 2% less of a larger one)
 BACKENDS = ("numpy", "torch")  # the smoother's arithmetic: numpy/OpenCV (the CPU's), torch (the device's)
 
 
@@ -298,8 +299,8 @@ class TemporalSmoother:
         Returns (new state, carried state or None)."""
         if state is None or flow is None:
             return (fresh, weight), None
-        if self.follow_exposure and abs(gain - 1.0) > 1e-3:
-            state = (state[0] * float(gain), state[1])
+        if self.follow_exposure and abs(gain - 1.0) > GAIN_DEAD:  # within it: the same light (a pan's own drift)
+            state = (state[0] * float(gain - np.copysign(GAIN_DEAD, gain - 1.0)), state[1])
         return self._ops.step(state, fresh, weight, flow, conf, self.strength)
 
     def push(self, items: list[Any], chroma, motion: list, confidence=None,

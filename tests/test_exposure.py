@@ -8,7 +8,7 @@ import torch
 
 from test_exemplar import cbcr, colorizer, red_square_scene, to_t
 from vidcolor.color import BT709, YCbCrSpec, gray_to_l, rgb_to_luma
-from vidcolor.models.align import exposure_gain
+from vidcolor.models.align import exposure_gain, luma_of_l8
 from vidcolor.models.exemplar import l8_of
 
 SPEC = YCbCrSpec(BT709, True, 8)
@@ -24,6 +24,10 @@ def l8(rgb: np.ndarray) -> np.ndarray:
     return l8_of(gray_to_l(rgb_to_luma(to_t(rgb), SPEC)))[0]
 
 
+def luma(rgb: np.ndarray) -> np.ndarray:
+    return luma_of_l8(l8(rgb))
+
+
 def vignette(h: int, w: int, depth: float = 0.4) -> np.ndarray:
     gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
     return 1 - depth * np.clip(((gx / w - 0.5) ** 2 + (gy / h - 0.5) ** 2) / 0.5, 0, 1)
@@ -33,11 +37,11 @@ def test_the_gain_is_the_exposure_of_the_frame_against_the_still():
     ref = red_square_scene()
     h, w = ref.shape[:2]
     conf = np.ones((h, w), np.float32)
-    assert exposure_gain(l8(ref), l8(ref).astype(np.float32), conf) is None  # the still's own exposure
-    g = exposure_gain(l8(exposed(ref, 0.7)), l8(ref).astype(np.float32), conf)
+    assert exposure_gain(luma(ref), luma(ref), conf) is None  # the still's own exposure
+    g = exposure_gain(luma(exposed(ref, 0.7)), luma(ref), conf)
     assert abs(float(np.median(g)) - 0.7) < 0.03 and float(g.std()) < 0.03
     v = vignette(h, w)
-    g = exposure_gain(l8(exposed(ref, v)), l8(ref).astype(np.float32), conf)
+    g = exposure_gain(luma(exposed(ref, v)), luma(ref), conf)
     assert abs(float(g[h // 2, w // 2]) - v[h // 2, w // 2]) < 0.08  # bright in the middle ...
     assert abs(float(g[4, 4]) - v[4, 4]) < 0.13  # ... dark in the corners (averaged over a span: a little less)
     assert float(g[h // 2, w // 2] - g[4, 4]) > 0.2
@@ -46,7 +50,7 @@ def test_the_gain_is_the_exposure_of_the_frame_against_the_still():
 def test_where_nothing_is_matched_there_is_no_gain():
     ref = red_square_scene()
     none = np.zeros(ref.shape[:2], np.float32)
-    assert exposure_gain(l8(exposed(ref, 0.6)), l8(ref).astype(np.float32), none) is None
+    assert exposure_gain(luma(exposed(ref, 0.6)), luma(ref), none) is None
 
 
 def test_a_dimmer_frame_of_the_scene_gets_proportionally_less_chroma():
@@ -124,3 +128,23 @@ def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_
     jump = lambda v: np.abs(np.diff(v)).mean()  # noqa: E731
     assert jump(red["steady"]) < 0.4 * jump(red["follow"])  # --deflicker: the colour steadied with the luma
     assert jump(lum) < 0.4 * jump(gains * lum.mean())
+
+
+def test_a_brighter_frame_gets_more_chroma_only_as_far_as_rgb_can_show_it():
+    from vidcolor.color import gamut_room, gray_to_l
+    from vidcolor.models.exemplar import exposed
+
+    red = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1)  # a saturated red's Cb/Cr
+    kr, kb = SPEC.kr_kb
+    for y in (0.3, 0.5, 0.7):
+        lum = torch.full((1, 1, 1, 1), y)
+        room = float(gamut_room(red, lum, lum, SPEC))
+        r = y + 2 * (1 - kr) * 0.3 * room
+        b = y - 2 * (1 - kb) * 0.1 * room
+        g = (y - kr * r - kb * b) / (1 - kr - kb)
+        assert abs(max(r, g, b) - 1) < 1e-4 or abs(min(r, g, b)) < 1e-4  # scaled by its room: on the gamut's edge
+        got = exposed(red * 255, [np.full((1, 1), 1.3, np.float32)], gray_to_l(lum), SPEC) / 255
+        assert abs(float(got[0, 1]) - 0.3 * min(1.3, max(room, 1.0))) < 1e-4  # brightened as far as it goes
+        assert abs(float(got[0, 0] / got[0, 1]) + 1 / 3) < 1e-5  # the same hue
+        dim = exposed(red * 255, [np.full((1, 1), 0.7, np.float32)], gray_to_l(lum), SPEC) / 255
+        assert torch.allclose(dim, red * 0.7)  # a dimmer frame: the gain, whatever the room

@@ -149,6 +149,28 @@ def ycbcr_to_rgb(y: torch.Tensor, cbcr: torch.Tensor, spec: YCbCrSpec) -> torch.
     return torch.stack((r, g, b), dim=-3).clamp(0, 1)
 
 
+def gamut_room(cbcr: torch.Tensor, y_min: torch.Tensor, y_max: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:
+    """(N, 1, h, w): the most each Cb/Cr sample of (N, 2, h, w) (in [-0.5, 0.5]) may be scaled by (>= 0;
+    over 1 where it could be more vivid) so that every pixel under it (its luma from ``y_min`` to
+    ``y_max``, (N, 1, h, w) in [0, 1]) stays a colour R'G'B' can show."""
+    kr, kb = spec.kr_kb
+    cb, cr = cbcr[:, :1], cbcr[:, 1:]
+    d_r, d_b = 2 * (1 - kr) * cr, 2 * (1 - kb) * cb
+    d_g = -(kr * d_r + kb * d_b) / (1 - kr - kb)
+    room = None
+    for d in (d_r, d_g, d_b):  # each channel's room: up to 1 where d > 0, down to 0 where d < 0
+        lim = torch.where(d > 0, (1 - y_max) / d.clamp_min(1e-6), y_min / (-d).clamp_min(1e-6))
+        room = lim if room is None else torch.minimum(room, lim)
+    return room.clamp_(min=0)
+
+
+def l_to_gray(L: torch.Tensor) -> torch.Tensor:
+    """L in [0, 100] -> the gray R'=G'=B' in [0, 1] whose Lab L it is (the inverse of :func:`gray_to_l`)."""
+    f = (L + 16) / 116
+    lin = torch.where(L > 8, f ** 3, L / (24389 / 27))
+    return kornia.color.linear_rgb_to_rgb(lin.clamp(0, 1).expand(*L.shape[:-3], 3, *L.shape[-2:]))[..., :1, :, :]
+
+
 def quantize_chroma(cbcr: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:
     """Cb/Cr in [-0.5, 0.5] -> integer codes (uint8 for 8 bit, int32 otherwise)."""
     centre, span = spec.chroma_scale()

@@ -53,12 +53,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
+from ..color import gamut_room, gray_to_l, l_to_gray, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
 from ..ops import area_resize, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
-from .align import GlobalAlign, chain_align, exposure_gain, flow_align
+from .align import GlobalAlign, chain_align, exposure_gain, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -154,6 +154,7 @@ class PreparedStill:
             self.tone = matcher.tones(self.L, self.feat.shape[-2:])
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
         self._chain: _Chain | None = None  # the last frame's answer, for the next one to chain on
+        self._luma: np.ndarray | None = None  # the still's luma (luma_of_l8), made when first asked for
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W, 2) the still's chroma (x 255) at the output size ``shape``, made once."""
@@ -197,9 +198,11 @@ class PreparedStill:
         positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
         if not cfg.follow_exposure:
             return None
-        ref_l = cv2.remap(self.l8, np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
-                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return exposure_gain(l8, ref_l, conf)
+        if self._luma is None:
+            self._luma = luma_of_l8(self.l8)
+        ref = cv2.remap(self._luma, np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
+                        cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        return exposure_gain(luma_of_l8(l8), ref, conf)
 
 
 @dataclass
@@ -416,7 +419,7 @@ class ExemplarColorizer(Colorizer):
             ab = ab + resize(conf, (H, W)) * self._carry((H, W), (h, w), full)
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return exposed(ab, self._gains) * (self.gate * self.cfg.saturation / 255.0)
+        return exposed(ab, self._gains, L, self.ycbcr) * (self.gate * self.cfg.saturation / 255.0)
 
     def _carry(self, size: tuple[int, int], work: tuple[int, int], full: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, 2, H, W) the reference's chroma moved by the last batch's flows, at ``size`` (:func:`carry`)."""
@@ -424,14 +427,21 @@ class ExemplarColorizer(Colorizer):
                                 ).permute(0, 3, 1, 2).to(self.device)
 
 
-def exposed(ab: torch.Tensor, gains: list) -> torch.Tensor:
-    """(N, 2, H, W) chroma times each frame's (h, w) :func:`exposure_gain` (None: 1) brought to H x W."""
+def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
+    """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_gain` (None: 1) brought to
+    H x W; a gain over 1 only as far as the colour stays one R'G'B' can show on the frame's (N, 1, H, W)
+    ``L`` (a brighter print's saturated colour clips toward white, keeping its hue); the colour as
+    carried is never reduced by that (a film's own colour may lie outside the gamut)."""
     if all(g is None for g in gains):
         return ab
     H, W = ab.shape[-2:]
     g = np.stack([np.ones((H, W), np.float32) if x is None else cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
                   for x in gains])
-    return ab * torch.from_numpy(g)[:, None].to(ab.device, ab.dtype)
+    g = torch.from_numpy(g)[:, None].to(ab.device, ab.dtype)
+    if float(g.max()) > 1.0:
+        y = l_to_gray(L.float())
+        g = torch.where(g > 1, torch.minimum(g, gamut_room(ab.float() / 255.0, y, y, ycbcr).clamp_min(1.0)), g)
+    return ab * g
 
 
 def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int],

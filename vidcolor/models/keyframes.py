@@ -277,7 +277,7 @@ class KeyframeColorizer(ExemplarColorizer):
             ab = ab + resize(conf_flow, (H, W)) * carried
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return exposed(ab, [gain]) * (self.cfg.saturation / 255.0)
+        return exposed(ab, [gain], L, self.ycbcr) * (self.cfg.saturation / 255.0)
 
     def _carry_sides(self, sides: list, weights: list, size, work, full=None) -> torch.Tensor:
         """(1, 2, H, W) the sides' stills' full-size chroma carried by their flows, fused by their weights."""

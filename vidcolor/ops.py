@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure",
+__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure", "exposure_gain",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -157,3 +157,62 @@ def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOS
     if max(abs(o), abs(255.0 * (g - 1.0) + o)) < 1.0:
         return img
     return cv2.convertScaleAbs(img, alpha=g, beta=o)
+
+
+GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its still is followed
+GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4% fully (eased in between)
+MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
+GAIN_RIDGE = 0.001  # how firmly the gain is held flat across the picture where the matches say little
+FIT_SIZE = 64  # short side the exposure model is fitted at (it is smooth)
+
+
+def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarray | None:
+    """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
+    same scene (``yt``: the frame's luma, ``yr``: the still's carried onto the frame, both float32
+    0..1 and linear in the light's R'G'B', as luma is: :func:`vidcolor.models.align.luma_of_l8`;
+    ``conf``: 0..1, squared as the fit's weight): the gain
+    ``G`` of the weighted least-squares fit ``yt ~ a + G(x, y) yr``, ``G`` a quadratic across the
+    picture (a flicker's gain, a vignette's falloff; held flat where the matches say little) and
+    ``a`` a shift of the black level (within +-:data:`MAX_BLACK_SHIFT`; an offset adds the same to
+    R', G' and B': the chroma stays), fitted once more without the pixels furthest off it (what
+    moved, what the still shows otherwise); within :data:`GAIN_RANGE`, a change of a few percent
+    eased out (:data:`GAIN_DEAD`: a still's luma made otherwise than the film's). None where the
+    exposure is the still's or too little of the frame is matched to say.
+
+    A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
+    (BT.601 is linear in R'G'B'): a darker corner or a dimmer frame of the still's scene has its hues
+    and proportionally less chroma. The still's Cb/Cr times this gain are that colour; kept as they
+    are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark."""
+    h, w = yt.shape
+    wt = np.square(conf.astype(np.float32))  # the surest matches count most
+    if float(wt.sum()) < 0.02 * h * w:
+        return None
+    s = min(1.0, FIT_SIZE / min(h, w))
+    size = (max(2, round(w * s)), max(2, round(h * s)))
+    t, r, wt = (cv2.resize(x, size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64) for x in (yt, yr, wt))
+    u, v = (g.ravel() for g in np.meshgrid(np.linspace(-1, 1, size[0]), np.linspace(-1, 1, size[1])))
+    spatial = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)  # the gain's terms
+    cols = np.concatenate([np.ones((len(t), 1)), spatial * r[:, None]], axis=1)  # black shift, gain
+    coef = None
+    for last in (False, True):
+        sw = float(wt.sum())
+        if sw < 0.01 * len(t) or float(wt @ r) < 0.02 * sw:
+            return None
+        ata = (cols * wt[:, None]).T @ cols
+        ridge = GAIN_RIDGE * float(wt @ (r * r))
+        ata[2:, 2:] += ridge * np.eye(5)  # the gain's non-constant terms held toward flat
+        coef = np.linalg.solve(ata + 1e-9 * np.eye(7), (cols * wt[:, None]).T @ t)
+        if not last:
+            res = np.abs(t - cols @ coef)
+            wt = wt * (res <= 2.5 * float(np.median(res[wt > 0])) + 1e-4)
+    if abs(coef[0]) > MAX_BLACK_SHIFT:  # more than a black level moves: the gain alone, the shift held
+        a = float(np.clip(coef[0], -MAX_BLACK_SHIFT, MAX_BLACK_SHIFT))
+        gcols = cols[:, 1:]
+        ata = (gcols * wt[:, None]).T @ gcols
+        ata[1:, 1:] += GAIN_RIDGE * float(wt @ (r * r)) * np.eye(5)
+        coef = np.concatenate([[a], np.linalg.solve(ata + 1e-9 * np.eye(6), (gcols * wt[:, None]).T @ (t - a))])
+    gain = np.clip((spatial @ coef[1:]).reshape(size[1], size[0]), *GAIN_RANGE).astype(np.float32) - 1.0
+    gain = 1.0 + gain * np.clip((np.abs(gain) - GAIN_DEAD[0]) / (GAIN_DEAD[1] - GAIN_DEAD[0]), 0, 1)
+    if float(np.abs(gain - 1).max()) < 0.005:
+        return None
+    return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)

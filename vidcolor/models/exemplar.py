@@ -57,8 +57,8 @@ from ..color import gamut_room, gray_to_l, l_to_gray, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
-from ..ops import area_resize, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
-from .align import GlobalAlign, chain_align, exposure_gain, flow_align, luma_of_l8
+from ..ops import area_resize, exposure_gain, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
+from .align import GlobalAlign, chain_align, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -429,19 +429,21 @@ class ExemplarColorizer(Colorizer):
 
 def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
     """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_gain` (None: 1) brought to
-    H x W; a gain over 1 only as far as the colour stays one R'G'B' can show on the frame's (N, 1, H, W)
-    ``L`` (a brighter print's saturated colour clips toward white, keeping its hue); the colour as
-    carried is never reduced by that (a film's own colour may lie outside the gamut)."""
+    H x W, and pulled toward neutral where that takes the colour further out of R'G'B' than it was at
+    the still's exposure (the frame's (N, 1, H, W) ``L`` over the gain): a brighter print's saturated
+    colour clips toward white keeping its hue, as the print's own would; a film's colour that lies
+    outside the gamut as carried is left so."""
     if all(g is None for g in gains):
         return ab
     H, W = ab.shape[-2:]
     g = np.stack([np.ones((H, W), np.float32) if x is None else cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
                   for x in gains])
-    g = torch.from_numpy(g)[:, None].to(ab.device, ab.dtype)
-    if float(g.max()) > 1.0:
-        y = l_to_gray(L.float())
-        g = torch.where(g > 1, torch.minimum(g, gamut_room(ab.float() / 255.0, y, y, ycbcr).clamp_min(1.0)), g)
-    return ab * g
+    g = torch.from_numpy(g)[:, None].to(ab.device, torch.float32)
+    c = ab.float() / 255.0
+    y = l_to_gray(L.float())
+    before = gamut_room(c, (y / g).clamp(0, 1), (y / g).clamp(0, 1), ycbcr)  # at the still's exposure
+    after = gamut_room(c * g, y, y, ycbcr)
+    return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
 
 
 def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int],

@@ -52,7 +52,7 @@ import numpy as np
 
 from ..config import TEMPORAL_MODES as MODES
 from ..config import TemporalConfig
-from ..ops import dis_flow, fit_exposure, pixel_grid, resize_flow
+from ..ops import dis_flow, exposure_gain, match_exposure, pixel_grid, resize_flow
 from ..settings import configure
 
 __all__ = ["TemporalSmoother", "Motion", "NumpyOps", "warp", "frame_motion", "MODES", "BACKENDS"]
@@ -63,7 +63,6 @@ MAX_CONFIDENCE = 0.99  # a confidence of 1 would be infinite precision: memory w
 #: what a colorizer's hint may set for its shots (:meth:`TemporalSmoother.begin_shot`; ``l_sigma``: 8-bit luma codes)
 HINTS = ("mode", "strength", "fb_sigma", "l_sigma", "window", "overlap", "follow_exposure")
 _KEYS = {"l_sigma": "l_sigma_8bit"}  # a hint's names that are not the config's
-GAIN_DEAD = 0.02  # an exposure change frame to frame under 2% is not followed by the carried colour (and 2% less of a larger one)
 BACKENDS = ("numpy", "torch")  # the smoother's arithmetic: numpy/OpenCV (the CPU's), torch (the device's)
 
 
@@ -113,18 +112,23 @@ def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.nda
 
 
 def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], *, fb_sigma: float = 1.0,
-                 l_sigma: float = 8.0, backward: bool = True) -> Motion:
+                 l_sigma: float = 8.0, backward: bool = True, exposure: bool = False) -> Motion:
     """Flow both ways between two (h, w) uint8 luminance images, checked, brought to ``size`` = (H, W).
     ``backward`` False: the backward flow only checks the forward one (``bwd``/``bconf`` are None:
-    a forward pass needs no more)."""
+    a forward pass needs no more). ``exposure``: also the gain of frame t-1's light against t's
+    where the flow holds (:func:`~vidcolor.ops.exposure_gain`'s, over the picture; else 1)."""
     h, w = cur.shape
-    g, o = fit_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
-    if max(abs(o), abs(255.0 * (g - 1.0) + o)) >= 1.0:
-        cur = cv2.convertScaleAbs(cur, alpha=g, beta=o)
+    given = cur
+    cur = match_exposure(cur, prev)  # flicker (an exposure jump from the frame before) undone: no mismatch
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)
     conf, fb2 = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
+    gain = 1.0
+    if exposure:  # the luma codes are linear in R'G'B' (their black level is the fit's shift)
+        was = cv2.remap(prev, grid + fwd, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        g = exposure_gain(was.astype(np.float32) / 255, given.astype(np.float32) / 255, conf)
+        gain = 1.0 if g is None else float(np.median(g))
     bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)[0] if backward else None
     small = fwd
     H, W = size
@@ -133,7 +137,7 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
         fwd, conf = resize_flow(fwd, size), up(conf)
         if backward:
             bwd, bconf = resize_flow(bwd, size), up(bconf)
-    return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2, float(g))
+    return Motion(fwd, conf, bwd if backward else None, bconf, small, fb2, gain)
 
 
 class NumpyOps:
@@ -276,7 +280,7 @@ class TemporalSmoother:
         self._prev_y = smalls[-1]
 
         fb_sigma, l_sigma = self.fb_sigma, self.l_sigma  # this shot's
-        backward = self.mode == "bidirectional"
+        backward, exposure = self.mode == "bidirectional", self.follow_exposure
         host = self.backend == "numpy"  # the torch backend brings the motion to the chroma size on its device
 
         def work(s: np.ndarray, p: np.ndarray | None) -> Motion | None:
@@ -284,7 +288,7 @@ class TemporalSmoother:
                 return None
             t = time.perf_counter()
             m = frame_motion(s, p, self._dis, size if host else s.shape, fb_sigma=fb_sigma, l_sigma=l_sigma,
-                             backward=backward)
+                             backward=backward, exposure=exposure)
             self.flow_seconds += time.perf_counter() - t
             return m
 
@@ -299,8 +303,8 @@ class TemporalSmoother:
         Returns (new state, carried state or None)."""
         if state is None or flow is None:
             return (fresh, weight), None
-        if self.follow_exposure and abs(gain - 1.0) > GAIN_DEAD:  # within it: the same light (a pan's own drift)
-            state = (state[0] * float(gain - np.copysign(GAIN_DEAD, gain - 1.0)), state[1])
+        if self.follow_exposure and gain != 1.0:
+            state = (state[0] * float(gain), state[1])
         return self._ops.step(state, fresh, weight, flow, conf, self.strength)
 
     def push(self, items: list[Any], chroma, motion: list, confidence=None,

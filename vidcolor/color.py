@@ -167,8 +167,8 @@ def gamut_room(cbcr: torch.Tensor, y_min: torch.Tensor, y_max: torch.Tensor, spe
 def l_to_gray(L: torch.Tensor) -> torch.Tensor:
     """L in [0, 100] -> the gray R'=G'=B' in [0, 1] whose Lab L it is (the inverse of :func:`gray_to_l`)."""
     f = (L + 16) / 116
-    lin = torch.where(L > 8, f ** 3, L / (24389 / 27))
-    return kornia.color.linear_rgb_to_rgb(lin.clamp(0, 1).expand(*L.shape[:-3], 3, *L.shape[-2:]))[..., :1, :, :]
+    lin = torch.where(L > 8, f ** 3, L / (24389 / 27)).clamp(0, 1)
+    return torch.where(lin > 0.0031308, 1.055 * lin.clamp_min(0.0031308) ** (1 / 2.4) - 0.055, 12.92 * lin)
 
 
 def quantize_chroma(cbcr: torch.Tensor, spec: YCbCrSpec) -> torch.Tensor:

@@ -439,6 +439,8 @@ def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tens
     g = np.stack([np.ones((H, W), np.float32) if x is None else cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
                   for x in gains])
     g = torch.from_numpy(g)[:, None].to(ab.device, torch.float32)
+    if float(g.max()) <= 1.0:  # only dimmer: the colour, scaled, stays a picture wherever it was one
+        return ab * g.to(ab.dtype)
     c = ab.float() / 255.0
     y = l_to_gray(L.float())
     before = gamut_room(c, (y / g).clamp(0, 1), (y / g).clamp(0, 1), ycbcr)  # at the still's exposure

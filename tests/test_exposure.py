@@ -158,3 +158,16 @@ def test_a_brighter_frame_gets_more_chroma_only_as_far_as_rgb_can_show_it():
             assert cr <= 0.3 * g + 1e-6
     white = exposed(red * 255, [np.full((1, 1), 1.2, np.float32)], gray_to_l(torch.ones(1, 1, 1, 1)), SPEC)
     assert float(white.abs().max()) < 1e-3  # brightened to white: no colour left
+
+
+def test_a_still_that_is_no_view_of_the_frame_lends_it_no_exposure():
+    """Where the flow reaches little of the frame (a still of another view, maybe graded otherwise),
+    the frame's light against it says nothing: no gain, however the two differ."""
+    ref = red_square_scene()
+    dim = luma(exposed(ref, 0.6))
+    for mean_conf, followed in ((0.15, False), (0.9, True)):
+        conf = np.full(ref.shape[:2], mean_conf, np.float32)
+        g = exposure_gain(dim, luma(ref), conf)
+        assert (g is not None) == followed
+        if followed:
+            assert abs(float(np.median(g)) - 0.6) < 0.03

@@ -164,6 +164,7 @@ GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4%
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
 GAIN_RIDGE = 0.001  # how firmly the gain is held flat across the picture where the matches say little
 FIT_SIZE = 64  # short side the exposure model is fitted at (it is smooth)
+FOLLOW_CONF = (0.25, 0.45)  # mean confidence under which a frame's exposure is not followed, over which fully
 
 
 def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarray | None:
@@ -176,7 +177,8 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
     ``a`` a shift of the black level (within +-:data:`MAX_BLACK_SHIFT`; an offset adds the same to
     R', G' and B': the chroma stays), fitted once more without the pixels furthest off it (what
     moved, what the still shows otherwise); within :data:`GAIN_RANGE`, a change of a few percent
-    eased out (:data:`GAIN_DEAD`: a still's luma made otherwise than the film's). None where the
+    eased out (:data:`GAIN_DEAD`: a still's luma made otherwise than the film's), and only as far as
+    the mean confidence says the still is a view of the frame (:data:`FOLLOW_CONF`). None where the
     exposure is the still's or too little of the frame is matched to say.
 
     A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
@@ -184,9 +186,12 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
     and proportionally less chroma. The still's Cb/Cr times this gain are that colour; kept as they
     are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark."""
     h, w = yt.shape
-    wt = np.square(conf.astype(np.float32))  # the surest matches count most
-    if float(wt.sum()) < 0.02 * h * w:
+    # followed where the still is a view of the frame (the flow reaches most of it); a still of another
+    # view or framing may be exposed or graded otherwise: its light against the frame's says nothing
+    follow = float(np.clip((float(conf.mean()) - FOLLOW_CONF[0]) / (FOLLOW_CONF[1] - FOLLOW_CONF[0]), 0, 1))
+    if follow == 0:
         return None
+    wt = np.square(conf.astype(np.float32))  # the surest matches count most
     s = min(1.0, FIT_SIZE / min(h, w))
     size = (max(2, round(w * s)), max(2, round(h * s)))
     t, r, wt = (cv2.resize(x, size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64) for x in (yt, yr, wt))
@@ -212,7 +217,7 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
         ata[1:, 1:] += GAIN_RIDGE * float(wt @ (r * r)) * np.eye(5)
         coef = np.concatenate([[a], np.linalg.solve(ata + 1e-9 * np.eye(6), (gcols * wt[:, None]).T @ (t - a))])
     gain = np.clip((spatial @ coef[1:]).reshape(size[1], size[0]), *GAIN_RANGE).astype(np.float32) - 1.0
-    gain = 1.0 + gain * np.clip((np.abs(gain) - GAIN_DEAD[0]) / (GAIN_DEAD[1] - GAIN_DEAD[0]), 0, 1)
+    gain = 1.0 + follow * gain * np.clip((np.abs(gain) - GAIN_DEAD[0]) / (GAIN_DEAD[1] - GAIN_DEAD[0]), 0, 1)
     if float(np.abs(gain - 1).max()) < 0.005:
         return None
     return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)

@@ -163,8 +163,15 @@ GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its s
 GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4% fully (eased in between)
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
 GAIN_RIDGE = 0.001  # how firmly the gain is held flat across the picture where the matches say little
-FIT_SIZE = 64  # short side the exposure model is fitted at (it is smooth)
+FIT_SIZE = 32  # short side the exposure model is fitted at (it is smooth)
 FOLLOW_CONF = (0.25, 0.45)  # mean confidence under which a frame's exposure is not followed, over which fully
+
+
+@functools.lru_cache(maxsize=4)
+def _gain_terms(size: tuple[int, int]) -> np.ndarray:
+    """(h * w, 6): 1, u, v, u^2, uv, v^2 on a (w, h) = ``size`` grid over [-1, 1]: the gain's terms."""
+    u, v = (g.ravel() for g in np.meshgrid(np.linspace(-1, 1, size[0]), np.linspace(-1, 1, size[1])))
+    return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
 
 
 def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarray | None:
@@ -195,8 +202,7 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
     s = min(1.0, FIT_SIZE / min(h, w))
     size = (max(2, round(w * s)), max(2, round(h * s)))
     t, r, wt = (cv2.resize(x, size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64) for x in (yt, yr, wt))
-    u, v = (g.ravel() for g in np.meshgrid(np.linspace(-1, 1, size[0]), np.linspace(-1, 1, size[1])))
-    spatial = np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)  # the gain's terms
+    spatial = _gain_terms(size)
     cols = np.concatenate([np.ones((len(t), 1)), spatial * r[:, None]], axis=1)  # black shift, gain
     coef = None
     for last in (False, True):

@@ -108,9 +108,9 @@ class ExemplarConfig:
     (pixels): how fast it falls where the flow leaves the still (the still's
     edge colour carried on; 0: no colour from the flow outside the still);
     ``follow_exposure``: the still's chroma scaled by how much more or less light the frame has than
-    the still where they show the same scene, averaged over 0.15 of the short side
-    (:func:`vidcolor.models.align.exposure_gain`: a print's flicker or vignette darkens the colour
-    with the luma, as a darker print of the scene would; off: the still's chroma as it is on any luma);
+    the still where they show the same scene, a gain quadratic across the picture
+    (:func:`vidcolor.ops.exposure_gain`: a print's flicker or vignette darkens the colour with the
+    luma, as a darker print of the scene would; off: the still's chroma as it is on any luma);
     ``prealign``: bring the still onto each frame by an affine map fitted to
     feature matches before the flow, where one clearly holds (a still framed
     or zoomed otherwise than the shot); ``reference_flow_every``: a flow to the still on every

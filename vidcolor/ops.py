@@ -174,6 +174,15 @@ def _gain_terms(size: tuple[int, int]) -> np.ndarray:
     return np.stack([np.ones_like(u), u, v, u * u, u * v, v * v], axis=1)
 
 
+def _ridge_solve(cols: np.ndarray, y: np.ndarray, wt: np.ndarray, ridge: float) -> np.ndarray:
+    """The weighted least-squares coefficients of ``y ~ cols``, the last five (the gain's terms across
+    the picture) held toward 0 by ``ridge``."""
+    ata = (cols * wt[:, None]).T @ cols
+    n = ata.shape[0]
+    ata[n - 5:, n - 5:] += ridge * np.eye(5)
+    return np.linalg.solve(ata + 1e-9 * np.eye(n), (cols * wt[:, None]).T @ y)
+
+
 def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarray | None:
     """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
     same scene (``yt``: the frame's luma, ``yr``: the still's carried onto the frame, both float32
@@ -209,19 +218,13 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
         sw = float(wt.sum())
         if sw < 0.01 * len(t) or float(wt @ r) < 0.02 * sw:
             return None
-        ata = (cols * wt[:, None]).T @ cols
-        ridge = GAIN_RIDGE * float(wt @ (r * r))
-        ata[2:, 2:] += ridge * np.eye(5)  # the gain's non-constant terms held toward flat
-        coef = np.linalg.solve(ata + 1e-9 * np.eye(7), (cols * wt[:, None]).T @ t)
+        coef = _ridge_solve(cols, t, wt, GAIN_RIDGE * float(wt @ (r * r)))
         if not last:
             res = np.abs(t - cols @ coef)
             wt = wt * (res <= 2.5 * float(np.median(res[wt > 0])) + 1e-4)
     if abs(coef[0]) > MAX_BLACK_SHIFT:  # more than a black level moves: the gain alone, the shift held
         a = float(np.clip(coef[0], -MAX_BLACK_SHIFT, MAX_BLACK_SHIFT))
-        gcols = cols[:, 1:]
-        ata = (gcols * wt[:, None]).T @ gcols
-        ata[1:, 1:] += GAIN_RIDGE * float(wt @ (r * r)) * np.eye(5)
-        coef = np.concatenate([[a], np.linalg.solve(ata + 1e-9 * np.eye(6), (gcols * wt[:, None]).T @ (t - a))])
+        coef = np.concatenate([[a], _ridge_solve(cols[:, 1:], t - a, wt, GAIN_RIDGE * float(wt @ (r * r)))])
     gain = np.clip((spatial @ coef[1:]).reshape(size[1], size[0]), *GAIN_RANGE).astype(np.float32) - 1.0
     gain = 1.0 + follow * gain * np.clip((np.abs(gain) - GAIN_DEAD[0]) / (GAIN_DEAD[1] - GAIN_DEAD[0]), 0, 1)
     if float(np.abs(gain - 1).max()) < 0.005:

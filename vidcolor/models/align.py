@@ -16,17 +16,16 @@ import cv2
 import numpy as np
 import torch
 
-from ..color import gray_to_l
+from ..color import l_to_gray
 from ..ops import fit_exposure, match_exposure, pixel_grid
 
 __all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "luma_of_l8"]
 
+
 @functools.lru_cache(maxsize=1)
 def _luma_of_l8() -> np.ndarray:
     """(256,) float32: the gray R'G'B' level (0..1, the luma above black) of each uint8 L (L x 2.55)."""
-    y = torch.linspace(0, 1, 4097)
-    l8 = gray_to_l(y.view(1, 1, 1, -1)).flatten().numpy() * 2.55
-    return np.interp(np.arange(256, dtype=np.float32), l8, y.numpy()).astype(np.float32)
+    return l_to_gray(torch.arange(256, dtype=torch.float32) / 2.55).numpy()
 
 
 def luma_of_l8(l8: np.ndarray) -> np.ndarray:

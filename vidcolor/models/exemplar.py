@@ -443,7 +443,8 @@ def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tens
         return ab * g.to(ab.dtype)
     c = ab.float() / 255.0
     y = l_to_gray(L.float())
-    before = gamut_room(c, (y / g).clamp(0, 1), (y / g).clamp(0, 1), ycbcr)  # at the still's exposure
+    at_still = (y / g).clamp(0, 1)
+    before = gamut_room(c, at_still, at_still, ycbcr)  # at the still's exposure
     after = gamut_room(c * g, y, y, ycbcr)
     return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
 

@@ -96,9 +96,9 @@ def warp(img: np.ndarray, flow: np.ndarray, grid: np.ndarray | None = None) -> n
 
 
 def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.ndarray, grid: np.ndarray,
-                fb_sigma: float, l_sigma: float) -> tuple[np.ndarray, np.ndarray]:
+                fb_sigma: float, l_sigma: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Confidence of ``flow`` (src -> dst): forward-backward agreement, luminance match, inside the
-    frame; and the squared forward-backward error."""
+    frame; the squared forward-backward error; and ``dst`` carried onto ``src`` (float32)."""
     h, w = src.shape
     pos = grid + flow
     mx, my = pos[..., 0], pos[..., 1]
@@ -108,7 +108,7 @@ def _confidence(flow: np.ndarray, back: np.ndarray, src: np.ndarray, dst: np.nda
     dl = d - src.astype(np.float32)
     inside = (mx >= -0.5) & (mx <= w - 0.5) & (my >= -0.5) & (my <= h - 0.5)
     conf = np.exp(-0.5 * fb2 / fb_sigma ** 2 - 0.5 * (dl / l_sigma) ** 2) * inside
-    return conf.astype(np.float32), fb2
+    return conf.astype(np.float32), fb2, d
 
 
 def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], *, fb_sigma: float = 1.0,
@@ -123,11 +123,10 @@ def frame_motion(cur: np.ndarray, prev: np.ndarray, dis, size: tuple[int, int], 
     fwd = dis.calc(cur, prev, None)
     bwd = dis.calc(prev, cur, None)
     grid = pixel_grid(h, w)
-    conf, fb2 = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
+    conf, fb2, was = _confidence(fwd, bwd, cur, prev, grid, fb_sigma, l_sigma)
     gain = 1.0
     if exposure:  # the luma codes are linear in R'G'B' (their black level is the fit's shift)
-        was = cv2.remap(prev, grid + fwd, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        g = exposure_gain(was.astype(np.float32) / 255, given.astype(np.float32) / 255, conf)
+        g = exposure_gain(was / 255, given.astype(np.float32) / 255, conf)
         gain = 1.0 if g is None else float(np.median(g))
     bconf = _confidence(bwd, fwd, prev, cur, grid, fb_sigma, l_sigma)[0] if backward else None
     small = fwd

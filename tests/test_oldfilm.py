@@ -51,6 +51,31 @@ def test_default_detector_on_a_cpu_is_not_fooled_by_flicker():
     assert [t.boundary for t in got] == [cut], got
 
 
+def darkening_shot(seed: int, n: int = 72, low: float = 0.5, width: int = 14) -> list[np.ndarray]:
+    """One panning shot whose print's light falls to ``low`` over ``width`` frames in its middle (a
+    flicker's slow drift), with grain: the picture across the drift differs in exposure, not content."""
+    import dataclasses
+
+    rng = np.random.default_rng(seed)
+    shot = dataclasses.replace(ss.random_shot(rng, mean=float(rng.uniform(100, 150)), sd=40.0), vx=1.0, vy=0.3)
+    t = np.arange(n)
+    gain = 1 - (1 - low) * np.clip((t - (n - width) / 2) / width, 0, 1)
+    return [np.clip(16 + (f - 16) * g + rng.normal(0, 4, f.shape), 0, 255).astype(np.uint8)
+            for f, g in zip(ss.render_shot(shot, n), gain)]
+
+
+def test_a_drift_of_the_prints_light_is_no_dissolve():
+    """The dissolve test compares the pictures across its window for content, exposure aside: a shot
+    darkening by half over 14 frames is one shot (before, 4 of these 20 shots were cut by a "dissolve")."""
+    found = {}
+    for seed in range(20):
+        det = get_detector("histogram")
+        got = det.detect([cv2.resize(f, det.thumb_size, interpolation=cv2.INTER_AREA) for f in darkening_shot(seed)])
+        if got:
+            found[seed] = [(t.kind, t.boundary) for t in got]
+    assert found == {}
+
+
 # -- luminance checks that allow a global exposure change ------------------------------------------------------------
 
 def texture(seed: int, h: int = 96, w: int = 128) -> np.ndarray:

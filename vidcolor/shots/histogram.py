@@ -69,6 +69,14 @@ def _overlap(*shifts: tuple[float, float]) -> tuple[slice, slice] | None:
     return slice(ky, -ky), slice(kx, -kx)
 
 
+def _exposed_like(img: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """``img`` with its mean and contrast moved to ``like``'s: two pictures compared for their content,
+    whatever a flicker did to their exposure."""
+    ma, sa = cv2.meanStdDev(img)
+    mb, sb = cv2.meanStdDev(like)
+    return (img - float(ma[0, 0])) * (float(sb[0, 0]) / max(float(sa[0, 0]), 1.0)) + float(mb[0, 0])
+
+
 def _moved(img: np.ndarray, s: tuple[float, float]) -> np.ndarray:
     """``img`` with its content moved by ``s`` = (dx, dy) pixels."""
     if s == (0.0, 0.0):
@@ -296,7 +304,12 @@ class HistogramDetector(ShotDetector):
             return None  # the same picture, brighter or darker: lighting, not a dissolve
         before = _moved(self._at(max(c - 2 * h, self._first)).grid, sa)[crop]
         after = _moved(self._at(min(c + 2 * h, self._n - 1)).grid, sb)[crop]
-        if d < 2.5 * max(l1(before, p.grid[crop]), l1(after, q.grid[crop])):
+        # the picture changes across the window far more than just outside it, exposure aside (a
+        # flicker's drift over the window is no dissolve)
+        pc, qc = p.grid[crop], q.grid[crop]
+        content = l1(pa, _exposed_like(qb, pa))
+        if content < self.dissolve_min or content < 2.5 * max(l1(_exposed_like(before, pc), pc),
+                                                            l1(_exposed_like(after, qc), qc)):
             return None
         return d
 

@@ -66,7 +66,7 @@ def darkening_shot(seed: int, n: int = 72, low: float = 0.5, width: int = 14) ->
 
 def test_a_drift_of_the_prints_light_is_no_dissolve():
     """The dissolve test compares the pictures across its window for content, exposure aside: a shot
-    darkening by half over 14 frames is one shot (before, 4 of these 20 shots were cut by a "dissolve")."""
+    darkening by half over 14 frames is one shot (before, 5 of these 20 shots were cut by a "dissolve")."""
     found = {}
     for seed in range(20):
         det = get_detector("histogram")

@@ -24,7 +24,8 @@ from vidcolor.models.backbone import (
     luminance_input,
 )
 from vidcolor.references import ReferenceStore
-from vidcolor.references.retrieval import DEFAULT_THRESHOLD, ReferenceIndex, add_grain, grain_sigma, hist_correl, l_histogram
+from vidcolor.references.retrieval import (DEFAULT_THRESHOLD, ReferenceIndex, add_grain, grain_sigma, hist_correl,
+                                          l_histogram, working_l)
 
 N_STILLS = 6
 
@@ -502,3 +503,19 @@ def test_a_clean_still_is_scored_with_the_shots_grain(tmp_path):
             assert after > before + 0.05, (before, after)
         else:
             assert after == pytest.approx(before, abs=1e-6)
+
+
+def test_a_sharp_still_is_scored_as_soft_as_the_shot(tmp_path):
+    """A sharp colour still given for a soft print of its scene (an old lens, a print generations from
+    its negative) is blurred as much before it is scored: it scores higher than plain."""
+    rng = np.random.default_rng(3)
+    texture = 1 + 0.15 * (cv2.GaussianBlur(rng.uniform(0, 1, (168, 240)).astype(np.float32), (0, 0), 1.0) - 0.5) / 0.08
+    rgb = np.clip(scene(2) * texture[..., None].clip(0.5, 1.2), 0, 255).astype(np.uint8)  # fine detail everywhere
+    chooser, still, lut = _chooser_for(tmp_path, rgb)
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    soft = np.stack([cv2.GaussianBlur(y, (0, 0), 3.0)] * 3)
+    L = lut[torch.from_numpy(soft.astype(np.int64))].unsqueeze(1)
+    plain = ReferenceIndex([(still, chooser.store.get(still))], "cpu")
+    assert float(grain_sigma(working_l(L.float())).median()) < 0.8 * plain.grains[0]  # the shot is softer
+    before, after = plain.rank(L)[0].score, chooser._score(still, L)
+    assert after > before + 0.05, (before, after)

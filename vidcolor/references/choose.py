@@ -45,7 +45,10 @@ __all__ = ["Chooser", "shot_l", "gallery_folder", "BUILTIN_GALLERY", "SHOT_CONTE
 
 #: Steps (L units of :func:`vidcolor.references.retrieval.grain_sigma`) in which a still is given
 #: a shot's extra grain before it is scored.
-GRAIN_STEP = 0.5
+GRAIN_STEP = 0.25
+#: A shot with less fine detail than this share of its still's is softer than the still: the still is
+#: blurred as much before it is scored (the share leaves a still of another moment of the shot alone).
+SOFTER = 0.8
 
 log = logging.getLogger("vidcolor")
 
@@ -110,7 +113,7 @@ class Chooser:
         self.single = single
         self._origin = origin
         self._last_row = None
-        self._scorers: dict = {}  # (still, grain added) -> its index
+        self._scorers: dict = {}  # (still, grain added, blur) -> its index
         self._gallery = None
         # the exemplar's colour depends on how well its still matches: scored (not under force)
         self.scores = cfg.colorizer == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
@@ -195,16 +198,21 @@ class Chooser:
 
     def _score(self, path: Path, L: torch.Tensor) -> float:
         """How well the still ``path`` matches the frames ``L`` (retrieval's score)."""
-        from .retrieval import ReferenceIndex, grain_sigma, working_l
+        from .retrieval import BLURS, ReferenceIndex, grain_sigma, working_l
 
-        def index(extra: float) -> ReferenceIndex:
-            if (path, extra) not in self._scorers:
-                self._scorers[(path, extra)] = ReferenceIndex([(path, self.store.get(path))], self.store.device,
-                                                              grain=extra)
-            return self._scorers[(path, extra)]
+        def index(extra: float, blur: float = 0.0) -> ReferenceIndex:
+            if (path, extra, blur) not in self._scorers:
+                self._scorers[(path, extra, blur)] = ReferenceIndex([(path, self.store.get(path))],
+                                                                    self.store.device, grain=extra, blur=blur)
+            return self._scorers[(path, extra, blur)]
 
-        own = index(0.0).grains[0]  # the still's own fine detail, at the working size
+        plain = index(0.0)
+        own = plain.grains[0]  # the still's own fine detail, at the working size
         shot = float(grain_sigma(working_l(L.cpu().float())).median())
+        if shot < SOFTER * own:
+            # a print softer than the still: the still blurred by the least of BLURS that makes it as soft
+            blur = next((b for b, fine in zip(BLURS, plain.softened[0]) if fine <= shot), BLURS[-1])
+            return float(index(0.0, blur).rank(L)[0].score)
         # the grain the shot has beyond the still's (a clean still for a grainy print), in steps of
         # GRAIN_STEP L units so that a film's shots share an index; none under one step
         extra = math.sqrt(max(shot ** 2 - own ** 2, 0.0))

@@ -131,6 +131,39 @@ def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_
     assert jump(lum) < 0.4 * jump(gains * lum.mean())
 
 
+def test_a_still_blended_with_automatic_colour_follows_the_exposure_and_deflicker_steadies_it(tmp_path,
+                                                                                               auto_weights):
+    """A still that matches its shot only partly (its colour blended with automatic colour) follows the
+    print's light as the exemplar alone does: the smoother's memory with it, and ``--deflicker`` steadies
+    the colour with the luma."""
+    import cv2
+
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    scene = red_square_scene()
+    ref = tmp_path / "still.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+    gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gains = np.array([1.0, 0.75, 1.0, 0.85, 1.15, 0.7, 1.0, 0.8, 1.1, 0.75, 0.9, 1.0])
+    src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
+                      crf=0)
+    sq = (slice(25, 43), slice(31, 49))
+    red = {}
+    for name, deflicker in (("follow", False), ("steady", True)):
+        cfg = load_config(overrides={"temporal.deflicker": deflicker, "encode.crf": 0, "shots.detector": "histogram",
+                                     "exemplar.gate_low": 0.0, "exemplar.gate_high": 1.0,  # any score: a blend
+                                     "auto.weights": str(auto_weights)})
+        out = tmp_path / f"{name}.mp4"
+        report = colorize_video(src, out, reference=ref, config=cfg)
+        assert [s.get("colorizer") for s in report.shots] == ["exemplar+auto"], report.shots  # one shot, blended
+        red[name] = np.array([p[sq].mean() - 128 for p in _cr_planes(out)])
+    assert np.corrcoef(red["follow"], gains)[0, 1] > 0.9  # the colour dims with the light
+    jump = lambda v: np.abs(np.diff(v)).mean()  # noqa: E731
+    assert jump(red["steady"]) < 0.4 * jump(red["follow"])  # --deflicker: the colour steadied with the luma
+
+
 def _rgb(y: float, cb: float, cr: float) -> tuple[float, float, float]:
     kr, kb = SPEC.kr_kb
     r, b = y + 2 * (1 - kr) * cr, y + 2 * (1 - kb) * cb

@@ -78,6 +78,12 @@ class BlendColorizer(Colorizer):
         self.weight: torch.Tensor | None = None  # the last blend weight w, (N, 1, h, w)
         self._still = False  # the exemplar has a still for this shot
 
+    @property
+    def temporal(self) -> dict | None:
+        """The exemplar's hint: its colour follows the print's exposure (``exemplar.follow_exposure``),
+        blended or not, so the smoother's memory and ``--deflicker`` follow it too."""
+        return self.exemplar.temporal
+
     def set_ycbcr(self, spec) -> None:
         super().set_ycbcr(spec)
         self.auto.set_ycbcr(spec)

@@ -210,9 +210,18 @@ class Chooser:
         own = plain.grains[0]  # the still's own fine detail, at the working size
         shot = float(grain_sigma(working_l(L.cpu().float())).median())
         if shot < SOFTER * own:
-            # a print softer than the still: the still blurred by the least of BLURS that makes it as soft
-            blur = next((b for b, fine in zip(BLURS, plain.softened[0]) if fine <= shot), BLURS[-1])
-            return float(index(0.0, blur).rank(L)[0].score)
+            # a print softer than the still: the still blurred by the least of BLURS that makes it as soft,
+            # as long as blurring it lowers its fine detail at all (in a picture of flat areas and sharp
+            # edges it raises it: such a still is scored as it is)
+            blur, last = 0.0, own
+            for b, fine in zip(BLURS, plain.softened[0]):
+                if fine >= last:
+                    break
+                blur, last = b, fine
+                if fine <= shot:
+                    break
+            if blur and (last <= shot or blur == BLURS[-1]):
+                return float(index(0.0, blur).rank(L)[0].score)
         # the grain the shot has beyond the still's (a clean still for a grainy print), in steps of
         # GRAIN_STEP L units so that a film's shots share an index; none under one step
         extra = math.sqrt(max(shot ** 2 - own ** 2, 0.0))

@@ -444,8 +444,10 @@ def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tens
     c = ab.float() / 255.0
     y = l_to_gray(L.float())
     at_still = (y / g).clamp(0, 1)
-    before = gamut_room(c, at_still, at_still, ycbcr)  # at the still's exposure
-    after = gamut_room(c * g, y, y, ycbcr)
+    # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
+    # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
+    before = gamut_room(c, at_still, at_still, ycbcr).clamp_(max=1.0)
+    after = gamut_room(c * g, y, y, ycbcr).clamp_(max=1.0)
     return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
 
 

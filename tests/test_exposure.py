@@ -173,24 +173,49 @@ def _rgb(y: float, cb: float, cr: float) -> tuple[float, float, float]:
 def test_a_brighter_frame_gets_more_chroma_only_as_far_as_rgb_can_show_it():
     from vidcolor.color import gamut_room, gray_to_l
     from vidcolor.models.exemplar import exposed
+    from vidcolor.ops import Exposure
 
     red = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1)  # a saturated red's Cb/Cr
     lum = torch.full((1, 1, 1, 1), 0.5)
     room = float(gamut_room(red, lum, lum, SPEC))
     assert abs(max(_rgb(0.5, -0.1 * room, 0.3 * room)) - 1) < 1e-4  # scaled by its room: on the gamut's edge
+    inside = lambda y, cb, cr: min(_rgb(y, cb, cr)) >= -1e-4 and max(_rgb(y, cb, cr)) <= 1 + 1e-4  # noqa: E731
     for y, g in ((0.3, 1.3), (0.6, 1.3), (0.9, 1.1), (0.5, 0.7), (0.2, 0.6)):
-        gain = np.full((1, 1), g, np.float32)
-        got = exposed(red * 255, [gain], gray_to_l(torch.full((1, 1, 1, 1), y)), SPEC)[0, :, 0, 0] / 255
+        fit = Exposure(np.full((1, 1), g, np.float32), 0.0)
+        got = exposed(red * 255, [fit], gray_to_l(torch.full((1, 1, 1, 1), y)), SPEC)[0, :, 0, 0] / 255
         assert abs(float(got[0] / got[1]) + 1 / 3) < 1e-5  # the same hue
         cb, cr = float(got[0]), float(got[1])
-        if min(_rgb(y / g, -0.1, 0.3)) >= 0 and max(_rgb(y / g, -0.1, 0.3)) <= 1:  # a picture at the still's exposure ...
-            assert min(_rgb(y, cb, cr)) >= -1e-4 and max(_rgb(y, cb, cr)) <= 1 + 1e-4  # ... is one at the frame's
-        if g < 1:
-            assert abs(cr - 0.3 * g) < 1e-5  # a dimmer frame: the gain itself
+        if inside(y / g, -0.1, 0.3):  # a picture at the still's exposure ...
+            assert inside(y, cb, cr)  # ... is one at the frame's
+        if g < 1 or inside(y, -0.1 * g, 0.3 * g):
+            assert abs(cr - 0.3 * g) < 1e-5  # a dimmer frame, or a brighter one R'G'B' can show: the gain itself
         else:
-            assert cr <= 0.3 * g + 1e-6
-    white = exposed(red * 255, [np.full((1, 1), 1.2, np.float32)], gray_to_l(torch.ones(1, 1, 1, 1)), SPEC)
+            assert cr < 0.3 * g - 1e-3  # pulled toward neutral ...
+            if inside(y / g, -0.1, 0.3):  # ... onto the gamut's edge (from a colour R'G'B' showed)
+                assert abs(max(_rgb(y, cb, cr)) - 1) < 1e-3 or abs(min(_rgb(y, cb, cr))) < 1e-3
+    assert not inside(0.6, -0.13, 0.39) and inside(0.3, -0.13, 0.39)  # both cases were seen
+    white = exposed(red * 255, [Exposure(np.full((1, 1), 1.2, np.float32), 0.0)], gray_to_l(torch.ones(1, 1, 1, 1)),
+                    SPEC)
     assert float(white.abs().max()) < 1e-3  # brightened to white: no colour left
+
+
+def test_a_print_whose_black_sank_takes_a_dark_colour_toward_black():
+    """The fit's black shift: the frame's luma is the still's less 0.05, so a dark saturated red that
+    R'G'B' showed at the still's exposure is pulled onto the gamut's edge, keeping its hue; with no shift
+    the same colour on the same luma (out of gamut as carried) is left as it is."""
+    from vidcolor.color import gray_to_l
+    from vidcolor.models.exemplar import exposed
+    from vidcolor.ops import Exposure
+
+    red = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1)
+    L = gray_to_l(torch.full((1, 1, 1, 1), 0.15))
+    assert min(_rgb(0.20, -0.1, 0.3)) >= 0 and min(_rgb(0.15, -0.1, 0.3)) < -0.02  # in gamut at 0.20, not at 0.15
+    one = np.ones((1, 1), np.float32)
+    sank = exposed(red * 255, [Exposure(one, -0.05)], L, SPEC)[0, :, 0, 0] / 255
+    assert abs(float(sank[0] / sank[1]) + 1 / 3) < 1e-5  # the same hue
+    assert abs(min(_rgb(0.15, float(sank[0]), float(sank[1])))) < 1e-3  # on the gamut's edge
+    kept = exposed(red * 255, [Exposure(one, 0.0)], L, SPEC)[0, :, 0, 0] / 255
+    assert torch.allclose(kept, red[0, :, 0, 0])
 
 
 def test_a_still_that_is_no_view_of_the_frame_lends_it_no_exposure():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure", "exposure_gain",
+__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure", "exposure_gain", "exposure_fit", "Exposure",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -162,6 +163,7 @@ def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOS
 GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its still is followed
 GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4% fully (eased in between)
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
+SHIFT_DEAD = (0.005, 0.015)  # a black level move within 0.5% of the range is not followed, one beyond 1.5% fully
 GAIN_RIDGE = 0.001  # how firmly the gain is held flat across the picture where the matches say little
 FIT_SIZE = 32  # short side the exposure model is fitted at (it is smooth)
 FOLLOW_CONF = (0.25, 0.45)  # mean confidence under which a frame's exposure is not followed, over which fully
@@ -183,7 +185,23 @@ def _ridge_solve(cols: np.ndarray, y: np.ndarray, wt: np.ndarray, ridge: float) 
     return np.linalg.solve(ata + 1e-9 * np.eye(n), (cols * wt[:, None]).T @ y)
 
 
+class Exposure(NamedTuple):
+    """A frame's exposure against its still (:func:`exposure_fit`): ``gain`` (h, w) float32 and
+    ``shift``, the black level's move (luma 0..1; the frame's luma ~ shift + gain x the still's)."""
+
+    gain: np.ndarray
+    shift: float
+
+
 def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarray | None:
+    """:func:`exposure_fit`'s gain alone: None where it is 1."""
+    fit = exposure_fit(yt, yr, conf)
+    if fit is None or float(np.abs(fit.gain - 1).max()) < 0.005:
+        return None
+    return fit.gain
+
+
+def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure | None:
     """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
     same scene (``yt``: the frame's luma, ``yr``: the still's carried onto the frame, both float32
     0..1 and linear in the light's R'G'B', as luma is: :func:`vidcolor.models.align.luma_of_l8`;
@@ -194,8 +212,9 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
     R', G' and B': the chroma stays), fitted once more without the pixels furthest off it (what
     moved, what the still shows otherwise); within :data:`GAIN_RANGE`, a change of a few percent
     eased out (:data:`GAIN_DEAD`: a still's luma made otherwise than the film's), and only as far as
-    the mean confidence says the still is a view of the frame (:data:`FOLLOW_CONF`). None where the
-    exposure is the still's or too little of the frame is matched to say.
+    the mean confidence says the still is a view of the frame (:data:`FOLLOW_CONF`); the shift too,
+    a move of under a code or so eased out (:data:`SHIFT_DEAD`). None where the exposure is the
+    still's or too little of the frame is matched to say.
 
     A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
     (BT.601 is linear in R'G'B'): a darker corner or a dimmer frame of the still's scene has its hues
@@ -227,6 +246,8 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
         coef = np.concatenate([[a], _ridge_solve(cols[:, 1:], t - a, wt, GAIN_RIDGE * float(wt @ (r * r)))])
     gain = np.clip((spatial @ coef[1:]).reshape(size[1], size[0]), *GAIN_RANGE).astype(np.float32) - 1.0
     gain = 1.0 + follow * gain * np.clip((np.abs(gain) - GAIN_DEAD[0]) / (GAIN_DEAD[1] - GAIN_DEAD[0]), 0, 1)
-    if float(np.abs(gain - 1).max()) < 0.005:
+    a = float(coef[0])
+    a = follow * a * float(np.clip((abs(a) - SHIFT_DEAD[0]) / (SHIFT_DEAD[1] - SHIFT_DEAD[0]), 0, 1))
+    if float(np.abs(gain - 1).max()) < 0.005 and abs(a) < 1e-4:
         return None
-    return cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR)
+    return Exposure(cv2.resize(gain, (w, h), interpolation=cv2.INTER_LINEAR), a)

@@ -57,7 +57,7 @@ from ..color import gamut_room, gray_to_l, l_to_gray, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
-from ..ops import area_resize, exposure_gain, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
+from ..ops import Exposure, area_resize, exposure_fit, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
 from .align import GlobalAlign, chain_align, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
@@ -166,7 +166,7 @@ class PreparedStill:
     def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check, t: int | None = None,
              motion=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, np.ndarray | None]:
         """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
-        (ab, confidence, flow, pre-aligned, the frame's :func:`exposure_gain` against the still or None
+        (ab, confidence, flow, pre-aligned, the frame's :func:`exposure_fit` against the still or None
         where it is the still's; ab not yet scaled by it). ``t``: the frame's index in the shot; ``motion``: its
         :class:`~vidcolor.temporal.Motion` to frame ``t - 1`` (or a Future of it; None: none). Given
         both, and an answer for frame ``t - 1`` less than ``cfg.reference_flow_every`` frames after
@@ -193,8 +193,8 @@ class PreparedStill:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
         return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg)
 
-    def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> np.ndarray | None:
-        """:func:`exposure_gain` of a frame's uint8 L against this still's carried to the (h, w, 2)
+    def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> Exposure | None:
+        """:func:`exposure_fit` of a frame's uint8 L against this still's carried to the (h, w, 2)
         positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
         if not cfg.follow_exposure:
             return None
@@ -202,7 +202,7 @@ class PreparedStill:
             self._luma = luma_of_l8(self.l8)
         ref = cv2.remap(self._luma, np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return exposure_gain(luma_of_l8(l8), ref, conf)
+        return exposure_fit(luma_of_l8(l8), ref, conf)
 
 
 @dataclass
@@ -427,23 +427,25 @@ class ExemplarColorizer(Colorizer):
                                 ).permute(0, 3, 1, 2).to(self.device)
 
 
-def exposed(ab: torch.Tensor, gains: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
-    """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_gain` (None: 1) brought to
-    H x W, and pulled toward neutral where that takes the colour further out of R'G'B' than it was at
-    the still's exposure (the frame's (N, 1, H, W) ``L`` over the gain): a brighter print's saturated
-    colour clips toward white keeping its hue, as the print's own would; a film's colour that lies
-    outside the gamut as carried is left so."""
-    if all(g is None for g in gains):
+def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
+    """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_fit` gain (None: 1)
+    brought to H x W, and pulled toward neutral where the frame's exposure takes the colour out of
+    R'G'B' further than it was at the still's (the frame's (N, 1, H, W) ``L`` less the fit's black
+    shift, over the gain): a brighter print's saturated colour clips toward white keeping its hue, a
+    print whose black sank takes a dark saturated colour toward black, as the print's own would; a
+    colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so."""
+    if all(f is None for f in fits):
         return ab
     H, W = ab.shape[-2:]
-    g = np.stack([np.ones((H, W), np.float32) if x is None else cv2.resize(x, (W, H), interpolation=cv2.INTER_LINEAR)
-                  for x in gains])
+    g = np.stack([np.ones((H, W), np.float32) if f is None else cv2.resize(f.gain, (W, H), interpolation=cv2.INTER_LINEAR)
+                  for f in fits])
     g = torch.from_numpy(g)[:, None].to(ab.device, torch.float32)
-    if float(g.max()) <= 1.0:  # only dimmer: the colour, scaled, stays a picture wherever it was one
+    shift = torch.tensor([0.0 if f is None else f.shift for f in fits], device=ab.device).view(-1, 1, 1, 1)
+    if float(g.max()) <= 1.0 and not bool(shift.any()):  # only dimmer: the colour, scaled, stays a picture
         return ab * g.to(ab.dtype)
     c = ab.float() / 255.0
     y = l_to_gray(L.float())
-    at_still = (y / g).clamp(0, 1)
+    at_still = ((y - shift) / g).clamp(0, 1)
     # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
     # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
     before = gamut_room(c, at_still, at_still, ycbcr).clamp_(max=1.0)

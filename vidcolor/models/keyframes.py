@@ -46,6 +46,7 @@ import torch
 
 from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
+from ..ops import Exposure
 from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, exposed, guided_upsample, l8_of, resize
 from .registry import ShotStats
 
@@ -256,9 +257,10 @@ class KeyframeColorizer(ExemplarColorizer):
             total = sum(weights)
             ab_np = sum(wt[..., None] * ab for wt, (ab, *_) in zip(weights, sides)) / total[..., None]
             conf_np = np.maximum.reduce([c for _, c, *_ in sides])
-            gains = [g for *_, g in sides]
-            gain = (None if all(g is None for g in gains) else
-                    sum(wt * (1.0 if g is None else g) for wt, g in zip(weights, gains)) / total)
+            fits = [g for *_, g in sides]
+            gain = (None if all(f is None for f in fits) else
+                    Exposure(sum(wt * (1.0 if f is None else f.gain) for wt, f in zip(weights, fits)) / total,
+                             sum(wt * (0.0 if f is None else f.shift) for wt, f in zip(weights, fits)) / total))
             ab_flow = torch.from_numpy(np.ascontiguousarray(ab_np, dtype=np.float32)).permute(2, 0, 1)[None]
             conf_flow = torch.from_numpy(np.ascontiguousarray(conf_np, dtype=np.float32))[None, None]
             ab_flow, conf_flow = ab_flow.to(self.device), conf_flow.to(self.device)

@@ -109,8 +109,10 @@ class ExemplarConfig:
     edge colour carried on; 0: no colour from the flow outside the still);
     ``follow_exposure``: the still's chroma scaled by how much more or less light the frame has than
     the still where they show the same scene, a gain quadratic across the picture
-    (:func:`vidcolor.ops.exposure_gain`: a print's flicker or vignette darkens the colour with the
-    luma, as a darker print of the scene would; off: the still's chroma as it is on any luma);
+    (:func:`vidcolor.ops.exposure_fit`: a print's flicker or vignette darkens the colour with the
+    luma, as a darker print of the scene would; where the frame's exposure, gain and black shift,
+    takes a colour out of R'G'B', it is pulled toward neutral; off: the still's chroma as it is on
+    any luma);
     ``prealign``: bring the still onto each frame by an affine map fitted to
     feature matches before the flow, where one clearly holds (a still framed
     or zoomed otherwise than the shot); ``reference_flow_every``: a flow to the still on every

@@ -28,6 +28,7 @@ class FrameColorist:
         h, w = size
         self.pool = (round(h / chroma_size[0]), round(w / chroma_size[1]))
         self.neutral = False  # True: this shot stays black and white (a/b = 0)
+        self.exposure: list | None = None  # the last answer's frames' exposures (Colorizer.exposure)
 
     def _luma_to_l(self, luma: np.ndarray, full: bool = False) -> torch.Tensor:
         """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution (``full``: at the luma's)."""
@@ -55,6 +56,7 @@ class FrameColorist:
         colorizer's own terms (Lab a/b or Cb/Cr): what temporal smoothing works on.
         ``motions``: the frames' motion from the temporal smoother (:attr:`Colorizer.motions`)."""
         n = len(luma)
+        self.exposure = None
         if self.neutral:
             return torch.zeros(n, 2, *self.chroma_size, device=self.device)
         full = self.colorizer.full_luma and self.pool != (1, 1)
@@ -62,6 +64,7 @@ class FrameColorist:
         self.colorizer.out_size = self.chroma_size if full else None
         self.colorizer.motions = motions
         ab = self.colorizer.colorize(L)
+        self.exposure = self.colorizer.exposure
         if full:
             if ab.shape[-2:] != self.chroma_size:
                 ab = F.adaptive_avg_pool2d(ab, self.chroma_size)
@@ -84,22 +87,27 @@ class FrameColorist:
         return None if self.neutral else self.colorizer.pinned
 
     @torch.inference_mode()
-    def codes(self, luma: np.ndarray, chroma: torch.Tensor | Sequence) -> np.ndarray:
+    def codes(self, luma: np.ndarray, chroma: torch.Tensor | Sequence, exposure: list | None = None) -> np.ndarray:
         """Chroma from :meth:`predict` (smoothed or not: (N, 2, h, w), or a (2, h, w) numpy array or
-        tensor per frame) -> the output's Cb/Cr codes."""
+        tensor per frame) -> the output's Cb/Cr codes; ``exposure``: the frames' entries of
+        :attr:`exposure` (None: none), each frame's chroma given its exposure first."""
         if self.neutral:
             return np.full((len(luma), 2, *self.chroma_size), self.out_spec.chroma_scale()[0],
                            np.uint8 if self.out_spec.bits == 8 else np.uint16)
         if not isinstance(chroma, torch.Tensor):
             chroma = torch.stack(list(chroma)) if isinstance(chroma[0], torch.Tensor) else torch.from_numpy(np.stack(chroma))
         chroma = chroma.to(self.device)
+        if exposure is not None and any(f is not None for f in exposure):
+            full = self.colorizer.full_luma and self.pool != (1, 1)
+            chroma = self.colorizer.expose(chroma.float(), self._luma_to_l(luma, full=full), exposure)
         if self.colorizer.chroma == "cbcr":
             return quantize_chroma(chroma, self.out_spec).cpu().numpy()
         L = self._luma_to_l(luma)
         return lab_to_chroma_codes(torch.cat((L, chroma.to(L.dtype)), dim=1), self.out_spec)
 
     def __call__(self, luma: np.ndarray) -> np.ndarray:
-        return self.codes(luma, self.predict(luma))
+        chroma = self.predict(luma)
+        return self.codes(luma, chroma, self.exposure)
 
 
 def luma_for_output(luma: np.ndarray, in_bits: int, out_bits: int) -> np.ndarray:

@@ -392,9 +392,10 @@ class VideoRun:
             with timers("colorize"):  # the chroma stays on the model's device (the smoother's backend takes it there)
                 chroma = colorist.predict(seen, motion)
                 confidence = colorist.confidence()
+            fits = colorist.exposure or [None] * len(batch)  # given after the smoother (Colorizer.exposure)
             with timers("temporal"):
-                ready = self.smoother.push([(f, luma, i, seen) for i, f in enumerate(batch)], chroma, motion,
-                                           confidence, colorist.pinned())
+                ready = self.smoother.push([(f, luma, i, seen, fits[i]) for i, f in enumerate(batch)], chroma,
+                                           motion, confidence, colorist.pinned())
             self._write_ready(ready)
         batch.clear()
 
@@ -403,14 +404,14 @@ class VideoRun:
         run of them from one batch with that batch's stacked luma (a slice of it), coded on the luma the colour saw."""
         start = 0
         while start < len(ready):
-            _, luma, a, seen = ready[start][0]
+            _, luma, a, seen, _ = ready[start][0]
             end = start + 1
             while end < len(ready) and ready[end][0][1] is luma and ready[end][0][2] == a + end - start:
                 end += 1
             run, start = ready[start:end], end
             frames, luma, seen = [f for (f, *_), _ in run], luma[a:a + len(run)], seen[a:a + len(run)]
             with self.timers("colorize"):
-                codes = self.colorist.codes(seen, [c for _, c in run])
+                codes = self.colorist.codes(seen, [c for _, c in run], [item[4] for item, _ in run])
             self.write(frames, luma, codes)
 
     def write(self, frames: list[LumaFrame], luma: np.ndarray, codes: np.ndarray) -> None:

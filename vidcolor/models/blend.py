@@ -80,9 +80,9 @@ class BlendColorizer(Colorizer):
 
     @property
     def temporal(self) -> dict | None:
-        """The exemplar's hint: its colour follows the print's exposure (``exemplar.follow_exposure``),
-        blended or not, so the smoother's memory and ``--deflicker`` follow it too."""
-        return self.exemplar.temporal
+        """The exemplar's colour, blended, is at each frame's exposure already (``exemplar.follow_exposure``):
+        the smoother's memory follows the exposure, and ``--deflicker`` scales the colour with the luma."""
+        return {"follow_exposure": True} if self.exemplar.follows_exposure else None
 
     def set_ycbcr(self, spec) -> None:
         super().set_ycbcr(spec)
@@ -120,6 +120,8 @@ class BlendColorizer(Colorizer):
         if not self._still:
             return out
         ex = self.exemplar.colorize(L)
+        if self.exemplar.exposure is not None:  # the still's colour at each frame's exposure, then blended
+            ex = self.exemplar.expose(ex, L, self.exemplar.exposure)
         conf, gate = self.exemplar.confidence, self.exemplar.gate or 0.0
         if conf is None or gate <= 0.0:
             return out

@@ -262,8 +262,6 @@ class ExemplarColorizer(Colorizer):
         self._frame_conf: list[float] = []  # each frame's share reached by the flow to the still (the report's)
         self._prealigned = 0  # frames whose flow started from the still mapped onto them, since last asked
         self._t = 0  # the next frame's index in the shot
-        # the chroma follows each frame's exposure: the smoother's memory must follow it too
-        self.temporal = {"follow_exposure": True} if self.cfg.follow_exposure else None
 
     # -- per shot ------------------------------------------------------------------------------
     def begin_shot(self, reference: torch.Tensor | None, choice: ShotChoice | None = None) -> None:
@@ -364,6 +362,7 @@ class ExemplarColorizer(Colorizer):
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
         Lw = self._working(L)
+        self.exposure = None
         if self.gate == 0.0:
             self.confidence = None
             return L.new_zeros(L.shape[0], 2, *self._guide(L[:1]).shape[-2:])
@@ -373,7 +372,7 @@ class ExemplarColorizer(Colorizer):
         if self._shape != Lw.shape[-2:]:
             self._prepare(tuple(Lw.shape[-2:]))
         ahead = self._flows_ahead(Lw) if self.cfg.flow else None
-        out, conf = [], []
+        out, conf, fits = [], [], []
         try:
             for i in range(0, L.shape[0], step):
                 if i == 0:  # the first frame's features start at once; its flow is not ready yet
@@ -381,11 +380,24 @@ class ExemplarColorizer(Colorizer):
                 flows = [f for a in ahead[i:i + step] for f in a.result()] if ahead is not None else None
                 out.append(self._colorize_at(L[i:i + step], Lw[i:i + step], flows, q0 if i == 0 else None))
                 conf.append(self.confidence)
+                fits += self._gains or [None] * len(out[-1])
         finally:
             for a in ahead or ():
                 a.cancel()
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
+        self.exposure = fits if any(f is not None for f in fits) else None
         return torch.cat(out) if len(out) > 1 else out[0]
+
+    @property
+    def follows_exposure(self) -> bool:
+        """``exemplar.follow_exposure``: each frame's chroma is the still's at that frame's exposure
+        (given by :meth:`expose`, after the smoother: its memory holds the still's exposure)."""
+        return bool(self.cfg.follow_exposure)
+
+    def expose(self, chroma: torch.Tensor, L: torch.Tensor, fits: list) -> torch.Tensor:
+        if all(f is None for f in fits):
+            return chroma
+        return exposed(chroma * 255.0, fits, self._guide(L.to(chroma.device, torch.float32)), self.ycbcr) / 255.0
 
     def _guide(self, L: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) full-size L brought (area) to the size the answer is wanted at (``out_size``):
@@ -419,7 +431,7 @@ class ExemplarColorizer(Colorizer):
             ab = ab + resize(conf, (H, W)) * self._carry((H, W), (h, w), full)
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return exposed(ab, self._gains, L, self.ycbcr) * (self.gate * self.cfg.saturation / 255.0)
+        return ab * (self.gate * self.cfg.saturation / 255.0)  # at the still's exposure: see expose()
 
     def _carry(self, size: tuple[int, int], work: tuple[int, int], full: tuple[int, int] | None = None) -> torch.Tensor:
         """(N, 2, H, W) the reference's chroma moved by the last batch's flows, at ``size`` (:func:`carry`)."""

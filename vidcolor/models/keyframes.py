@@ -47,7 +47,7 @@ import torch
 from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
 from ..ops import Exposure
-from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, exposed, guided_upsample, l8_of, resize
+from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, carry, guided_upsample, l8_of, resize
 from .registry import ShotStats
 
 if TYPE_CHECKING:
@@ -221,16 +221,19 @@ class KeyframeColorizer(ExemplarColorizer):
             motions = self.motions if self.motions is not None else [None] * n
             ahead = [None if pin else self._pool.submit(self._side_flows, l8[i], plans[i], offsets[i], motions[i])
                      for i, pin in enumerate(pinned)]
-        out, conf = [], []
+        out, conf, fits = [], [], []
         try:
             for i, t in enumerate(offsets):
                 if pinned[i]:
                     out.append(self._pinned(t, self._guide(L[:1]).shape[-2:]))
                     conf.append(torch.ones_like(Lw[i:i + 1]))
+                    fits.append(None)
                     self._frame_conf.append(1.0)
                     continue
                 sides = ahead[i].result() if ahead[i] is not None else []
-                out.append(self._colorize_frame(L[i:i + 1], Lw[i:i + 1], sides, t))
+                ab, fit = self._colorize_frame(L[i:i + 1], Lw[i:i + 1], sides, t)
+                out.append(ab)
+                fits.append(fit)
                 conf.append(self.confidence)
         finally:
             for a in ahead:
@@ -238,6 +241,7 @@ class KeyframeColorizer(ExemplarColorizer):
                     a.cancel()
         self.confidence = torch.cat(conf)
         self.pinned = pinned
+        self.exposure = fits if any(f is not None for f in fits) else None
         return torch.cat(out)
 
     def _pinned(self, key: int, size) -> torch.Tensor:
@@ -245,9 +249,9 @@ class KeyframeColorizer(ExemplarColorizer):
         full = self._prepared[key].full(tuple(size))
         return torch.from_numpy(full).permute(2, 0, 1)[None].to(self.device) / 255.0
 
-    def _colorize_frame(self, L: torch.Tensor, Lw: torch.Tensor, sides: list, t: int) -> torch.Tensor:
+    def _colorize_frame(self, L: torch.Tensor, Lw: torch.Tensor, sides: list, t: int) -> tuple[torch.Tensor, Exposure | None]:
         """One frame's chroma from its sides' flows and the attention over its nearest keyframes,
-        at ``out_size`` (None: L's)."""
+        at ``out_size`` (None: L's), at the stills' exposure; and its exposure against them."""
         full = tuple(L.shape[-2:])
         L = self._guide(L)
         H, W = L.shape[-2:]
@@ -260,7 +264,8 @@ class KeyframeColorizer(ExemplarColorizer):
             fits = [g for *_, g in sides]
             gain = (None if all(f is None for f in fits) else
                     Exposure(sum(wt * (1.0 if f is None else f.gain) for wt, f in zip(weights, fits)) / total,
-                             sum(wt * (0.0 if f is None else f.shift) for wt, f in zip(weights, fits)) / total))
+                             float(np.mean(sum(wt * (0.0 if f is None else f.shift) for wt, f in zip(weights, fits))
+                                           / total))))
             ab_flow = torch.from_numpy(np.ascontiguousarray(ab_np, dtype=np.float32)).permute(2, 0, 1)[None]
             conf_flow = torch.from_numpy(np.ascontiguousarray(conf_np, dtype=np.float32))[None, None]
             ab_flow, conf_flow = ab_flow.to(self.device), conf_flow.to(self.device)
@@ -279,7 +284,7 @@ class KeyframeColorizer(ExemplarColorizer):
             ab = ab + resize(conf_flow, (H, W)) * carried
         else:
             ab = guided_upsample(ab, Lw, L, self.cfg.guide_radius, self.cfg.guide_eps)
-        return exposed(ab, [gain], L, self.ycbcr) * (self.cfg.saturation / 255.0)
+        return ab * (self.cfg.saturation / 255.0), gain
 
     def _carry_sides(self, sides: list, weights: list, size, work, full=None) -> torch.Tensor:
         """(1, 2, H, W) the sides' stills' full-size chroma carried by their flows, fused by their weights."""

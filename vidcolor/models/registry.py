@@ -88,6 +88,11 @@ class Colorizer(ABC):
     #: after colorize(): None, or a bool per frame: True where the chroma is given, not guessed (a
     #: keyframe's own frame takes its still's colour): temporal smoothing leaves such a frame as it is
     pinned: list[bool] | None = None
+    #: after colorize(): None, or per frame its exposure against the still (an
+    #: :class:`~vidcolor.ops.Exposure`, or None: the still's): the answer is the still's colour at the
+    #: still's exposure, and whoever writes it gives each frame its own with :meth:`expose`, after
+    #: temporal smoothing, which so steadies the colour, not the print's light
+    exposure: list | None = None
     #: set by the pipeline (runtime.precision): float16/bfloat16 for the networks on a GPU, or None
     amp: torch.dtype | None = None
 
@@ -96,6 +101,12 @@ class Colorizer(ABC):
         """Its chroma follows each frame's exposure (a dimmer frame, proportionally less chroma):
         whatever changes the luma's exposure after it (``--deflicker``) scales the chroma too."""
         return bool((self.temporal or {}).get("follow_exposure"))
+
+    def expose(self, chroma: torch.Tensor, L: torch.Tensor, fits: list) -> torch.Tensor:
+        """(N, 2, h, w) chroma of frames at the still's exposure (this colorizer's answers) at each
+        frame's own, ``fits`` the frames' :attr:`exposure` entries; ``L``: the frames' L as
+        :meth:`colorize` got it. Colorizers that report no exposure answer at the frame's already."""
+        return chroma
 
     def __init__(self, device: torch.device):
         self.device = device

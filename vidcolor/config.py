@@ -233,9 +233,11 @@ class TemporalConfig:
     (:mod:`vidcolor.temporal.deflicker`), the one option that changes the
     film's luminance. ``follow_exposure``: the colour carried from the frame
     before scaled by the exposure change between the two (a print's flicker:
-    a dimmer frame has proportionally less chroma); a colorizer whose chroma
-    follows the frame's exposure (the exemplar's, ``exemplar.follow_exposure``)
-    asks for it for its shots.
+    a dimmer frame has proportionally less chroma); a colorizer whose answer
+    is at the frame's exposure already (a still blended with automatic colour)
+    asks for it for its shots. The exemplar's and keyframes' colour is
+    smoothed at the still's exposure instead and given each frame's after
+    the smoother (``exemplar.follow_exposure``).
     """
 
     mode: str = setting("forward", choices=TEMPORAL_MODES)

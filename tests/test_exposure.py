@@ -138,6 +138,37 @@ def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_
     assert jump(lum) < 0.4 * jump(gains * lum.mean())
 
 
+def test_the_smoother_steadies_the_stills_colour_not_the_prints_light(tmp_path):
+    """A vivid red that the brighter frames of a flickering print take out of gamut (pulled toward
+    neutral there): each frame's exposure is given after the temporal smoother, so smoothing a still
+    camera's shot changes no frame's colour (before, the smoother's memory, scaled by the exposure
+    change, carried a bright frame's pull into the dimmer ones and a dim frame's chroma into the bright)."""
+    import cv2
+
+    from synth_shots import write_video
+    from test_exemplar import textured
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    scene = textured()
+    cv2.rectangle(scene, (50, 40), (100, 90), (250, 40, 30), -1)
+    cv2.rectangle(scene, (60, 50), (66, 56), (250, 140, 130), -1)
+    ref = tmp_path / "still.png"
+    cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
+    gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gains = np.array([1.0, 1.2, 0.8, 1.25, 0.75, 1.2, 1.0, 0.8, 1.2, 0.85, 1.15, 1.0])
+    src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
+                      crf=0)
+    sq = (slice(25, 43), slice(31, 49))
+    red = {}
+    for mode in ("forward", "off"):
+        cfg = load_config(overrides={"temporal.mode": mode, "encode.crf": 0, "shots.detector": "histogram"})
+        colorize_video(src, tmp_path / f"{mode}.mp4", reference=ref, config=cfg)
+        red[mode] = np.array([p[sq].mean() - 128 for p in _cr_planes(tmp_path / f"{mode}.mp4")])
+    assert red["off"][gains > 1.1].mean() < 1.1 * red["off"][gains == 1.0].mean()  # the bright frames: pulled
+    assert np.abs(red["forward"] - red["off"]).max() < 1.5, np.round(red["forward"] - red["off"], 2)
+
+
 def test_a_still_blended_with_automatic_colour_follows_the_exposure_and_deflicker_steadies_it(tmp_path,
                                                                                                auto_weights):
     """A still that matches its shot only partly (its colour blended with automatic colour) follows the

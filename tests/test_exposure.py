@@ -210,7 +210,7 @@ def _rgb(y: float, cb: float, cr: float) -> tuple[float, float, float]:
 
 def test_a_brighter_frame_gets_more_chroma_only_as_far_as_rgb_can_show_it():
     from vidcolor.color import gamut_room, gray_to_l
-    from vidcolor.models.exemplar import exposed
+    from vidcolor.models.exposure import exposed
     from vidcolor.ops import Exposure
 
     red = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1)  # a saturated red's Cb/Cr
@@ -242,7 +242,7 @@ def test_a_print_whose_black_sank_takes_a_dark_colour_toward_black():
     R'G'B' showed at the still's exposure is pulled onto the gamut's edge, keeping its hue; with no shift
     the same colour on the same luma (out of gamut as carried) is left as it is."""
     from vidcolor.color import gray_to_l
-    from vidcolor.models.exemplar import exposed
+    from vidcolor.models.exposure import exposed
     from vidcolor.ops import Exposure
 
     red = torch.tensor([-0.1, 0.3]).view(1, 2, 1, 1)
@@ -267,3 +267,25 @@ def test_a_still_that_is_no_view_of_the_frame_lends_it_no_exposure():
         assert (g is not None) == followed
         if followed:
             assert abs(float(np.median(g)) - 0.6) < 0.03
+
+
+def test_the_colour_side_sees_a_vignetted_print_in_the_stills_light():
+    """A print of the still's scene, its corners darkened by a vignette: from the second batch on, the
+    exemplar evens each frame by the falloff it has seen (flow, attention and luminance checks see the
+    still's light) and gives the colour the vignette after: the corners' colour comes closer to the
+    scene's as that print shows it than on the first batch, which saw the darkened corners."""
+    import cv2
+
+    rng = np.random.default_rng(4)
+    planes = [cv2.GaussianBlur(rng.uniform(0, 1, (128, 160)).astype(np.float32), (0, 0), 4.0) for _ in range(3)]
+    scene = np.stack([40 + 180 * (p - p.min()) / (p.max() - p.min()) for p in planes], -1).astype(np.uint8)
+    g = vignette(128, 160, depth=0.5)
+    print_ = exposed(scene, g)  # the vignetted print of the scene: its own colour is the truth
+    true = cbcr(print_)
+    c = colorizer()
+    c.begin_shot(to_t(scene))
+    L = gray_to_l(rgb_to_luma(to_t(print_), SPEC))
+    corners = np.zeros((128, 160), bool)
+    corners[:32, :40] = corners[:32, -40:] = corners[-32:, :40] = corners[-32:, -40:] = True
+    err = [float((answer(c, L)[0] - true).abs()[:, torch.from_numpy(corners)].mean()) for _ in range(3)]
+    assert err[2] < 0.8 * err[0], err

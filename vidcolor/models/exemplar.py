@@ -53,10 +53,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..color import gamut_room, gray_to_l, l_to_gray, rgb_to_cbcr, rgb_to_luma
+from ..color import gray_to_l, rgb_to_cbcr, rgb_to_luma
 from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
+from .exposure import evened, exposed
 from ..ops import Exposure, area_resize, exposure_fit, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
 from .align import GlobalAlign, chain_align, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
@@ -72,6 +73,7 @@ log = logging.getLogger("vidcolor")
 FRESH_FLOOR = 0.2  # confidence of colour that the flow to the reference does not carry
 #: a chained flow to the still is kept while its mean confidence is at least this x the last fresh one's
 CHAIN_KEEP = 0.9
+FALLOFF_MIN = 0.01  # a gain across the picture within 1% of its mean is not evened out
 
 
 def guided_upsample(ab: torch.Tensor, L_lo: torch.Tensor, L_hi: torch.Tensor, radius: int = 2,
@@ -275,6 +277,7 @@ class ExemplarColorizer(Colorizer):
         self.gate = 1.0 if choice is None else float(choice.gate)
         self.score = None if choice is None else choice.score
         self._t = 0  # the next frame's index in the shot
+        self._falloff: np.ndarray | None = None  # the print's light across the picture (mean 1), last seen
         if self.gate < 1.0:
             log.log(logging.INFO if self.gate > 0 else logging.DEBUG,
                     "exemplar: the reference matches this shot only partly (score %s, gate %.2f)", self.score, self.gate)
@@ -361,6 +364,9 @@ class ExemplarColorizer(Colorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
+        falloff = self._falloff
+        if falloff is not None:  # the colour side sees the frame as the still's light falls: see _follow
+            L = evened(L, falloff)
         Lw = self._working(L)
         self.exposure = None
         if self.gate == 0.0:
@@ -385,8 +391,25 @@ class ExemplarColorizer(Colorizer):
             for a in ahead or ():
                 a.cancel()
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
-        self.exposure = fits if any(f is not None for f in fits) else None
+        self._follow(fits, falloff)
         return torch.cat(out) if len(out) > 1 else out[0]
+
+    def _follow(self, fits: list, falloff: np.ndarray | None) -> None:
+        """The batch's exposures against the still (``fits``, of its frames as evened by ``falloff``) made
+        whole, and the falloff the next batch is evened by: the last frame's gain across the picture.
+        A vignette darkens a print's corners: matched against the still as it comes, the flow, the
+        attention and the luminance checks see a darker picture there than the still shows (on the
+        development clips' vignetted copies: 36.8 dB of chroma against the clean run's output on the
+        flower shot); evened by the falloff the previous frames showed, they see the still's light."""
+        if falloff is not None:
+            fits = [Exposure(falloff, 0.0) if f is None else
+                    Exposure(falloff * cv2.resize(f.gain, falloff.shape[::-1], interpolation=cv2.INTER_LINEAR), f.shift)
+                    for f in fits]
+        self.exposure = fits if any(f is not None for f in fits) else None
+        last = fits[-1] if fits else None
+        if last is not None:
+            shape = last.gain / float(last.gain.mean())
+            self._falloff = shape.astype(np.float32) if float(np.abs(shape - 1).max()) > FALLOFF_MIN else None
 
     @property
     def follows_exposure(self) -> bool:
@@ -437,32 +460,6 @@ class ExemplarColorizer(Colorizer):
         """(N, 2, H, W) the reference's chroma moved by the last batch's flows, at ``size`` (:func:`carry`)."""
         return torch.from_numpy(np.stack([carry(self._still, fl, size, work, full) for fl in self._flows])
                                 ).permute(0, 3, 1, 2).to(self.device)
-
-
-def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
-    """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_fit` gain (None: 1)
-    brought to H x W, and pulled toward neutral where the frame's exposure takes the colour out of
-    R'G'B' further than it was at the still's (the frame's (N, 1, H, W) ``L`` less the fit's black
-    shift, over the gain): a brighter print's saturated colour clips toward white keeping its hue, a
-    print whose black sank takes a dark saturated colour toward black, as the print's own would; a
-    colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so."""
-    if all(f is None for f in fits):
-        return ab
-    H, W = ab.shape[-2:]
-    g = np.stack([np.ones((H, W), np.float32) if f is None else cv2.resize(f.gain, (W, H), interpolation=cv2.INTER_LINEAR)
-                  for f in fits])
-    g = torch.from_numpy(g)[:, None].to(ab.device, torch.float32)
-    shift = torch.tensor([0.0 if f is None else f.shift for f in fits], device=ab.device).view(-1, 1, 1, 1)
-    if float(g.max()) <= 1.0 and not bool(shift.any()):  # only dimmer: the colour, scaled, stays a picture
-        return ab * g.to(ab.dtype)
-    c = ab.float() / 255.0
-    y = l_to_gray(L.float())
-    at_still = ((y - shift) / g).clamp(0, 1)
-    # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
-    # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
-    before = gamut_room(c, at_still, at_still, ycbcr).clamp_(max=1.0)
-    after = gamut_room(c * g, y, y, ycbcr).clamp_(max=1.0)
-    return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
 
 
 def carry(still: PreparedStill, flow: np.ndarray, size: tuple[int, int], work: tuple[int, int],

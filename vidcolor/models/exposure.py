@@ -1,0 +1,47 @@
+"""A print's light on the still's colour: each frame's :class:`~vidcolor.ops.Exposure` against its
+still given to the still's chroma (:func:`exposed`), and taken out of a frame's luminance for the
+colour side to see the still's light (:func:`evened`). See ``exemplar.follow_exposure``."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..color import gamut_room, gray_to_l, l_to_gray
+
+__all__ = ["exposed", "evened"]
+
+
+def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
+    """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_fit` gain (None: 1)
+    brought to H x W, and pulled toward neutral where the frame's exposure takes the colour out of
+    R'G'B' further than it was at the still's (the frame's (N, 1, H, W) ``L`` less the fit's black
+    shift, over the gain): a brighter print's saturated colour clips toward white keeping its hue, a
+    print whose black sank takes a dark saturated colour toward black, as the print's own would; a
+    colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so."""
+    if all(f is None for f in fits):
+        return ab
+    H, W = ab.shape[-2:]
+    g = np.stack([np.ones((H, W), np.float32) if f is None else cv2.resize(f.gain, (W, H), interpolation=cv2.INTER_LINEAR)
+                  for f in fits])
+    g = torch.from_numpy(g)[:, None].to(ab.device, torch.float32)
+    shift = torch.tensor([0.0 if f is None else f.shift for f in fits], device=ab.device).view(-1, 1, 1, 1)
+    if float(g.max()) <= 1.0 and not bool(shift.any()):  # only dimmer: the colour, scaled, stays a picture
+        return ab * g.to(ab.dtype)
+    c = ab.float() / 255.0
+    y = l_to_gray(L.float())
+    at_still = ((y - shift) / g).clamp(0, 1)
+    # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
+    # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
+    before = gamut_room(c, at_still, at_still, ycbcr).clamp_(max=1.0)
+    after = gamut_room(c * g, y, y, ycbcr).clamp_(max=1.0)
+    return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
+
+
+def evened(L: torch.Tensor, falloff: np.ndarray) -> torch.Tensor:
+    """(N, 1, H, W) L with the print's light across the picture (``falloff``: (h, w) gain, any size)
+    taken out: each pixel's luma over its gain, as L."""
+    g = torch.from_numpy(falloff)[None, None].to(L.device, torch.float32)
+    g = F.interpolate(g, size=L.shape[-2:], mode="bilinear", align_corners=False)
+    return gray_to_l((l_to_gray(L) / g).clamp(0, 1))

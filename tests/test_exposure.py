@@ -55,6 +55,20 @@ def test_the_gain_is_the_exposure_of_the_frame_against_the_still():
     assert float(g[h // 2, w // 2] - g[4, 4]) > 0.2
 
 
+def test_a_brighter_print_whose_highlights_stop_at_white_gets_its_gain():
+    """A print 1.2x brighter than the still, its highlights clipped at white: the clipped pixels are
+    left out of the fit, which would otherwise take the gain for less (and the black for higher)."""
+    import cv2
+
+    ref = red_square_scene()
+    cv2.rectangle(ref, (0, 0), (159, 35), (235, 235, 225), -1)  # a bright sky: white in the brighter print
+    h, w = ref.shape[:2]
+    frame = exposed(ref, 1.2)
+    assert (frame[:30] == 255).mean() > 0.5  # the sky clipped
+    g = exposure_gain(luma(frame), luma(ref), np.ones((h, w), np.float32))
+    assert abs(float(np.median(g)) - 1.2) < 0.03, float(np.median(g))
+
+
 def test_where_nothing_is_matched_there_is_no_gain():
     ref = red_square_scene()
     none = np.zeros(ref.shape[:2], np.float32)

@@ -203,7 +203,8 @@ class Chooser:
         def index(extra: float, blur: float = 0.0) -> ReferenceIndex:
             if (path, extra, blur) not in self._scorers:
                 self._scorers[(path, extra, blur)] = ReferenceIndex([(path, self.store.get(path))],
-                                                                    self.store.device, grain=extra, blur=blur)
+                                                                    self.store.device, grain=extra, blur=blur,
+                                                                    soften=not extra and not blur)
             return self._scorers[(path, extra, blur)]
 
         plain = index(0.0)

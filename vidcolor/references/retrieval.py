@@ -62,7 +62,8 @@ or two from the negative) scores low the same way (a development clip at
 twice the old-film benchmark's blur: 0.33 against 0.72 clean). ``blur``
 (working pixels) blurs the stills' luminance (before any grain) so that a
 still is compared as the print shows it; the caller picks it from
-``softened``: each still's fine detail after each of :data:`BLURS`.
+``softened`` (asked for with ``soften``: a folder's or gallery's index has no
+use for it): each still's fine detail after each of :data:`BLURS`.
 
 Everything runs at a small working size (short side :data:`WORK_SIZE`
 pixels, long side at most twice that); the stills' features are computed once
@@ -228,6 +229,7 @@ class ReferenceIndex:
         size: int = WORK_SIZE,
         grain: float = 0.0,
         blur: float = 0.0,
+        soften: bool = False,
     ):
         if not stills:
             raise InputError("no reference stills to choose from")
@@ -246,7 +248,7 @@ class ReferenceIndex:
         self._centre = _head_mean(self._model).to(self.device)
         self.paths: list[Path] = []
         self.grains: list[float] = []  # each still's own grain_sigma at the working size, before ``grain``
-        self.softened: list[tuple[float, ...]] = []  # ... and after each of BLURS
+        self.softened: list[tuple[float, ...]] = []  # ... and after each of BLURS (``soften``: 60 ms a still)
         entries = []
         for path, rgb in stills:
             if rgb.dim() == 3:
@@ -256,7 +258,8 @@ class ReferenceIndex:
             rgb = rgb.to(self.device, torch.float32)
             L = rgb_to_lab(self._resize_rgb(rgb))[:, :1]
             self.grains.append(float(grain_sigma(L.float()).item()))
-            self.softened.append(tuple(float(grain_sigma(_soft(L, b)).item()) for b in BLURS))
+            if soften:
+                self.softened.append(tuple(float(grain_sigma(_soft(L, b)).item()) for b in BLURS))
             entries.append(self._describe(add_grain(_soft(L, self.blur), self.grain)))
             self.paths.append(Path(path))
         self._embeds = torch.cat([e.embed for e in entries])  # (S, 1280)

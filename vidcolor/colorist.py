@@ -30,6 +30,11 @@ class FrameColorist:
         self.neutral = False  # True: this shot stays black and white (a/b = 0)
         self.exposure: list | None = None  # the last answer's frames' exposures (Colorizer.exposure)
 
+    @property
+    def _full(self) -> bool:
+        """The colorizer takes the luma's full size (:attr:`Colorizer.full_luma`), larger than the chroma's."""
+        return self.colorizer.full_luma and self.pool != (1, 1)
+
     def _luma_to_l(self, luma: np.ndarray, full: bool = False) -> torch.Tensor:
         """(N, H, W) luma codes -> (N, 1, h, w) L at the chroma resolution (``full``: at the luma's)."""
         hc, wc = self.chroma_size
@@ -59,7 +64,7 @@ class FrameColorist:
         self.exposure = None
         if self.neutral:
             return torch.zeros(n, 2, *self.chroma_size, device=self.device)
-        full = self.colorizer.full_luma and self.pool != (1, 1)
+        full = self._full
         L = self._luma_to_l(luma, full=full)
         self.colorizer.out_size = self.chroma_size if full else None
         self.colorizer.motions = motions
@@ -98,8 +103,7 @@ class FrameColorist:
             chroma = torch.stack(list(chroma)) if isinstance(chroma[0], torch.Tensor) else torch.from_numpy(np.stack(chroma))
         chroma = chroma.to(self.device)
         if exposure is not None and any(f is not None for f in exposure):
-            full = self.colorizer.full_luma and self.pool != (1, 1)
-            chroma = self.colorizer.expose(chroma.float(), self._luma_to_l(luma, full=full), exposure)
+            chroma = self.colorizer.expose(chroma.float(), self._luma_to_l(luma, full=self._full), exposure)
         if self.colorizer.chroma == "cbcr":
             return quantize_chroma(chroma, self.out_spec).cpu().numpy()
         L = self._luma_to_l(luma)

@@ -203,15 +203,15 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
 
 
 def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure | None:
-    """(h, w) float32: the frame's exposure against the still's, where the flow says they show the
+    """:class:`Exposure`: the frame's exposure against the still's, where the flow says they show the
     same scene (``yt``: the frame's luma, ``yr``: the still's carried onto the frame, both float32
     0..1 and linear in the light's R'G'B', as luma is: :func:`vidcolor.models.align.luma_of_l8`;
-    ``conf``: 0..1, squared as the fit's weight): the gain
-    ``G`` of the weighted least-squares fit ``yt ~ a + G(x, y) yr``, ``G`` a quadratic across the
-    picture (a flicker's gain, a vignette's falloff; held flat where the matches say little) and
-    ``a`` a shift of the black level (within +-:data:`MAX_BLACK_SHIFT`; an offset adds the same to
-    R', G' and B': the chroma stays), fitted once more without the pixels furthest off it (what
-    moved, what the still shows otherwise); within :data:`GAIN_RANGE`, a change of a few percent
+    ``conf``: 0..1, squared as the fit's weight): the (h, w) gain ``G`` and the shift ``a`` of the
+    weighted least-squares fit ``yt ~ a + G(x, y) yr``, ``G`` a quadratic across the picture (a
+    flicker's gain, a vignette's falloff; held flat where the matches say little) and ``a`` a shift
+    of the black level (within +-:data:`MAX_BLACK_SHIFT`; an offset adds the same to R', G' and B':
+    the chroma stays), on the frame's pixels not clipped at white or black (:data:`CLIPPED`), fitted
+    once more without the pixels furthest off it (what moved, what the still shows otherwise); within :data:`GAIN_RANGE`, a change of a few percent
     eased out (:data:`GAIN_DEAD`: a still's luma made otherwise than the film's), and only as far as
     the mean confidence says the still is a view of the frame (:data:`FOLLOW_CONF`); the shift too,
     a move of under a code or so eased out (:data:`SHIFT_DEAD`). None where the exposure is the

@@ -519,3 +519,29 @@ def test_a_sharp_still_is_scored_as_soft_as_the_shot(tmp_path):
     assert float(grain_sigma(working_l(L.float())).median()) < 0.8 * plain.grains[0]  # the shot is softer
     before, after = plain.rank(L)[0].score, chooser._score(still, L)
     assert after > before + 0.05, (before, after)
+
+
+def test_grain_made_at_a_coarser_films_pixel_size_is_coarser_with_the_same_fine_detail():
+    """``add_grain(scale=)``: grain made at the film's pixel size and resized to the working size: a
+    low-resolution film's grain, brought up, has the asked fine detail and more energy at coarser scales."""
+    L = torch.full((1, 1, 120, 160), 50.0)
+    fine, coarse = add_grain(L, 2.0) - 50, add_grain(L, 2.0, scale=2.5) - 50
+    assert float(grain_sigma(coarse)) == pytest.approx(2.0, rel=0.1)
+    assert float(coarse.std()) > 1.5 * float(fine.std())  # same fine detail, more grain in all
+    assert torch.equal(add_grain(L, 2.0, scale=2.5), add_grain(L, 2.0, scale=2.5))  # seeded
+
+
+def test_a_low_resolution_prints_grain_is_given_to_the_still_at_the_prints_pixel_size(tmp_path):
+    """A grainy 84x120 print (its grain at its own pixels, coarse once brought up to the working size)
+    and a clean colour still of its scene: the still is given grain at the print's pixel size, which
+    scores it higher than grain at the working size's pixels."""
+    rgb = cv2.resize(scene(4), (120, 84), interpolation=cv2.INTER_AREA)
+    chooser, still, lut = _chooser_for(tmp_path, rgb)
+    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    rng = np.random.default_rng(7)
+    grainy = [np.clip(y + 12 * cv2.GaussianBlur(rng.normal(0, 1, y.shape).astype(np.float32), (0, 0), 0.7)
+                      / 0.2, 0, 255).astype(np.uint8) for _ in range(3)]
+    L = lut[torch.from_numpy(np.stack(grainy).astype(np.int64))].unsqueeze(1)
+    work = working_l(L.float()).shape[-2]
+    at_film, at_work = chooser._score(still, L, 84), chooser._score(still, L, work)
+    assert at_film > at_work + 0.05, (at_film, at_work)

@@ -113,7 +113,7 @@ class Chooser:
         self.single = single
         self._origin = origin
         self._last_row = None
-        self._scorers: dict = {}  # (still, grain added, blur) -> its index
+        self._scorers: dict = {}  # (still, grain added, blur, grain's scale) -> its index
         self._gallery = None
         # the exemplar's colour depends on how well its still matches: scored (not under force)
         self.scores = cfg.colorizer == "exemplar" and self.policy != "force" and (cfg.exemplar.gate_high > 0)
@@ -159,13 +159,17 @@ class Chooser:
         def sample(n: int):
             return shot_l(shot.ahead, n, lut) if shot.ahead else None
 
-        return self._choose(shot.first_frame, shot.start_time, sample, f"shot {shot.index} (frame {shot.first_frame})")
+        height = shot.ahead[0].luma.shape[0] if shot.ahead else None
+        return self._choose(shot.first_frame, shot.start_time, sample, f"shot {shot.index} (frame {shot.first_frame})",
+                            height)
 
     def choose_image(self, L: torch.Tensor, name: str) -> ShotChoice:
         """The choice for a photograph, given as (1, 1, h, w) L in [0, 100]."""
-        return self._choose(0, 0.0, lambda n: L, name)
+        return self._choose(0, 0.0, lambda n: L, name, L.shape[-2])
 
-    def _choose(self, first_frame: int, seconds: float, sample: Sample, what: str) -> ShotChoice:
+    def _choose(self, first_frame: int, seconds: float, sample: Sample, what: str,
+                height: int | None = None) -> ShotChoice:
+        """``height``: the film's frame height in pixels (the scale of its grain; None: ``sample``'s)."""
         cfg = self.cfg
         report: dict = {}
         if self.index is not None:
@@ -192,20 +196,24 @@ class Chooser:
         if self.scores:
             L = sample(3)
             if L is not None:
-                score = self._score(row.reference, L)
+                score = self._score(row.reference, L, height)
                 report["score"] = round(score, 4)
         return self._given(row.reference, score, report, what, sample)
 
-    def _score(self, path: Path, L: torch.Tensor) -> float:
-        """How well the still ``path`` matches the frames ``L`` (retrieval's score)."""
+    def _score(self, path: Path, L: torch.Tensor, height: int | None = None) -> float:
+        """How well the still ``path`` matches the frames ``L`` (retrieval's score); ``height``: the
+        film's frame height (``L`` may be a smaller copy), the pixel size of the grain it is given."""
         from .retrieval import BLURS, ReferenceIndex, grain_sigma, working_l
 
+        work = working_l(L[:1].cpu().float()).shape[-2]
+        scale = round(work / (height or L.shape[-2]), 2)  # working pixels per film pixel
+
         def index(extra: float, blur: float = 0.0) -> ReferenceIndex:
-            if (path, extra, blur) not in self._scorers:
-                self._scorers[(path, extra, blur)] = ReferenceIndex([(path, self.store.get(path))],
-                                                                    self.store.device, grain=extra, blur=blur,
-                                                                    soften=not extra and not blur)
-            return self._scorers[(path, extra, blur)]
+            key = (path, extra, blur, scale if extra else None)
+            if key not in self._scorers:
+                self._scorers[key] = ReferenceIndex([(path, self.store.get(path))], self.store.device, grain=extra,
+                                                    grain_scale=scale, blur=blur, soften=not extra and not blur)
+            return self._scorers[key]
 
         plain = index(0.0)
         own = plain.grains[0]  # the still's own fine detail, at the working size

@@ -55,7 +55,9 @@ automatic colour in. ``grain`` (L units, see :func:`grain_sigma`) adds that
 much synthetic film grain (seeded) to the stills' luminance before their
 features are computed, so a still is compared with the print as the print
 would show it; the caller (``references.choose``) sets it per shot from the
-grain the shot has beyond the still's own.
+grain the shot has beyond the still's own, and ``grain_scale`` (working
+pixels per pixel of the film) makes the grain at the film's pixel size, as
+the print's own grain is (see :func:`add_grain`).
 
 Soft focus: a print softer than its still (an old lens, a print a generation
 or two from the negative) scores low the same way (a development clip at
@@ -176,13 +178,22 @@ def grain_sigma(L: torch.Tensor) -> torch.Tensor:
     return 1.4826 * (r - r.median(dim=1, keepdim=True).values).abs().median(dim=1).values
 
 
-def add_grain(L: torch.Tensor, amount: float, seed: int = 0) -> torch.Tensor:
+def add_grain(L: torch.Tensor, amount: float, seed: int = 0, scale: float = 1.0) -> torch.Tensor:
     """(N, 1, h, w) L in [0, 100] with film grain added (white noise blurred by 0.7 px, scaled so that
-    its own :func:`grain_sigma` is ``amount``; seeded, the same for the same shape)."""
+    its own :func:`grain_sigma` is ``amount``; seeded, the same for the same shape).
+
+    ``scale``: ``L``'s pixels per pixel of the film the grain is to look like. Grain lives at the
+    film's pixel size: it is made at that size and resized to ``L``'s as the film's frames are (a
+    176x144 film's grain, brought up to a 224-pixel working size, is coarser than the working
+    pixel; a 1080p film's, brought down, is finer)."""
     if amount <= 0:
         return L
     gen = torch.Generator().manual_seed(seed)
-    n = gaussian_blur(torch.randn((1, 1, *L.shape[-2:]), generator=gen), 0.7, truncate=2.0, padding="reflect")
+    h, w = L.shape[-2:]
+    nh, nw = max(1, round(h / scale)), max(1, round(w / scale))
+    n = gaussian_blur(torch.randn((1, 1, nh, nw), generator=gen), 0.7, truncate=2.0, padding="reflect")
+    if (nh, nw) != (h, w):
+        n = F.interpolate(n, size=(h, w), mode="bilinear", align_corners=False, antialias=nh > h)
     n = n * (amount / grain_sigma(n).clamp(min=1e-6)).view(-1, 1, 1, 1)
     return (L + n.to(L.device, L.dtype)).clamp(0, 100)
 
@@ -228,6 +239,7 @@ class ReferenceIndex:
         local_weight: float = 0.5,
         size: int = WORK_SIZE,
         grain: float = 0.0,
+        grain_scale: float = 1.0,
         blur: float = 0.0,
         soften: bool = False,
     ):
@@ -243,6 +255,7 @@ class ReferenceIndex:
         self.local_weight = local_weight
         self.size = size
         self.grain = float(grain)
+        self.grain_scale = float(grain_scale)
         self.blur = float(blur)
         self._model = get_backbone(self.device)
         self._centre = _head_mean(self._model).to(self.device)
@@ -260,7 +273,7 @@ class ReferenceIndex:
             self.grains.append(float(grain_sigma(L.float()).item()))
             if soften:
                 self.softened.append(tuple(float(grain_sigma(_soft(L, b)).item()) for b in BLURS))
-            entries.append(self._describe(add_grain(_soft(L, self.blur), self.grain)))
+            entries.append(self._describe(add_grain(_soft(L, self.blur), self.grain, scale=self.grain_scale)))
             self.paths.append(Path(path))
         self._embeds = torch.cat([e.embed for e in entries])  # (S, 1280)
         self._entries = entries

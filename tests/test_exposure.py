@@ -280,10 +280,12 @@ def test_a_still_that_is_no_view_of_the_frame_lends_it_no_exposure():
 
 
 def test_the_colour_side_sees_a_vignetted_print_in_the_stills_light():
-    """A print of the still's scene, its corners darkened by a vignette: from the second batch on, the
-    exemplar evens each frame by the falloff it has seen (flow, attention and luminance checks see the
-    still's light) and gives the colour the vignette after: the corners' colour comes closer to the
-    scene's as that print shows it than on the first batch, which saw the darkened corners."""
+    """A print of the still's scene, its corners darkened by a vignette: the exemplar evens each frame by
+    the falloff it has seen (flow, attention and luminance checks see the still's light) and gives the
+    colour the vignette after, the shot's first batch too (by its first frame's falloff, fitted before
+    it is coloured): its corners' colour comes as close to the scene's as that print shows it as
+    later batches' (within 1.5x their error; seen by nothing, the first batch's was 8x), and the
+    later batches come closer still."""
     import cv2
 
     rng = np.random.default_rng(4)
@@ -298,4 +300,5 @@ def test_the_colour_side_sees_a_vignetted_print_in_the_stills_light():
     corners = np.zeros((128, 160), bool)
     corners[:32, :40] = corners[:32, -40:] = corners[-32:, :40] = corners[-32:, -40:] = True
     err = [float((answer(c, L)[0] - true).abs()[:, torch.from_numpy(corners)].mean()) for _ in range(3)]
-    assert err[2] < 0.8 * err[0], err
+    assert err[0] < 1.5 * err[2], err
+    assert err[2] <= err[0], err

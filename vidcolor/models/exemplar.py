@@ -137,6 +137,15 @@ def still_at(rgb: torch.Tensor, shape: tuple[int, int], ycbcr) -> tuple[torch.Te
     return gray_to_l(rgb_to_luma(ref, ycbcr)), rgb_to_cbcr(ref, ycbcr) * 255.0
 
 
+def _falloff_of(fit: Exposure | None) -> np.ndarray | None:
+    """A frame's gain across the picture, over its mean (the falloff a frame is evened by), or None
+    where it is flat within :data:`FALLOFF_MIN`."""
+    if fit is None:
+        return None
+    shape = fit.gain / float(fit.gain.mean())
+    return shape.astype(np.float32) if float(np.abs(shape - 1).max()) > FALLOFF_MIN else None
+
+
 class PreparedStill:
     """A colour still made ready for frames of one working size ``shape``: its L,
     chroma, uint8 L (the flows'), features and cell tones (the attention's), its
@@ -194,6 +203,15 @@ class PreparedStill:
         if t is not None:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
         return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg)
+
+    def exposure_of(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check) -> Exposure | None:
+        """One frame's :func:`exposure_fit` against this still, from a flow to it of its own (the
+        pre-alignment fitted afresh): nothing the frames' own flows carry on is touched."""
+        m = None if self.aligner is None else self.aligner.fit(l8)
+        keep: list = []
+        _, conf, _ = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep,
+                                fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab, outside_sigma=cfg.outside_sigma)
+        return self._gain(l8, keep[0][0], conf, cfg)
 
     def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> Exposure | None:
         """:func:`exposure_fit` of a frame's uint8 L against this still's carried to the (h, w, 2)
@@ -365,6 +383,8 @@ class ExemplarColorizer(Colorizer):
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
         falloff = self._falloff
+        if falloff is None and self._t == 0 and self.gate > 0 and self.cfg.flow and self.cfg.follow_exposure:
+            falloff = self._first_falloff(L[:1])
         if falloff is not None:  # the colour side sees the frame as the still's light falls: see _follow
             L = evened(L, falloff)
         Lw = self._working(L)
@@ -394,6 +414,20 @@ class ExemplarColorizer(Colorizer):
         self._follow(fits, falloff)
         return torch.cat(out) if len(out) > 1 else out[0]
 
+    def _first_falloff(self, L: torch.Tensor) -> np.ndarray | None:
+        """The print's light across the shot's first frame (``L``: (1, 1, H, W)), for its first batch
+        to be evened by (see :meth:`_follow`); None where it falls as the still's does. A shot's first
+        frames have no earlier falloff to be evened by: matched as they come, a deep vignette's dark
+        corners took the colour of the still's dark petals (the flower shot of the development clips'
+        copy at twice the benchmark's vignette: its first 8 frames 33 dB of chroma, the rest 40-42)."""
+        Lw = self._working(L)
+        if self._shape != Lw.shape[-2:]:
+            self._prepare(tuple(Lw.shape[-2:]))
+        start = time.perf_counter()
+        fit = self._still.exposure_of(l8_of(Lw)[0], self.cfg, self._dis, self._check)
+        self.flow_seconds += time.perf_counter() - start
+        return _falloff_of(fit)
+
     def _follow(self, fits: list, falloff: np.ndarray | None) -> None:
         """The batch's exposures against the still (``fits``, of its frames as evened by ``falloff``) made
         whole, and the falloff the next batch is evened by: the last frame's gain across the picture.
@@ -408,8 +442,7 @@ class ExemplarColorizer(Colorizer):
         self.exposure = fits if any(f is not None for f in fits) else None
         last = fits[-1] if fits else None
         if last is not None:
-            shape = last.gain / float(last.gain.mean())
-            self._falloff = shape.astype(np.float32) if float(np.abs(shape - 1).max()) > FALLOFF_MIN else None
+            self._falloff = _falloff_of(last)
 
     @property
     def follows_exposure(self) -> bool:

@@ -247,6 +247,27 @@ def test_a_brighter_frame_gets_more_chroma_only_as_far_as_rgb_can_show_it():
     assert float(white.abs().max()) < 1e-3  # brightened to white: no colour left
 
 
+def test_every_pixel_under_a_chroma_sample_stays_in_gamut_not_their_mean():
+    """4:2:0: one Cb/Cr sample over 2x2 pixels of different luma. Brightened by 1.2, a red R'G'B' showed
+    on every one of them at the still's exposure is pulled so that the brightest stays in gamut (given
+    the full-size luma); the block's mean luma alone would leave it out."""
+    from vidcolor.color import gray_to_l
+    from vidcolor.models.exposure import exposed
+    from vidcolor.ops import Exposure
+
+    red = torch.tensor([-0.05, 0.15]).view(1, 2, 1, 1)
+    lumas = torch.tensor([[0.5, 0.5], [0.78, 0.78]]).view(1, 1, 2, 2)
+    fit = [Exposure(np.full((1, 1), 1.2, np.float32), 0.0)]
+    inside = lambda y, cb, cr: min(_rgb(y, cb, cr)) >= -1e-4 and max(_rgb(y, cb, cr)) <= 1 + 1e-4  # noqa: E731
+    assert all(inside(float(y) / 1.2, -0.05, 0.15) for y in lumas.flatten())  # a picture at the still's exposure
+    got = exposed(red * 255, fit, gray_to_l(lumas), SPEC)[0, :, 0, 0] / 255
+    assert abs(float(got[0] / got[1]) + 1 / 3) < 1e-5  # the same hue
+    assert all(inside(float(y), float(got[0]), float(got[1])) for y in lumas.flatten())
+    assert abs(max(_rgb(0.78, float(got[0]), float(got[1]))) - 1) < 2e-3  # the brightest on the gamut's edge
+    mean = exposed(red * 255, fit, gray_to_l(lumas.mean().view(1, 1, 1, 1)), SPEC)[0, :, 0, 0] / 255
+    assert abs(float(mean[1]) - 0.18) < 1e-5 and not inside(0.78, float(mean[0]), float(mean[1]))
+
+
 def test_a_print_whose_black_sank_takes_a_dark_colour_toward_black():
     """The fit's black shift: the frame's luma is the still's less 0.05, so a dark saturated red that
     R'G'B' showed at the still's exposure is pulled onto the gamut's edge, keeping its hue; with no shift

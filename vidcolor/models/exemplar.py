@@ -453,7 +453,7 @@ class ExemplarColorizer(Colorizer):
     def expose(self, chroma: torch.Tensor, L: torch.Tensor, fits: list) -> torch.Tensor:
         if all(f is None for f in fits):
             return chroma
-        return exposed(chroma * 255.0, fits, self._guide(L.to(chroma.device, torch.float32)), self.ycbcr) / 255.0
+        return exposed(chroma * 255.0, fits, L.to(chroma.device, torch.float32), self.ycbcr) / 255.0
 
     def _guide(self, L: torch.Tensor) -> torch.Tensor:
         """(N, 1, H, W) full-size L brought (area) to the size the answer is wanted at (``out_size``):

@@ -16,10 +16,14 @@ __all__ = ["exposed", "evened"]
 def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tensor:
     """(N, 2, H, W) Cb/Cr (x 255) times each frame's (h, w) :func:`exposure_fit` gain (None: 1)
     brought to H x W, and pulled toward neutral where the frame's exposure takes the colour out of
-    R'G'B' further than it was at the still's (the frame's (N, 1, H, W) ``L`` less the fit's black
+    R'G'B' further than it was at the still's (the frame's (N, 1, H', W') ``L`` less the fit's black
     shift, over the gain): a brighter print's saturated colour clips toward white keeping its hue, a
     print whose black sank takes a dark saturated colour toward black, as the print's own would; a
-    colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so."""
+    colour R'G'B' can show stays as it is, and a film's colour outside the gamut as carried is left so.
+    ``L`` larger than H x W (the full-size luma of 4:2:0 chroma): every pixel under a chroma sample
+    is kept in gamut, the darkest and the brightest, not their mean (on the development clips'
+    flickering copies, measured on the clean run's colour given the print's true exposure: street
+    42.86 dB of chroma by the mean, 43.69 by the range, against 43.72 for the truth's own rule)."""
     if all(f is None for f in fits):
         return ab
     if ab.shape[0] > 1:  # a frame at a time: a batch's temporaries cost 130 MB of peak memory at 480p
@@ -33,11 +37,14 @@ def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tenso
         return ab * g.to(ab.dtype)
     c = ab.float() / 255.0
     y = l_to_gray(L.float())
-    at_still = ((y - shift) / g).clamp(0, 1)
+    if y.shape[-2:] != (H, W):  # the luma range under each chroma sample
+        lo, hi = -F.adaptive_max_pool2d(-y, (H, W)), F.adaptive_max_pool2d(y, (H, W))
+    else:
+        lo = hi = y
     # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
     # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
-    before = gamut_room(c, at_still, at_still, ycbcr).clamp_(max=1.0)
-    after = gamut_room(c * g, y, y, ycbcr).clamp_(max=1.0)
+    before = gamut_room(c, ((lo - shift) / g).clamp(0, 1), ((hi - shift) / g).clamp(0, 1), ycbcr).clamp_(max=1.0)
+    after = gamut_room(c * g, lo, hi, ycbcr).clamp_(max=1.0)
     return ab * (g * (after / before.clamp_min(1e-6)).clamp(max=1.0)).to(ab.dtype)
 
 

@@ -94,8 +94,9 @@ def build(name: str, strength: float, clips: list[str], seed: int, work: Path, l
           truth: str = "legal") -> Path:
     """Degraded sources, masks and the evaluation set of one configuration; its folder."""
     # v3: legal degraded copies (oldfilm.legal_chroma, by the exposure); v4: Cb/Cr kept bit for bit;
-    # v5: Cb/Cr scaled with the exposure (oldfilm.exposed_chroma)
-    version = {"legal": "v3", "kept": "v4", "exposure": "v5"}[truth]
+    # v5: Cb/Cr scaled with the exposure (oldfilm.exposed_chroma); v6: its legal pull measured against
+    # the clean picture's colour (oldfilm.legal_chroma's ``clean``)
+    version = {"legal": "v3", "kept": "v4", "exposure": "v6"}[truth]
     d = work / ((f"{name}_s{strength:g}_seed{seed}_{version}" if name != "clean" else "clean")
                 + ("_lossless" if lossless else ""))
     spec_all = json.loads((EVAL / "spec.json").read_text())

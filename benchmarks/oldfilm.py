@@ -147,12 +147,18 @@ def _gamut_room(y: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return room.reshape(h, 2, w, 2).min(axis=(1, 3))
 
 
-def legal_chroma(y0: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def legal_chroma(y0: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
+                 clean: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cb/Cr kept, but pulled toward neutral where the degraded luma ``y`` makes them a colour no
     R'G'B' picture holds that the clean ``y0`` did not (a saturated red in a darkened vignette): the
     copy stays a picture, so its stills (saved as RGB) carry its colour. Where the clean picture was
-    already out of gamut, only what the degradation added is taken back."""
-    k = np.clip(_gamut_room(y, u, v) / np.maximum(_gamut_room(y0, u, v), 1e-3), 0, 1)
+    already out of gamut, only what the degradation added is taken back. ``clean``: the clean
+    picture's Cb/Cr where ``u``, ``v`` are not (the exposure truth's, scaled): the colour the clean
+    picture held, at ``y0``, is what the degraded one is measured against (v6; v5 measured the
+    scaled Cb/Cr at ``y0``, a colour no picture held, and left a brightened colour at the gamut's
+    edge out of it by the gain)."""
+    u0, v0 = (u, v) if clean is None else clean
+    k = np.clip(_gamut_room(y, u, v) / np.maximum(_gamut_room(y0, u0, v0), 1e-3), 0, 1)
     if (k >= 1).all():
         return u, v
     f = lambda p: np.clip(np.rint(128 + (p.astype(np.float32) - 128) * k), 0, 255).astype(np.uint8)  # noqa: E731
@@ -246,10 +252,11 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, tr
         y, m, exposed = plan.luma(t, y, state["rng"])
         if strengths:
             y = np.clip(y, 16, 235)  # a legal-range scan (build_set's gray input clips it there too)
+            clean = None
             if truth == "exposure":
-                u, v = exposed_chroma(plan.exposure(t), u, v)
+                clean, (u, v) = (u, v), exposed_chroma(plan.exposure(t), u, v)
             if truth != "kept":
-                u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v)
+                u, v = legal_chroma(y0, np.clip(exposed, 16, 235), u, v, clean)
         masks.append(np.packbits(m, axis=-1))
         return y, u, v
 

@@ -33,7 +33,7 @@ def chooser(tmp_path, score, *, match="normal", single=False, colorizer="exempla
     c = Chooser(cfg, ReferenceSchedule.single(still), ReferenceStore(CPU), luma_lut(YCbCrSpec(BT709, False, 8), CPU),
                 single=single)
     calls = []
-    c._score = lambda path, L: calls.append(path) or score
+    c._score = lambda path, L, height=None: calls.append(path) or score
     return c, still, calls
 
 

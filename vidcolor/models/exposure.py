@@ -36,11 +36,13 @@ def exposed(ab: torch.Tensor, fits: list, L: torch.Tensor, ycbcr) -> torch.Tenso
     if float(g.max()) <= 1.0 and not bool(shift.any()):  # only dimmer: the colour, scaled, stays a picture
         return ab * g.to(ab.dtype)
     c = ab.float() / 255.0
-    y = l_to_gray(L.float())
-    if y.shape[-2:] != (H, W):  # the luma range under each chroma sample
-        lo, hi = -F.adaptive_max_pool2d(-y, (H, W)), F.adaptive_max_pool2d(y, (H, W))
+    L = L.float()
+    if L.shape[-2:] != (H, W):  # the luma range under each chroma sample (L -> luma is monotonic)
+        pool = (lambda x: F.max_pool2d(x, 2)) if L.shape[-2:] == (2 * H, 2 * W) else \
+            (lambda x: F.adaptive_max_pool2d(x, (H, W)))
+        lo, hi = l_to_gray(-pool(-L)), l_to_gray(pool(L))
     else:
-        lo = hi = y
+        lo = hi = l_to_gray(L)
     # how far each colour is out of gamut (1: a colour R'G'B' can show), at the still's exposure and at
     # the frame's: pulled only by what the exposure added (a colour with room to spare stays as vivid)
     before = gamut_room(c, ((lo - shift) / g).clamp(0, 1), ((hi - shift) / g).clamp(0, 1), ycbcr).clamp_(max=1.0)

@@ -137,6 +137,11 @@ def still_at(rgb: torch.Tensor, shape: tuple[int, int], ycbcr) -> tuple[torch.Te
     return gray_to_l(rgb_to_luma(ref, ycbcr)), rgb_to_cbcr(ref, ycbcr) * 255.0
 
 
+def _flow_options(cfg: ExemplarConfig) -> dict:
+    """The flow to the still's checks (:func:`flow_align`, :func:`chain_align`) as the config sets them."""
+    return dict(fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab, outside_sigma=cfg.outside_sigma)
+
+
 def _falloff_of(fit: Exposure | None) -> np.ndarray | None:
     """A frame's gain across the picture, over its mean (the falloff a frame is evened by), or None
     where it is flat within :data:`FALLOFF_MIN`."""
@@ -184,7 +189,7 @@ class PreparedStill:
         the last flow to the still, the answer is chained on from it (:func:`chain_align`), unless
         its mean confidence falls under :data:`CHAIN_KEEP` x that flow's."""
         every, last = cfg.reference_flow_every, self._chain
-        kw = dict(fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab, outside_sigma=cfg.outside_sigma)
+        kw = _flow_options(cfg)
         keep: list = []
         if every > 1 and t is not None and last is not None and last.t == t - 1 and t - last.fresh < every:
             m = motion.result() if isinstance(motion, Future) else motion
@@ -209,8 +214,7 @@ class PreparedStill:
         pre-alignment fitted afresh): nothing the frames' own flows carry on is touched."""
         m = None if self.aligner is None else self.aligner.fit(l8)
         keep: list = []
-        _, conf, _ = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep,
-                                fb_sigma=cfg.fb_sigma, l_sigma=cfg.l_sigma_lab, outside_sigma=cfg.outside_sigma)
+        _, conf, _ = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep, **_flow_options(cfg))
         return self._gain(l8, keep[0][0], conf, cfg)
 
     def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> Exposure | None:
@@ -305,6 +309,11 @@ class ExemplarColorizer(Colorizer):
         self._still = PreparedStill(self._ref_rgb, shape, self.matcher, self.ycbcr, prealign=self._prealign)
         self._shape = shape
 
+    def _prepared_for(self, Lw: torch.Tensor) -> None:
+        """The reference made ready at ``Lw``'s working size, unless it is already."""
+        if self._shape != tuple(Lw.shape[-2:]):
+            self._prepare(tuple(Lw.shape[-2:]))
+
     def end_shot(self) -> ShotStats:
         """Frames the still was pre-aligned onto (None when ``prealign`` is off), the flows' time, and
         per frame the share of it the flow to the still reaches (``extra["confidence"]``, 0..1)."""
@@ -346,8 +355,7 @@ class ExemplarColorizer(Colorizer):
         """Both alignments of (N, 1, h, w) L at the working size; the fusion's inputs.
         ``flows``, ``q``: the frames' :meth:`_flow_batch` and features, when already computed."""
         n, _, h, w = Lw.shape
-        if self._shape != (h, w):
-            self._prepare((h, w))
+        self._prepared_for(Lw)
         self._flows, self._gains = [], []
         if self.cfg.flow:
             flows = self._flow_batch(Lw) if flows is None else flows
@@ -395,8 +403,7 @@ class ExemplarColorizer(Colorizer):
         # On a CPU one frame at a time: the backbone's and the attention's intermediate maps of a
         # whole batch spill out of the caches (8 frames at 256 x 455: 4x slower than one by one)
         step = self.micro_batch or (1 if self.device.type == "cpu" else L.shape[0])
-        if self._shape != Lw.shape[-2:]:
-            self._prepare(tuple(Lw.shape[-2:]))
+        self._prepared_for(Lw)
         ahead = self._flows_ahead(Lw) if self.cfg.flow else None
         out, conf, fits = [], [], []
         try:
@@ -421,8 +428,7 @@ class ExemplarColorizer(Colorizer):
         corners took the colour of the still's dark petals (the flower shot of the development clips'
         copy at twice the benchmark's vignette: its first 8 frames 33 dB of chroma, the rest 40-42)."""
         Lw = self._working(L)
-        if self._shape != Lw.shape[-2:]:
-            self._prepare(tuple(Lw.shape[-2:]))
+        self._prepared_for(Lw)
         start = time.perf_counter()
         fit = self._still.exposure_of(l8_of(Lw)[0], self.cfg, self._dis, self._check)
         self.flow_seconds += time.perf_counter() - start

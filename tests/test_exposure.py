@@ -268,6 +268,39 @@ def test_every_pixel_under_a_chroma_sample_stays_in_gamut_not_their_mean():
     assert abs(float(mean[1]) - 0.18) < 1e-5 and not inside(0.78, float(mean[0]), float(mean[1]))
 
 
+def _grainy_picture(grain: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 1, 128, 160) L of a smooth picture with one sharp edge, and the same with film grain of
+    s.d. ``grain`` L (white noise blurred by 0.7 px, as the old-film benchmark's)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    base = cv2.GaussianBlur(rng.uniform(30, 85, (128, 160)).astype(np.float32), (0, 0), 8)
+    base[:, 80:] += 10
+    g = cv2.GaussianBlur(rng.normal(0, 1, base.shape).astype(np.float32), (0, 0), 0.7)
+    clean = torch.from_numpy(base)[None, None]
+    return clean, clean + torch.from_numpy(g * (grain / g.std()))[None, None]
+
+
+def test_a_grainy_prints_colour_is_pulled_by_its_picture_not_its_grain(monkeypatch):
+    """Brightened by 1.2, a saturated red near the gamut's edge is pulled as far as the print's picture
+    takes it out of gamut. Grain of 2 L widens each chroma sample's luma range: taken at its word, it
+    pulled the red 1.8% further than on the clean print (the old-film benchmark's truth goes by the
+    print's luma before its grain). Narrowed by the grain, the grainy print's red is the clean print's
+    to 0.5%; the clean print, whose noise is under NOISE_FLOOR, is pulled by its full range as before."""
+    import vidcolor.models.exposure as ex
+    from vidcolor.ops import Exposure
+
+    clean, grainy = _grainy_picture(2.0)
+    red = torch.tensor([-0.12, 0.34]).view(1, 2, 1, 1).expand(1, 2, 64, 80) * 255
+    fit = [Exposure(np.full((8, 10), 1.2, np.float32), 0.0)]
+    on_clean, on_grain = ex.exposed(red, fit, clean, SPEC), ex.exposed(red, fit, grainy, SPEC)
+    assert float(on_clean.abs().mean()) < 0.97 * 1.2 * float(red.abs().mean())  # the picture pulls it
+    assert abs(float(on_grain.abs().mean()) / float(on_clean.abs().mean()) - 1) < 0.005
+    monkeypatch.setattr(ex, "GRAIN_RANGE", 0.0)  # the range taken at its word
+    assert float(ex.exposed(red, fit, grainy, SPEC).abs().mean()) < 0.99 * float(on_clean.abs().mean())
+    assert torch.equal(ex.exposed(red, fit, clean, SPEC), on_clean)
+
+
 def test_a_print_whose_black_sank_takes_a_dark_colour_toward_black():
     """The fit's black shift: the frame's luma is the still's less 0.05, so a dark saturated red that
     R'G'B' showed at the still's exposure is pulled onto the gamut's edge, keeping its hue; with no shift

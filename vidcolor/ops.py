@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from .config import FLOW_PRESETS as DIS_PRESETS  # the names configs use (config.py imports no cv2)
 
-__all__ = ["area_resize", "box_filter", "gaussian_blur", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure", "exposure_gain", "exposure_fit", "Exposure",
+__all__ = ["area_resize", "box_filter", "gaussian_blur", "flat_noise", "use_opencv", "pixel_grid", "resize_flow", "work_shape", "DIS_PRESETS", "dis_flow", "fit_exposure", "exposure_gain", "exposure_fit", "Exposure",
            "match_exposure"]
 
 # OpenCV's own presets; ``fine`` is built on ``medium`` by dis_flow()
@@ -86,6 +86,24 @@ def gaussian_blur(t: torch.Tensor, sigma: float, *, truncate: float = 2.5, paddi
     c = t.shape[1]
     t = F.conv2d(F.pad(t, (r, r, 0, 0), mode=padding), k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(F.pad(t, (0, 0, r, r), mode=padding), k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def flat_noise(L: torch.Tensor, block: int = 8, quantile: float = 0.1) -> torch.Tensor:
+    """(N, 1, H, W) -> (N,) s.d. of the fine detail (the residual of a sigma-1 Gaussian blur) in the
+    picture's flattest ``block`` x ``block`` blocks (their ``quantile``-th variance): the grain or noise
+    of the frame, not its detail (a mean over the whole picture counts every edge). Zero for a picture
+    too small to hold such blocks. On the development clips, in L units: 0.13-0.36 clean, 1.0-1.4 with
+    the old-film benchmark's grain, 2.3 at twice it."""
+    h, w = L.shape[-2:]
+    if min(h, w) < 2 * block:
+        return torch.zeros(L.shape[0], device=L.device)
+    hb, wb = h // block, w // block
+    out = []
+    for x in L.detach().float().cpu().numpy()[:, 0]:  # OpenCV and numpy: 2-3 ms a 480p frame (torch: 40)
+        r = x - cv2.GaussianBlur(x, (5, 5), 1.0, borderType=cv2.BORDER_REFLECT_101)
+        v = np.square(r[:hb * block, :wb * block]).reshape(hb, block, wb, block).mean(axis=(1, 3))
+        out.append(math.sqrt(float(np.quantile(v, quantile))))
+    return torch.tensor(out, device=L.device)
 
 
 @functools.lru_cache(maxsize=4)

@@ -1,11 +1,12 @@
 """Quality of the auto colorizer on the held-out test photos, against a gray floor.
 
     python benchmarks/bench_auto.py [--weights FILE] [--before FILE [--before-fitted]] [--side 512] [--sheet sheet.png]
-                                    [--temperature T] [--realism]
+                                    [--temperature T] [--realism] [--split val]
 
 The test photos are ``configs/train-auto.yaml``'s ``test`` split (chosen by
 a hash of their names; never trained on, never used to pick a checkpoint or
-the decoding: ``benchmarks/fit_auto_decoding.py`` fits on ``val``). Each is
+the decoding: ``benchmarks/fit_auto_decoding.py`` fits on ``val``; ``--split val``
+scores those instead, to compare training recipes where they are chosen). Each is
 brought to at most ``--side`` pixels, reduced to its Lab L, colourised, and
 put back together with its true L (Lab -> sRGB). Printed per photo and as a
 mean: PSNR (RGB, 8 bit) against the original and Hasler-Suesstrunk
@@ -93,6 +94,8 @@ def tiles(row: list[np.ndarray], h: int = 200) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", help="photo folder [default: configs/train-auto.yaml's]")
+    ap.add_argument("--split", default="test", choices=["test", "val"],
+                    help="photos scored: test (report only) or val (the split recipes and checkpoints are chosen on)")
     ap.add_argument("--weights", help="auto weights [default: the packaged file]")
     ap.add_argument("--before", help="weights decoded the old way (plain annealed mean, T 0.38), for comparison")
     ap.add_argument("--before-fitted", action="store_true",
@@ -110,7 +113,7 @@ def main() -> None:
     from vidcolor.models import get_colorizer
 
     cpu = torch.device("cpu")
-    held = split("test", data=a.data)
+    held = split(a.split, data=a.data)
     colorizers = {}
     if a.before:
         colorizers["before"] = get_colorizer("auto", device=cpu, config=AutoConfig(
@@ -121,7 +124,7 @@ def main() -> None:
     meta = after.net.meta
     print(f"auto weights: {a.weights or 'packaged'}; trained {meta.get('steps')} steps on {meta.get('photos')} photos; "
           f"decoding {after.decoding}")
-    print(f"{len(held)} test photos (configs/train-auto.yaml's test split), long side <= {a.side}")
+    print(f"{len(held)} {a.split} photos (configs/train-auto.yaml's {a.split} split), long side <= {a.side}")
     names = ["gray", *colorizers]
     rows, sheet, secs = [], [], []
     classifier = lite2() if a.realism else None

@@ -203,9 +203,9 @@ class Chooser:
     def _score(self, path: Path, L: torch.Tensor, height: int | None = None) -> float:
         """How well the still ``path`` matches the frames ``L`` (retrieval's score); ``height``: the
         film's frame height (``L`` may be a smaller copy), the pixel size of the grain it is given."""
-        from .retrieval import BLURS, WORK_SIZE, ReferenceIndex, _work_shape, grain_sigma, working_l
+        from .retrieval import BLURS, WORK_SIZE, ReferenceIndex, working_shape, grain_sigma, working_l
 
-        work = _work_shape(*L.shape[-2:], WORK_SIZE)[0]  # the height the frames are scored at
+        work = working_shape(*L.shape[-2:], WORK_SIZE)[0]  # the height the frames are scored at
         scale = round(work / (height or L.shape[-2]), 2)  # working pixels per film pixel
 
         def index(extra: float, blur: float = 0.0) -> ReferenceIndex:

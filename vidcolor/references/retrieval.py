@@ -97,6 +97,7 @@ __all__ = [
     "WORK_SIZE",
     "HIST_BINS",
     "working_l",
+    "working_shape",
     "l_histogram",
     "hist_correl",
     "grain_sigma",
@@ -140,13 +141,15 @@ def working_l(L: torch.Tensor, size: int = WORK_SIZE) -> torch.Tensor:
     """(N, 1, H, W) L -> L resized (bilinear, antialiased when shrinking) so the short side is
     ``size`` and the long side at most ``2 * size``."""
     h, w = L.shape[-2:]
-    oh, ow = _work_shape(h, w, size)
+    oh, ow = working_shape(h, w, size)
     if (oh, ow) == (h, w):
         return L.float()
     return F.interpolate(L.float(), size=(oh, ow), mode="bilinear", align_corners=False, antialias=oh < h)
 
 
-def _work_shape(h: int, w: int, size: int) -> tuple[int, int]:
+def working_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """The (h, w) :func:`working_l` brings an h x w picture to: short side ``size``, long side at most
+    ``2 * size`` (unlike :func:`vidcolor.ops.work_shape`, it enlarges and caps the long side)."""
     scale = size / min(h, w)
     if max(h, w) * scale > 2 * size:
         scale = 2 * size / max(h, w)
@@ -302,7 +305,7 @@ class ReferenceIndex:
     # -- features --------------------------------------------------------------------
     def _resize_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
         h, w = rgb.shape[-2:]
-        oh, ow = _work_shape(h, w, self.size)
+        oh, ow = working_shape(h, w, self.size)
         if (oh, ow) == (h, w):
             return rgb
         return F.interpolate(rgb, size=(oh, ow), mode="bilinear", align_corners=False, antialias=oh < h).clamp(0, 1)

@@ -257,3 +257,29 @@ def _on_and_around(got: np.ndarray, want: np.ndarray, truth: np.ndarray) -> tupl
         on.append(e[m])
         ring.append(e[r])
     return float(np.concatenate(on).mean()), float(np.concatenate(ring).mean())
+
+
+def test_a_speck_that_lands_where_something_as_dark_just_was_is_found_as_it_goes(seed=3):
+    """A bird (dark, textured) is in a place for three frames and gone the next; a speck of dust lands
+    just there in that frame and is gone the frame after. Coming, the speck is no news (the bird was as
+    dark there a frame ago); going, it is: the batch's next frame shows the picture. (Before the
+    finder looked forward inside a batch the speck kept its darkness: mean error 106 codes, now 4.)"""
+    clean = moving_picture(seed, n=16)
+    dirty = clean.copy()
+    rng = np.random.default_rng(seed)
+    bird = np.clip(30 + rng.normal(0, 12, (7, 7)), 0, 255)  # textured: no speck
+    x, y = 60, 44
+    for t, dx in ((8, -4), (9, -2), (10, 0)):
+        dirty[t, y:y + 7, x + dx:x + dx + 7] = bird
+    speck = np.zeros(dirty.shape[1:], np.uint8)
+    cv2.circle(speck, (x + 3, y + 3), 3, 1, -1)
+    dirty[11][speck > 0] = 22  # frame 11: the bird has gone and a speck lands where it was
+    f = DefectFinder()
+    f.fill(dirty[:8])
+    out = f.fill(dirty[8:])
+    on = speck > 0
+    err = np.abs(out[3].astype(int) - clean[11].astype(int))[on].mean()
+    before = np.abs(dirty[11].astype(int) - clean[11].astype(int))[on].mean()
+    assert err < 0.25 * before, (err, before)
+    coming = DefectFinder()
+    assert not [coming.find(d) for d in dirty][11][on].any()  # coming, it was no news: only going tells it

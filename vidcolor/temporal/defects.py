@@ -20,8 +20,14 @@ shot has nothing to be compared with: none are found there). A pixel is
   ``novelty``, and where the blob's surroundings best match the previous
   frame (within ``search`` pixels, the blob itself left out), what was under
   it was not as bright (a small thing that moved, a walker's head, is no
-  speck); or it was a speck a frame ago, in place, for under ``dust_life``
-  frames;
+  speck); where the surroundings are not found there (the picture around it
+  moved or changed), only an even blob (its s.d. at most ``flat`` x its
+  top-hat: dirt is opaque, or a clear hole) not itself found within
+  ``search`` pixels a frame ago; or it was a speck a frame ago, in place,
+  for under ``dust_life`` frames; or, the same tests the other way in time,
+  **gone** by the next frame of the batch (an even blob only), or a frame
+  before one that is: a speck that came where something as dark had just
+  been (so was no news coming) is found as it goes;
 - a **scratch** when its horizontal top-hat (``scratch_width``) is over
   ``scratch_contrast`` along at least ``scratch_cover`` of a vertical run of
   ``scratch_run`` x the frame's height, and either that run's mean top-hat
@@ -33,7 +39,7 @@ shot has nothing to be compared with: none are found there). A pixel is
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
-nothing is found (about 1.5 pixels in 10,000 on the development clips, the
+nothing is found (about 2 pixels in 10,000 on the development clips, the
 heads and feet of walkers). The film's own luma is never altered: the
 finder's :meth:`DefectFinder.fill` gives the colour side (colorizer, temporal
 smoother, the codes) a copy with the defects filled: a speck, and each
@@ -168,7 +174,8 @@ class DefectFinder:
     surroundings matched around a speck; ``fit_rms``: the most they may differ from their match
     (8-bit codes) for the speck to be judged, or a speck or stretch of a scratch to be filled from
     the previous frame (else it is left alone, or filled from around it); ``grow``: pixels the found
-    mask is widened by (a defect's soft edge); ``temporal_fill`` / ``temporal_scratch``: specks /
+    mask is widened by (a defect's soft edge); ``flat``: how even a speck judged without its
+    surroundings (or found as it goes) must be; ``temporal_fill`` / ``temporal_scratch``: specks /
     scratches filled from the previous frame where they can be (else from around them only);
     ``look_back``: frames of a shot's first batch walked backwards to its first frame (a scratch
     already there when the shot starts is found if it has gone within them).
@@ -179,7 +186,7 @@ class DefectFinder:
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
-                 edge: int = 1, look_back: int = 7):
+                 edge: int = 1, look_back: int = 7, flat: float = 0.1):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -188,6 +195,7 @@ class DefectFinder:
         self.edge = max(1, edge)  # pixels at the frame's edge where no speck is new (the picture comes in there)
         self.dust_size, self.blob_slack = dust_size, blob_slack
         self.look_back = max(1, look_back)
+        self.flat = flat
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -206,24 +214,47 @@ class DefectFinder:
         self._res: dict | None = None  # the previous frame's spatial residuals (dust, line), per sign
         self._speck: dict = {}  # per sign (+1 bright, -1 dark): per pixel, frames it has been a speck (uint8)
         self._scratch: dict = {}  # ... a scratch
+        self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
 
-    def _small(self, on: np.ndarray, y: np.ndarray | None = None, p: np.ndarray | None = None,
-               sign: int = 1) -> np.ndarray:
-        """The parts of ``on`` that are small blobs (no wider nor taller than a speck can be); given
-        this frame ``y`` and the previous ``p``, only those that did not come from near by: where the
-        blob's surroundings best match the previous frame (within ``search`` pixels), what was
-        under it was not as bright (``sign`` -1: as dark). A small thing that moved is no speck."""
-        if not on.any():
-            return on
+    def _blobs(self, on: np.ndarray, y: np.ndarray, resid: np.ndarray | None):
+        """8-connected blobs of ``on`` (not empty): count, labels, stats, which are speck-sized (no wider
+        nor taller than a speck can be, not under ``min_area``) and which are even inside: their s.d.
+        in ``y`` at most ``flat`` x their mean ``resid`` (the top-hat: their contrast with what is around
+        them). Dirt is opaque (or a clear hole), unlike most of a picture's small detail."""
         n, labels, stats = _components(on)
         big = self.dust_size + self.blob_slack
         ok = (stats[:, cv2.CC_STAT_WIDTH] <= big) & (stats[:, cv2.CC_STAT_HEIGHT] <= big)
         ok &= stats[:, cv2.CC_STAT_AREA] >= self.min_area
         ok[0] = False
+        even = np.zeros(n, bool)
+        if resid is not None:
+            lab, v = labels[on], y[on].astype(np.float64)
+            cnt = np.maximum(np.bincount(lab, minlength=n), 1)
+            mean = np.bincount(lab, v, n) / cnt
+            sd = np.sqrt(np.maximum(np.bincount(lab, v * v, n) / cnt - mean ** 2, 0.0))
+            even = sd <= self.flat * np.bincount(lab, resid[on].astype(np.float64), n) / cnt
+        return n, labels, stats, ok, even
+
+    def _small(self, on: np.ndarray, y: np.ndarray | None = None, p: np.ndarray | None = None,
+               sign: int = 1, resid: np.ndarray | None = None) -> np.ndarray:
+        """The parts of ``on`` that are small blobs (:meth:`_blobs`); given this frame ``y`` and the
+        previous ``p``, only those that did not come from near by: where the blob's surroundings best
+        match the previous frame (within ``search`` pixels), what was under it was not as bright
+        (``sign`` -1: as dark); where they are not found, an even blob (``resid``: :meth:`_blobs`)
+        not itself found near by in ``p``. A small thing that moved is no speck."""
+        if not on.any():
+            return on
+        n, labels, stats, ok, even = self._blobs(on, y, resid)
         if p is not None:
+            moved = np.zeros(n, bool)
             for i in np.flatnonzero(ok):
-                ok[i] = self._moved_in(labels, i, stats[i], y, p, sign) is False
-        return ok[labels]
+                ok[i] = self._moved_in(labels, i, stats[i], y, p, sign, bool(even[i])) is False
+                moved[i] = not ok[i]
+            if self._moved is not None and moved.any():  # judged to have moved in: not judged again going back
+                self._moved[on] |= moved[labels[on]]
+        out = np.zeros(on.shape, bool)
+        out[on] = ok[labels[on]]
+        return out
 
     def _match(self, y: np.ndarray, p: np.ndarray, box: tuple[int, int, int, int],
                blob: np.ndarray) -> tuple[int, int, float] | None:
@@ -252,13 +283,15 @@ class DefectFinder:
         return max(0, x0 - pad), max(0, y0 - pad), min(w, x0 + bw + pad), min(h, y0 + bh + pad)
 
     def _moved_in(self, labels: np.ndarray, i: int, stat: np.ndarray, y: np.ndarray, p: np.ndarray,
-                  sign: int) -> bool:
-        """Whether blob ``i`` was near by in ``p``: its surroundings' best match in ``p`` has it too."""
+                  sign: int, even: bool = False) -> bool:
+        """Whether blob ``i`` was near by in ``p``: its surroundings' best match in ``p`` has it too;
+        where they are not found (the picture around it moved or changed), unknown unless the blob is
+        ``even`` (as dirt is) and not itself found near by in ``p``."""
         ax, ay, bx, by = box = self._box(stat, y.shape)
         blob = labels[ay:by, ax:bx] == i
         got = self._match(y, p, box, blob)
-        if got is None or got[2] > self.fit_rms:  # the surroundings are not found: whether it moved is unknown
-            return True
+        if got is None or got[2] > self.fit_rms:
+            return not even or self._near_before(y, p, box, blob)
         oy, ox, _ = got
         # what was there, give or take a pixel (the match is to the pixel, the motion is not)
         wide = np.pad(p, 1, mode="edge")[oy:oy + (by - ay) + 2, ox:ox + (bx - ax) + 2]
@@ -266,15 +299,30 @@ class DefectFinder:
         tpl = y[ay:by, ax:bx].astype(np.float32)
         return float((sign * (tpl - wide))[blob].mean()) < self.novelty
 
-    def _from_before(self, frame: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    def _near_before(self, y: np.ndarray, p: np.ndarray, box: tuple[int, int, int, int], blob: np.ndarray) -> bool:
+        """Whether the blob itself is found in ``p`` within ``search`` pixels: somewhere its pixels
+        are matched to within ``novelty`` (root mean square), a small thing that may have moved in."""
+        h, w = y.shape
+        ax, ay, bx, by = box
+        rows, cols = np.flatnonzero(blob.any(axis=1)), np.flatnonzero(blob.any(axis=0))
+        inside = blob[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        y0, x0 = ay + rows[0], ax + cols[0]
+        y1, x1 = y0 + inside.shape[0], x0 + inside.shape[1]
+        r = self.search
+        sx, sy, ex, ey = max(0, x0 - r), max(0, y0 - r), min(w, x1 + r), min(h, y1 + r)
+        fit = cv2.matchTemplate(p[sy:ey, sx:ex].astype(np.float32), y[y0:y1, x0:x1].astype(np.float32),
+                                cv2.TM_SQDIFF, mask=inside.astype(np.float32))
+        return float(fit.min()) < self.novelty ** 2 * float(inside.sum())
+
+    def _from_before(self, frame: np.ndarray, filled: np.ndarray, specks: dict, scratches: dict) -> np.ndarray:
         """``filled`` (``frame`` with its defects filled from around them) with each speck's pixels,
         and each ``scratch_tile`` rows of a scratch, taken instead from the previous frame (as filled),
         where their surroundings are found there: what the defect hides was seen a frame ago."""
         last = self._last
-        if last is None or frame.dtype != np.uint8 or not (self._speck or self._scratch):
+        if last is None or frame.dtype != np.uint8 or not (specks or scratches):
             return filled
         p = match_exposure(last, frame)
-        for found, tile in ((self._speck, 0), (self._scratch, self.scratch_tile)):
+        for found, tile in ((specks, 0), (scratches, self.scratch_tile)):
             if not found or (tile == 0 and not self.temporal_fill) or (tile and not self.temporal_scratch):
                 continue
             spots = np.zeros(frame.shape, np.uint8)
@@ -300,7 +348,8 @@ class DefectFinder:
                     filled[ay:by, ax:bx][part] = under[part]
         return filled
 
-    def _new_specks(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int) -> np.ndarray:
+    def _new_specks(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int,
+                    resid: np.ndarray | None = None) -> np.ndarray:
         """Of the candidate pixels ``cand`` (some), those brighter (``sign`` -1: darker) than anything
         near them in ``p`` (the previous frame brought to ``y8``'s exposure), in small blobs that did
         not come from near by."""
@@ -308,7 +357,7 @@ class DefectFinder:
             cand &= cv2.subtract(y8, cv2.dilate(p, self._near)) > self.novelty
         else:
             cand &= cv2.subtract(cv2.erode(p, self._near), y8) > self.novelty
-        return self._small(cand, y8, p, sign) if cand.any() else cand
+        return self._small(cand, y8, p, sign, resid) if cand.any() else cand
 
     def _line(self, resid: np.ndarray) -> np.ndarray:
         """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical
@@ -322,6 +371,7 @@ class DefectFinder:
         if self._tall is None or self._tall.shape[0] != run:
             self._run, self._tall, self._column = run, np.ones((run, 3), np.uint8), np.ones((run, 1), np.uint8)
         prev, self._prev = self._prev, y8
+        self._moved = np.zeros(y8.shape, bool)
         res, specks, scratches = {}, {}, {}
         exposed = None  # the previous frame at this one's exposure: fitted once, when a sign first needs it
         for sign in (1, -1):
@@ -346,7 +396,7 @@ class DefectFinder:
             if hit.any():
                 if exposed is None:
                     exposed = match_exposure(prev, y8)
-                hit = self._new_specks(y8, hit, exposed, sign)
+                hit = self._new_specks(y8, hit, exposed, sign, dust)
             age = hit.view(np.uint8).copy()
             was = self._speck.get(sign)
             if was is not None:
@@ -378,23 +428,74 @@ class DefectFinder:
             mask = cv2.dilate(mask.view(np.uint8), _ellipse(2 * self.grow + 1)) > 0
         return mask
 
+    def _gone(self, seen: list[tuple[np.ndarray, dict]], known: list[np.ndarray]) -> list[dict]:
+        """Per frame of a batch (``seen``: each frame's 8-bit luma and spatial residuals, in order),
+        its specks found from the frame after it: new against that frame (gone by then, the same
+        tests as :meth:`find`'s, the other way in time), or one found so a frame later, in place,
+        for under ``dust_life`` frames. The batch's last frame has no frame after it: none."""
+        out: list[dict] = [{} for _ in seen]
+        was: dict = {}
+        m = self.edge
+        for i in range(len(seen) - 2, -1, -1):
+            (y8, res), (nxt, res_n) = seen[i], seen[i + 1]
+            found, exposed = {}, None
+            for sign in (1, -1):
+                dust = res[sign][0]
+                blob = dust > self.dust_contrast
+                new = cv2.subtract(dust, cv2.dilate(res_n[sign][0], self._near))
+                new[:, :m] = new[:, -m:] = new[:m] = new[-m:] = 0
+                hit = blob & (new > self.novelty) & ~known[i]
+                if hit.any():  # only even blobs (as dirt is): a cheap look before anything is matched
+                    _, labels, _, ok, even = self._blobs(hit, y8, dust)
+                    hit[hit] = (ok & even)[labels[hit]]
+                if hit.any():
+                    if exposed is None:
+                        exposed = match_exposure(nxt, y8)
+                    hit = self._new_specks(y8, hit, exposed, sign, dust)
+                age = hit.view(np.uint8).copy()
+                w = was.get(sign)
+                if w is not None:
+                    kept = blob & (w > 0) & (w < self.dust_life)
+                    age[kept] = w[kept] + 1
+                if age.any():
+                    found[sign] = age
+            out[i] = was = found
+        return out
+
     def fill(self, luma: np.ndarray) -> np.ndarray:
         """(N, H, W) luma -> the same with each frame's defects filled from around them (a copy
-        where any is found; ``luma`` itself is never written)."""
+        where any is found; ``luma`` itself is never written). A speck is found when it comes (against
+        the frame before) or when it goes (against the frame after, inside the batch)."""
         out = luma
         start = self._prev is None and len(luma) > 1
         if start:  # a shot's first frame: the frames after it walked backwards to it (see the module docstring)
             for frame in luma[min(len(luma), 1 + self.look_back):0:-1]:
                 self.find(frame)
+        seen, found, judged = [], [], []
         for i, frame in enumerate(luma):
             m = self.find(frame)
             if start and i == 0:  # what the first frame has is new from here on (its life counted afresh)
-                for found in (self._speck, self._scratch):
-                    for v in found.values():
+                for f in (self._speck, self._scratch):
+                    for v in f.values():
                         v[v > 0] = 1
+            seen.append((self._prev, self._res))
+            found.append((m, self._speck, self._scratch))
+            judged.append(m | self._moved)
+        self._moved = None
+        gone = self._gone(seen, judged) if len(luma) > 1 else [{}]
+        for i, frame in enumerate(luma):
+            m, specks, scratches = found[i]
+            if gone[i]:
+                late = np.zeros(m.shape, np.uint8)
+                for v in gone[i].values():
+                    late |= (v > 0).view(np.uint8)
+                if self.grow:
+                    late = cv2.dilate(late, _ellipse(2 * self.grow + 1))
+                m = m | (late > 0)
+                specks = {**{("gone", k): v for k, v in gone[i].items()}, **specks}
             if m.any():
                 if out is luma:
                     out = luma.copy()
-                out[i] = self._from_before(frame, fill_masked(frame, m))
+                out[i] = self._from_before(frame, fill_masked(frame, m), specks, scratches)
             self._last = out[i]
         return out

@@ -62,6 +62,9 @@ starker, straighter), from either side of them.
 """
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Iterable
+
 import cv2
 import numpy as np
 
@@ -201,7 +204,7 @@ class DefectFinder:
         self._hline = np.ones((1, scratch_width), np.uint8)
         self._near = _ellipse(2 * reach + 1)
         self._wide = np.ones((1, 2 * line_reach + 1), np.uint8)
-        self._margin = self.edge, line_reach + 2
+        self._line_margin = line_reach + 2
         self._tall: np.ndarray | None = None  # (run, 3): a scratch drifts a little sideways
         self._column: np.ndarray | None = None  # (run, 1)
         self._step = np.ones((3, 3), np.uint8)
@@ -314,10 +317,22 @@ class DefectFinder:
                                 cv2.TM_SQDIFF, mask=inside.astype(np.float32))
         return float(fit.min()) < self.novelty ** 2 * float(inside.sum())
 
-    def _from_before(self, frame: np.ndarray, filled: np.ndarray, specks: dict, scratches: dict) -> np.ndarray:
+    def _grown(self, ages: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+        """(H, W) bool: where any of ``ages`` (per-pixel ages of found defects) is on, widened by
+        ``grow`` pixels (a defect's soft edge, and the encoder's ringing, with it)."""
+        mask = np.zeros(shape, np.uint8)
+        for v in ages:
+            mask |= (v > 0).view(np.uint8)
+        if self.grow and mask.any():
+            mask = cv2.dilate(mask, _ellipse(2 * self.grow + 1))
+        return mask.view(bool)
+
+    def _from_before(self, frame: np.ndarray, filled: np.ndarray, specks: list[np.ndarray],
+                     scratches: list[np.ndarray]) -> np.ndarray:
         """``filled`` (``frame`` with its defects filled from around them) with each speck's pixels,
         and each ``scratch_tile`` rows of a scratch, taken instead from the previous frame (as filled),
-        where their surroundings are found there: what the defect hides was seen a frame ago."""
+        where their surroundings are found there: what the defect hides was seen a frame ago.
+        ``specks``, ``scratches``: the frame's found ages (none empty)."""
         last = self._last
         if last is None or frame.dtype != np.uint8 or not (specks or scratches):
             return filled
@@ -325,12 +340,7 @@ class DefectFinder:
         for found, tile in ((specks, 0), (scratches, self.scratch_tile)):
             if not found or (tile == 0 and not self.temporal_fill) or (tile and not self.temporal_scratch):
                 continue
-            spots = np.zeros(frame.shape, np.uint8)
-            for v in found.values():
-                spots |= (v > 0).view(np.uint8)
-            if self.grow:
-                spots = cv2.dilate(spots, _ellipse(2 * self.grow + 1))
-            n, labels, stats = _components(spots.view(bool))
+            n, labels, stats = _components(self._grown(found, frame.shape))
             for i in range(1, n):
                 x0, y0, bw, bh = (int(v) for v in stats[i][:4])
                 step = tile or bh  # a scratch runs far: each stretch of it matched on its own (the picture moves)
@@ -359,6 +369,31 @@ class DefectFinder:
             cand &= cv2.subtract(cv2.erode(p, self._near), y8) > self.novelty
         return self._small(cand, y8, p, sign, resid) if cand.any() else cand
 
+    def _speck_ages(self, y8: np.ndarray, dust: np.ndarray, other: np.ndarray, sign: int, was: np.ndarray | None,
+                    exposure: Callable[[], np.ndarray], judged: np.ndarray | None = None) -> np.ndarray:
+        """One sign's specks of ``y8`` (``dust``: its top-hat) against a neighbouring frame (``other``:
+        that frame's top-hat; ``exposure()``: that frame brought to ``y8``'s exposure), as per-pixel ages:
+        a small strong blob, new against it, or where one was in that frame (``was``: its ages), in place,
+        for under ``dust_life`` frames (dust lives a few frames and cannot grow). ``judged``: going back
+        in time, the pixels judged going forward (left alone), and only even blobs are new."""
+        m = self.edge  # the picture coming in at a side is no news
+        new = cv2.subtract(dust, cv2.dilate(other, self._near))  # more so than anything near it there
+        new[:, :m] = new[:, -m:] = new[:m] = new[-m:] = 0
+        blob = dust > self.dust_contrast
+        hit = blob & (new > self.novelty)
+        if judged is not None:
+            hit &= ~judged
+            if hit.any():  # only even blobs (as dirt is): a cheap look before anything is matched
+                _, labels, _, ok, even = self._blobs(hit, y8, dust)
+                hit[hit] = (ok & even)[labels[hit]]
+        if hit.any():
+            hit = self._new_specks(y8, hit, exposure(), sign, dust)
+        age = hit.view(np.uint8).copy()
+        if was is not None:
+            kept = blob & (was > 0) & (was < self.dust_life)
+            age[kept] = was[kept] + 1
+        return age
+
     def _line(self, resid: np.ndarray) -> np.ndarray:
         """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical
         run, and on to the line's ends."""
@@ -373,7 +408,8 @@ class DefectFinder:
         prev, self._prev = self._prev, y8
         self._moved = np.zeros(y8.shape, bool)
         res, specks, scratches = {}, {}, {}
-        exposed = None  # the previous frame at this one's exposure: fitted once, when a sign first needs it
+        # the previous frame at this one's exposure: fitted once, when a sign first needs it
+        exposure = functools.cache(lambda: match_exposure(prev, y8))
         for sign in (1, -1):
             # brighter than the background (a disc's, or across a line): the white top-hats (-1: black)
             op = cv2.MORPH_TOPHAT if sign > 0 else cv2.MORPH_BLACKHAT
@@ -385,24 +421,10 @@ class DefectFinder:
                 continue
             # and more so than anything near it a frame ago: what moved a little is no news
             dust0, along0 = self._res[sign]
-            new = cv2.subtract(dust, cv2.dilate(dust0, self._near))
+            specks[sign] = self._speck_ages(y8, dust, dust0, sign, self._speck.get(sign), exposure)
             new_line = cv2.subtract(along, cv2.dilate(along0, self._wide))
-            m, ml = self._margin  # the picture coming in at a side is no news
-            new[:, :m] = new[:, -m:] = new[:m] = new[-m:] = 0
+            ml = self._line_margin  # the picture coming in at a side is no news
             new_line[:, :ml] = new_line[:, -ml:] = 0
-            # a speck: a small strong blob, new, or where one was a frame ago (dust lives a few frames, in place)
-            blob = dust > self.dust_contrast
-            hit = blob & (new > self.novelty)
-            if hit.any():
-                if exposed is None:
-                    exposed = match_exposure(prev, y8)
-                hit = self._new_specks(y8, hit, exposed, sign, dust)
-            age = hit.view(np.uint8).copy()
-            was = self._speck.get(sign)
-            if was is not None:
-                kept = blob & (was > 0) & (was < self.dust_life)  # in place: it cannot grow
-                age[kept] = was[kept] + 1
-            specks[sign] = age
             # a scratch: a line, new along most of its run, or along one found a frame ago (it drifts a little)
             line_c = self._line(line)
             if line_c.any():
@@ -419,14 +441,9 @@ class DefectFinder:
         self._res = res
         self._speck = {k: v for k, v in specks.items() if v.any()}
         self._scratch = {k: v for k, v in scratches.items() if v.any()}
-        mask = np.zeros(y8.shape, bool)
         if first:
-            return mask
-        for v in (*self._speck.values(), *self._scratch.values()):
-            mask |= v > 0
-        if self.grow and mask.any():  # the defect's soft edge (and the encoder's ringing) with it
-            mask = cv2.dilate(mask.view(np.uint8), _ellipse(2 * self.grow + 1)) > 0
-        return mask
+            return np.zeros(y8.shape, bool)
+        return self._grown((*self._speck.values(), *self._scratch.values()), y8.shape)
 
     def _gone(self, seen: list[tuple[np.ndarray, dict]], known: list[np.ndarray]) -> list[dict]:
         """Per frame of a batch (``seen``: each frame's 8-bit luma and spatial residuals, in order),
@@ -435,28 +452,12 @@ class DefectFinder:
         for under ``dust_life`` frames. The batch's last frame has no frame after it: none."""
         out: list[dict] = [{} for _ in seen]
         was: dict = {}
-        m = self.edge
         for i in range(len(seen) - 2, -1, -1):
             (y8, res), (nxt, res_n) = seen[i], seen[i + 1]
-            found, exposed = {}, None
+            exposure = functools.cache(lambda nxt=nxt, y8=y8: match_exposure(nxt, y8))
+            found = {}
             for sign in (1, -1):
-                dust = res[sign][0]
-                blob = dust > self.dust_contrast
-                new = cv2.subtract(dust, cv2.dilate(res_n[sign][0], self._near))
-                new[:, :m] = new[:, -m:] = new[:m] = new[-m:] = 0
-                hit = blob & (new > self.novelty) & ~known[i]
-                if hit.any():  # only even blobs (as dirt is): a cheap look before anything is matched
-                    _, labels, _, ok, even = self._blobs(hit, y8, dust)
-                    hit[hit] = (ok & even)[labels[hit]]
-                if hit.any():
-                    if exposed is None:
-                        exposed = match_exposure(nxt, y8)
-                    hit = self._new_specks(y8, hit, exposed, sign, dust)
-                age = hit.view(np.uint8).copy()
-                w = was.get(sign)
-                if w is not None:
-                    kept = blob & (w > 0) & (w < self.dust_life)
-                    age[kept] = w[kept] + 1
+                age = self._speck_ages(y8, res[sign][0], res_n[sign][0], sign, was.get(sign), exposure, known[i])
                 if age.any():
                     found[sign] = age
             out[i] = was = found
@@ -479,20 +480,15 @@ class DefectFinder:
                     for v in f.values():
                         v[v > 0] = 1
             seen.append((self._prev, self._res))
-            found.append((m, self._speck, self._scratch))
+            found.append((m, list(self._speck.values()), list(self._scratch.values())))
             judged.append(m | self._moved)
         self._moved = None
         gone = self._gone(seen, judged) if len(luma) > 1 else [{}]
         for i, frame in enumerate(luma):
             m, specks, scratches = found[i]
             if gone[i]:
-                late = np.zeros(m.shape, np.uint8)
-                for v in gone[i].values():
-                    late |= (v > 0).view(np.uint8)
-                if self.grow:
-                    late = cv2.dilate(late, _ellipse(2 * self.grow + 1))
-                m = m | (late > 0)
-                specks = {**{("gone", k): v for k, v in gone[i].items()}, **specks}
+                m = m | self._grown(gone[i].values(), m.shape)
+                specks = [*specks, *gone[i].values()]
             if m.any():
                 if out is luma:
                     out = luma.copy()

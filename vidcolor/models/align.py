@@ -17,7 +17,11 @@ import numpy as np
 import torch
 
 from ..color import l_to_gray
-from ..ops import fit_exposure, match_exposure, pixel_grid
+from ..ops import GAIN_RANGE, fit_exposure, match_exposure, pixel_grid
+
+#: most exposure ratio between a frame and its still undone before the flow and the luminance check:
+#: as far as the colour follows an exposure change (a grey print of a clean photograph, twice as dark)
+STILL_GAIN = 1.0 / GAIN_RANGE[0]
 
 __all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "luma_of_l8"]
 
@@ -149,7 +153,7 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
                                      borderMode=cv2.BORDER_REPLICATE)
     else:
         ref_on = ref
-    tgt_x = match_exposure(tgt, ref_on)  # a flicker's exposure change undone before the flow
+    tgt_x = match_exposure(tgt, ref_on, max_gain=STILL_GAIN)  # a flicker's exposure change undone before the flow
     fwd = dis.calc(tgt_x, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
     bwd = (dis if check is None else check).calc(ref_on, tgt_x, None)
     pos = grid + fwd
@@ -184,7 +188,7 @@ def carried(pos: np.ndarray, geo: np.ndarray, tgt: np.ndarray, ref: np.ndarray, 
     conf = geo * out
     # the luminances compared with the reference's brought to the frame's exposure (gain and offset fitted
     # where the flow holds): a global exposure change (a print's flicker) is no mismatch
-    g, o = fit_exposure(ref_l, tgt, conf, min_corr=0.8)
+    g, o = fit_exposure(ref_l, tgt, conf, max_gain=STILL_GAIN, min_corr=0.8)
     dl = np.abs(g * ref_l + np.float32(o) - tgt.astype(np.float32)) / 2.55
     conf = conf * np.exp(-0.5 * (dl / l_sigma) ** 2)
     return ab, conf.astype(np.float32)

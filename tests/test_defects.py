@@ -144,6 +144,61 @@ def test_a_scratch_already_there_at_a_shot_s_first_frame_is_found(seed):
     assert np.array_equal(out[5:], clean[5:]) or np.abs(out[5:].astype(int) - clean[5:]).mean() < 0.05
 
 
+def test_a_scratch_there_from_a_shot_s_first_frame_past_its_first_batch_is_found():
+    """A scratch on frames 0-11 of a shot, its first batch frames 0-7: the frames held back after the
+    batch (as the pipeline holds them, :meth:`DefectFinder.ahead`) are walked back to the first, so
+    it is found where it goes (frame 12) and filled from the first frame on. Given the batch alone,
+    the walk back never saw it go: left in on every frame."""
+    clean = moving_picture(1, n=20)
+    dirty = clean.astype(np.int16)
+    mask = np.zeros(clean.shape, bool)
+    mask[:12, 6:90, 60:62] = True
+    dirty[mask] += 60
+    dirty = np.clip(dirty, 0, 255).astype(np.uint8)
+    err = {}
+    for ahead in (True, False):
+        f, out, i = DefectFinder(), [], 0
+        while i < len(dirty):
+            n = min(8, len(dirty) - i)
+            after = list(dirty[i + n:i + n + f.ahead(n)]) if ahead else []
+            out.append(f.fill(dirty[i:i + n], after))
+            i += n
+        err[ahead] = float(np.abs(np.concatenate(out).astype(int) - clean)[mask].mean())
+    assert f.ahead(8) == 1  # after the shot's first batch: one frame (a speck in a batch's last frame going)
+    assert err[True] < 10 < 40 < err[False], err  # the scratch is 60 codes off the picture
+
+
+def test_the_pipeline_holds_back_the_frames_the_finder_looks_ahead_at(tmp_path):
+    """Through the pipeline: a scratch on a shot's first 12 frames (past its first batch) takes its
+    surroundings' colour; every frame is written once, in order, as without the finder."""
+    import av
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    clean = moving_picture(5, n=21, blur=6.0)
+    dirty = clean.copy()
+    truth = np.zeros(clean.shape, bool)
+    truth[:12, 6:90, 60:62] = True
+    dirty[truth] = np.clip(dirty[truth].astype(int) + 60, 0, 255)
+    ref = tmp_path / "ref.png"  # dark blue, bright yellow: the colour says how bright a pixel is
+    g = np.linspace(0, 1, 128, dtype=np.float32)[None, :, None]
+    still = (1 - g) * np.float32([255, 0, 0]) + g * np.float32([0, 255, 255])  # BGR
+    cv2.imwrite(str(ref), np.clip(np.repeat(still, 96, axis=0), 0, 255).astype(np.uint8))
+    chroma, pts = {}, {}
+    for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
+        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
+        cfg = load_config(overrides={"colorizer": "transfer", "temporal.defects": on, "encode.crf": 0,
+                                     "shots.detector": "off"})
+        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
+        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
+        with av.open(str(tmp_path / f"out_{name}.mp4")) as c:
+            pts[name] = [f.pts for f in c.decode(video=0)]
+    assert pts["on"] == pts["off"] == pts["clean"] and len(pts["on"]) == 21
+    on, off = (float(np.sqrt(((chroma[k] - chroma["clean"]) ** 2).sum(-1))[truth].mean()) for k in ("on", "off"))
+    assert on < 0.3 * off, (on, off)
+
+
 def test_a_new_scratch_beside_an_older_one_lives_its_own_life():
     """A faint scratch (frames 1-17, longer than ``max_age``: given up on) and a stark one right beside
     it (frames 12-21): the stark one is new when it comes, so it is not given the faint one's age

@@ -326,8 +326,7 @@ class VideoRun:
             if shot is not None:
                 self.begin_shot(shot)
             self.batch.append(frame)
-            if len(self.batch) >= self.batch_size:
-                self.flush()
+            self.flush(final=False)
 
     # -- per shot --------------------------------------------------------------------
     def begin_shot(self, shot: Shot) -> None:
@@ -373,13 +372,22 @@ class VideoRun:
                                                         self.cfg.keyframes.low_confidence)
 
     # -- per batch -------------------------------------------------------------------
-    def flush(self) -> None:
-        batch, timers, colorist = self.batch, self.timers, self.colorist
-        if not batch:
-            return
+    def flush(self, final: bool = True) -> None:
+        """Colour the frames held, a batch at a time; all of them (``final``: the shot ends), or as many
+        batches as leave the frames after them that the defect finder looks ahead at held back."""
+        while self.batch:
+            n = min(len(self.batch), self.batch_size)
+            if not final and len(self.batch) < n + (0 if self.defects is None else self.defects.ahead(n)):
+                return
+            batch, self.batch = self.batch[:n], self.batch[n:]
+            self._colour(batch, self.batch)
+
+    def _colour(self, batch: list[LumaFrame], after: list[LumaFrame]) -> None:
+        """One batch of the shot's frames coloured (``after``: the shot's frames after it, held back)."""
+        timers, colorist = self.timers, self.colorist
         luma = np.stack([f.luma for f in batch])  # the batch's luma, stacked once: colorizer, codes, encoder
         with timers("defects"):  # what the colour side sees: dust and scratches filled (the output keeps the luma)
-            seen = luma if self.defects is None else self.defects.fill(luma)
+            seen = luma if self.defects is None else self.defects.fill(luma, (f.luma for f in after))
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
                 codes = colorist(seen)
@@ -397,7 +405,6 @@ class VideoRun:
                 ready = self.smoother.push([(f, luma, i, seen, fits[i]) for i, f in enumerate(batch)], chroma,
                                            motion, confidence, colorist.pinned())
             self._write_ready(ready)
-        batch.clear()
 
     def _write_ready(self, ready: list) -> None:
         """Frames the smoother has finished with, and their chroma, to codes and on to the encoder: each

@@ -48,10 +48,12 @@ stretch of ``scratch_tile`` rows of a scratch, with what the previous frame
 moves; a scratch stays on the film), otherwise from the pixels around it (a
 scratch from either side of it), so flows, matches and guided filters see
 the picture, not the dirt, and the defect gets its surroundings' colour. A
-shot's first frame is compared with the frame after it, after the
-batch's next ``look_back`` frames were walked backwards to it: a scratch or
-speck already there when the shot starts is new against a later frame it has
-left, and is found from the first frame on.
+shot's first frame is compared with the frame after it, after its next
+``look_back`` frames (beyond its first batch: the pipeline holds them back)
+were walked backwards to it: a scratch or speck already there when the shot
+starts is new against a later frame it has left, and is found from the first
+frame on. A speck in a batch's last frame goes against the frame after the
+batch (held back too).
 
 A colour reference still made from a scratched print carries the scratch too,
 and its colour along it is not the picture's (a dark line under a saturated
@@ -71,6 +73,8 @@ import numpy as np
 from ..ops import match_exposure
 
 __all__ = ["DefectFinder", "clean_still", "fill_masked", "still_scratches"]
+
+_HATS = ((1, cv2.MORPH_TOPHAT), (-1, cv2.MORPH_BLACKHAT))  # bright defects' top-hat, dark ones'
 
 
 def _ellipse(d: int) -> np.ndarray:
@@ -180,8 +184,9 @@ class DefectFinder:
     mask is widened by (a defect's soft edge); ``flat``: how even a speck judged without its
     surroundings (or found as it goes) must be; ``temporal_fill`` / ``temporal_scratch``: specks /
     scratches filled from the previous frame where they can be (else from around them only);
-    ``look_back``: frames of a shot's first batch walked backwards to its first frame (a scratch
-    already there when the shot starts is found if it has gone within them).
+    ``look_back``: frames after a shot's first frame walked backwards to it (a scratch already there
+    when the shot starts is found if it has gone within them). ``fill`` takes the frames after its
+    batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
@@ -189,7 +194,7 @@ class DefectFinder:
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
-                 edge: int = 1, look_back: int = 7, flat: float = 0.1):
+                 edge: int = 1, look_back: int = 15, flat: float = 0.1):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -401,7 +406,7 @@ class DefectFinder:
 
     def find(self, luma: np.ndarray) -> np.ndarray:
         """One frame's (H, W) defect mask; the frame becomes the one the next is compared with."""
-        y8 = luma if luma.dtype == np.uint8 else np.clip(luma * self.scale, 0, 255).astype(np.uint8)
+        y8 = self._y8(luma)
         run = max(15, round(self.scratch_run * y8.shape[0])) | 1  # a scratch runs down much of the frame
         if self._tall is None or self._tall.shape[0] != run:
             self._run, self._tall, self._column = run, np.ones((run, 3), np.uint8), np.ones((run, 1), np.uint8)
@@ -410,9 +415,7 @@ class DefectFinder:
         res, specks, scratches = {}, {}, {}
         # the previous frame at this one's exposure: fitted once, when a sign first needs it
         exposure = functools.cache(lambda: match_exposure(prev, y8))
-        for sign in (1, -1):
-            # brighter than the background (a disc's, or across a line): the white top-hats (-1: black)
-            op = cv2.MORPH_TOPHAT if sign > 0 else cv2.MORPH_BLACKHAT
+        for sign, op in _HATS:  # brighter than the background (a disc's, or across a line): the white top-hats
             dust = cv2.morphologyEx(y8, op, self._disc)
             line = cv2.morphologyEx(y8, op, self._hline)
             along = cv2.blur(line, (1, self._run), borderType=cv2.BORDER_REFLECT)  # a line's, down its run
@@ -449,7 +452,8 @@ class DefectFinder:
         """Per frame of a batch (``seen``: each frame's 8-bit luma and spatial residuals, in order),
         its specks found from the frame after it: new against that frame (gone by then, the same
         tests as :meth:`find`'s, the other way in time), or one found so a frame later, in place,
-        for under ``dust_life`` frames. The batch's last frame has no frame after it: none."""
+        for under ``dust_life`` frames. The last of ``seen`` has no frame after it: none (fill's ``seen``
+        ends with the frame after the batch, where the shot has one)."""
         out: list[dict] = [{} for _ in seen]
         was: dict = {}
         for i in range(len(seen) - 2, -1, -1):
@@ -463,14 +467,25 @@ class DefectFinder:
             out[i] = was = found
         return out
 
-    def fill(self, luma: np.ndarray) -> np.ndarray:
+    def ahead(self, n: int) -> int:
+        """How many frames after a batch of ``n`` :meth:`fill` uses (``ahead``): at a shot's start, up to
+        ``look_back`` after its first frame (walked backwards to it); then one (a speck going)."""
+        return max(1, self.look_back + 1 - n) if self._prev is None else 1
+
+    def _y8(self, luma: np.ndarray) -> np.ndarray:
+        return luma if luma.dtype == np.uint8 else np.clip(luma * self.scale, 0, 255).astype(np.uint8)
+
+    def fill(self, luma: np.ndarray, ahead: Iterable[np.ndarray] = ()) -> np.ndarray:
         """(N, H, W) luma -> the same with each frame's defects filled from around them (a copy
         where any is found; ``luma`` itself is never written). A speck is found when it comes (against
-        the frame before) or when it goes (against the frame after, inside the batch)."""
+        the frame before) or when it goes (against the frame after). ``ahead``: the shot's frames after
+        the batch, as many as there are up to :meth:`ahead` (looked at, not filled; none at a shot's end)."""
         out = luma
-        start = self._prev is None and len(luma) > 1
+        after = list(ahead)
+        start = self._prev is None and len(luma) + len(after) > 1
         if start:  # a shot's first frame: the frames after it walked backwards to it (see the module docstring)
-            for frame in luma[min(len(luma), 1 + self.look_back):0:-1]:
+            frames = [*luma, *after]
+            for frame in frames[min(len(frames) - 1, self.look_back):0:-1]:
                 self.find(frame)
         seen, found, judged = [], [], []
         for i, frame in enumerate(luma):
@@ -483,7 +498,10 @@ class DefectFinder:
             found.append((m, list(self._speck.values()), list(self._scratch.values())))
             judged.append(m | self._moved)
         self._moved = None
-        gone = self._gone(seen, judged) if len(luma) > 1 else [{}]
+        if after:  # the frame after the batch: what goes by then is found in the batch's last frame
+            y8 = self._y8(after[0])
+            seen.append((y8, {sign: (cv2.morphologyEx(y8, op, self._disc),) for sign, op in _HATS}))
+        gone = self._gone(seen, judged) if len(seen) > 1 else [{}]
         for i, frame in enumerate(luma):
             m, specks, scratches = found[i]
             if gone[i]:

@@ -19,8 +19,10 @@ import torch
 from ..color import l_to_gray
 from ..ops import GAIN_RANGE, fit_exposure, match_exposure, pixel_grid
 
-#: most exposure ratio between a frame and its still undone before the flow and the luminance check:
-#: as far as the colour follows an exposure change (a grey print of a clean photograph, twice as dark)
+#: most exposure ratio between a frame and its still undone in the luminance check, fitted where the flow
+#: holds (the pixels in correspondence): as far as the colour follows an exposure change (a grey print of
+#: a clean photograph, twice as dark). Before the flow, fitted on the whole pictures, only a flicker's jump
+#: is undone (MAX_EXPOSURE_GAIN): a reframed still's other content would take a larger gain for exposure.
 STILL_GAIN = 1.0 / GAIN_RANGE[0]
 
 __all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "luma_of_l8"]
@@ -153,7 +155,7 @@ def flow_align(tgt: np.ndarray, ref: np.ndarray, ref_ab: np.ndarray, dis, *, fb_
                                      borderMode=cv2.BORDER_REPLICATE)
     else:
         ref_on = ref
-    tgt_x = match_exposure(tgt, ref_on, max_gain=STILL_GAIN)  # a flicker's exposure change undone before the flow
+    tgt_x = match_exposure(tgt, ref_on)  # a flicker's exposure change undone before the flow
     fwd = dis.calc(tgt_x, ref_on, None)  # target pixel x is at x + fwd(x) in ref_on
     bwd = (dis if check is None else check).calc(ref_on, tgt_x, None)
     pos = grid + fwd

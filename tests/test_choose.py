@@ -25,15 +25,17 @@ class _Frame:
         self.luma = np.full((48, 64), 100, np.uint8)
 
 
-def chooser(tmp_path, score, *, match="normal", single=False, colorizer="exemplar"):
-    """A chooser for one still (``tmp_path/still.png``) whose match score with any shot is ``score``."""
+def chooser(tmp_path, score, *, match="normal", single=False, colorizer="exemplar", view=0.0, view_check=True):
+    """A chooser for one still (``tmp_path/still.png``) whose match score with any shot is ``score``
+    and whose view of it (the flow's) is ``view``."""
     still = tmp_path / "still.png"
     still.write_bytes(b"")  # never read: scoring is replaced below
-    cfg = load_config(overrides={"references.match": match, "colorizer": colorizer})
+    cfg = load_config(overrides={"references.match": match, "colorizer": colorizer, "exemplar.view_check": view_check})
     c = Chooser(cfg, ReferenceSchedule.single(still), ReferenceStore(CPU), luma_lut(YCbCrSpec(BT709, False, 8), CPU),
                 single=single)
     calls = []
     c._score = lambda path, L, height=None: calls.append(path) or score
+    c._view = lambda path, L: view
     return c, still, calls
 
 
@@ -77,6 +79,67 @@ def test_a_colorizer_whose_colour_does_not_depend_on_the_match_is_not_scored(tmp
     c, still, calls = chooser(tmp_path, 0.01, colorizer="transfer")
     assert c.choose(shot()) == ShotChoice("exemplar", still, None, 1.0, {"row": str(still)})
     assert calls == []
+
+
+@pytest.mark.parametrize("view,kind,gate", [(0.6, "exemplar", 1.0), (0.4, "blend", 0.5), (0.1, "auto", None)])
+def test_a_still_scored_short_that_the_flow_finds_in_the_shot_is_given(tmp_path, view, kind, gate):
+    """A shot's own still scored low (an old print: dark, grainy, soft) but found by the flow over most
+    of the shot's first frames is a view of it: its colour given as the view says (VIEW), the report
+    saying so; one the flow does not find is scored as before."""
+    c, still, _ = chooser(tmp_path, 0.1, view=view)
+    choice = c.choose(shot())
+    assert choice.kind == kind and choice.report["view"] == view
+    if gate is not None:
+        assert (choice.still, choice.gate) == (still, pytest.approx(gate))
+
+
+def test_without_the_view_check_the_score_alone_gates(tmp_path):
+    c, _, _ = chooser(tmp_path, 0.1, view=0.9, view_check=False)
+    choice = c.choose(shot())
+    assert choice.kind == "auto" and "view" not in choice.report
+
+
+def test_a_still_scored_in_full_is_not_looked_for(tmp_path):
+    c, _, _ = chooser(tmp_path, 0.9)
+    c._view = None  # not called
+    assert "view" not in c.choose(shot()).report
+
+
+def test_the_view_of_a_dark_grainy_print_of_its_still_is_high_and_of_another_picture_low():
+    """:func:`still_view` on real pictures: a print of the still at half its light, grainy and shifted,
+    is a view of it; another picture is not."""
+    import cv2
+    from vidcolor.color import gray_to_l
+    from vidcolor.config import ExemplarConfig
+    from vidcolor.models.exemplar import still_view
+
+    def picture(seed, h=144, w=192):  # soft texture under hard-edged shapes of random colours
+        rng = np.random.default_rng(seed)
+        big = cv2.GaussianBlur(rng.normal(0, 1, (h + 40, w + 40)).astype(np.float32), (0, 0), 4.0)
+        rgb = np.stack([big, np.roll(big, 9, 0), np.roll(big, 17, 1)], -1)
+        rgb = 128 + 40 * rgb / rgb.std()
+        for _ in range(12):
+            x, y = (int(v) for v in rng.integers(0, (w + 20, h + 20)))
+            cv2.rectangle(rgb, (x, y), (x + int(rng.integers(10, 40)), y + int(rng.integers(10, 40))),
+                          tuple(float(v) for v in rng.uniform(30, 230, 3)), -1)
+        return np.clip(rgb, 0, 255).astype(np.uint8)
+
+    spec = YCbCrSpec(BT709, False, 8)
+    still_rgb = picture(1)[20:164, 20:212]
+    to_t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
+    rng = np.random.default_rng(0)
+
+    def print_of(rgb, dx):  # the luma of a print half as bright, grainy, the frame moved by dx px
+        y = to_t(rgb)
+        y = 0.299 * y[:, :1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:]
+        y = torch.roll(y, dx, dims=-1) * 0.5 + torch.from_numpy(rng.normal(0, 0.03, y.shape)).float()
+        return gray_to_l(y.clamp(0, 1))
+
+    frames = torch.cat([print_of(still_rgb, dx) for dx in (0, 2, 4)])
+    other = torch.cat([print_of(picture(7)[20:164, 20:212], dx) for dx in (0, 2, 4)])
+    cfg = ExemplarConfig()
+    own, wrong = still_view(to_t(still_rgb), frames, cfg, spec), still_view(to_t(still_rgb), other, cfg, spec)
+    assert own > 0.5 > 0.2 > wrong, (own, wrong)
 
 
 def test_gate_of():

@@ -218,6 +218,7 @@ def test_a_still_blended_with_automatic_colour_follows_the_exposure_and_deflicke
     for name, deflicker in (("follow", False), ("steady", True)):
         cfg = load_config(overrides={"temporal.deflicker": deflicker, "encode.crf": 0, "shots.detector": "histogram",
                                      "exemplar.gate_low": 0.0, "exemplar.gate_high": 1.0,  # any score: a blend
+                                     "exemplar.view_check": False,  # (the still is the shot's view)
                                      "auto.weights": str(auto_weights)})
         out = tmp_path / f"{name}.mp4"
         report = colorize_video(src, out, reference=ref, config=cfg)

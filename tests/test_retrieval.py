@@ -365,7 +365,9 @@ def test_a_still_matching_a_shot_partly_is_blended_with_automatic_colour(tmp_pat
     film = write_video(tmp_path / "film.mp4", [gray] * 12)
     still = tmp_path / "still.png"
     cv2.imwrite(str(still), cv2.cvtColor(stills[1][2], cv2.COLOR_RGB2BGR))
-    base = {"shots.detector": "histogram", "auto.weights": str(auto_weights), "temporal.mode": "off"}
+    # the still is the shot's own picture: the flow would find it and give it in full (exemplar.view_check)
+    base = {"shots.detector": "histogram", "auto.weights": str(auto_weights), "temporal.mode": "off",
+            "exemplar.view_check": False}
     full = colorize_video(film, tmp_path / "full.mp4", reference=still, config=load_config(overrides=base))
     score = full.shots[0]["score"]
     assert full.shots[0]["colorizer"] == "exemplar" and 0.3 < score < 1.0

@@ -128,7 +128,10 @@ class ExemplarConfig:
     a shot whose match score with the still (as retrieval scores it) is under
     ``gate_low`` gets no colour from it (a run colours that shot with
     ``auto`` instead), over ``gate_high`` full colour, between them its
-    colour mixed with ``auto``'s in proportion;
+    colour mixed with ``auto``'s in proportion; ``view_check``: a still that scores under
+    ``gate_high`` is looked for in the shot by the flow, and one found over most of its first frames
+    is a view of it and given in full (:data:`vidcolor.references.choose.VIEW`: an old print's grain,
+    darkness and softness lower a keyframe's score; false: the score alone);
     ``guide_radius``/``guide_eps``: the guided filter that brings a/b to full
     size; ``saturation``: 1.0 = as predicted; ``weights``: the fusion step,
     ``rule`` (the default: the untrained blend; no fusion net ships yet; null
@@ -157,6 +160,7 @@ class ExemplarConfig:
     attention_radius: int = setting(8, ge=0)  # working pixels
     gate_low: float = setting(0.3, ge=0, le=1)
     gate_high: float = setting(0.45, ge=0, le=1)
+    view_check: bool = True  # a still scored short but found in the shot by the flow is a view of it
     guide_radius: int = setting(2, ge=1)
     guide_eps: float = setting(1e-3, gt=0)
     saturation: float = setting(1.0, ge=0)

@@ -62,7 +62,7 @@ def colorize_image(input: str | os.PathLike, output: str | os.PathLike | None = 
         s = IMAGE_WORKING_SIDE / max(h, w)
         gray = gray_to_l(y)
         small = F.interpolate(gray, scale_factor=s, mode="area") if s < 1 else gray
-        chooser = Chooser(cfg, schedule, store, luma_lut(spec, device), single=True)
+        chooser = Chooser(cfg, schedule, store, luma_lut(spec, device), ycbcr=spec, single=True)
         choice = chooser.choose_image(small, input.name)
         painter = painters.for_choice(choice)
         if painter is None:  # automatic colour cannot be had: the photograph stays as it is

@@ -115,7 +115,8 @@ def plan_shots(input: str | os.PathLike, *, reference: str | os.PathLike | None 
         schedule.bind(info.rate)
         if on_open is not None:
             on_open(reader)
-        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), single=_one_shot(cfg, schedule),
+        chooser = Chooser(cfg, schedule, store, luma_lut(info.ycbcr, device), ycbcr=info.ycbcr,
+                          single=_one_shot(cfg, schedule),
                           origin=part.origin if part is not None else None)
         splitter = chooser.splitter(detector, info.ycbcr)
         locator = sheet.locator(info.rate) if sheet is not None else None
@@ -260,7 +261,7 @@ class VideoRun:
         self.batch_size = auto_batch_size(cfg, self.device, (info.height, info.width))
         if self.plan is None:
             with self.timers("references"):
-                self.chooser = Chooser(cfg, self.schedule, self.store, self.colorist.lut,
+                self.chooser = Chooser(cfg, self.schedule, self.store, self.colorist.lut, ycbcr=info.ycbcr,
                                        origin=self.part.origin if self.part else None,
                                        single=_one_shot(cfg, self.schedule))
         else:

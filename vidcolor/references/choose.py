@@ -11,7 +11,12 @@ gate; colorizers receive the choice and never score.
   between ``gate_low`` and ``gate_high`` blends the still's colour with
   automatic colour in proportion, and a higher one is the still's colour
   alone; ``strict`` takes only a still over ``gate_high``; ``force`` takes
-  every given still at full strength and scores nothing. The still named for
+  every given still at full strength and scores nothing. A still that scores
+  under ``gate_high`` is also looked for in the shot by the exemplar's flow
+  (:func:`~vidcolor.models.exemplar.still_view`): one found over most of the
+  shot's first frames (``view`` over :data:`VIEW`) is a view of the shot,
+  given in full however grainy, dark or soft the print that lowered its score
+  (old film), where another picture or another view is scored as before. The still named for
   a single photograph, or for a film of one shot (shot detection off and one
   still), is always used: the user has said what it is (a warning when it
   scores low).
@@ -34,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..color import BT709, YCbCrSpec
 from ..config import Config
 from ..errors import ConfigError, InputError
 from ..shots.split import Shot, ShotSplitter
@@ -49,6 +55,11 @@ GRAIN_STEP = 0.25
 #: A shot with less fine detail than this share of its still's is softer than the still: the still is
 #: blurred as much before it is scored (the share leaves a still of another moment of the shot alone).
 SOFTER = 0.8
+#: A still's ``view`` of the shot (:func:`~vidcolor.models.exemplar.still_view`) under the first gives it
+#: nothing, over the second all its colour, in between in proportion (the higher of this and the score's
+#: gate): on the development clips and their old-film copies (up to twice the benchmark's strengths) a
+#: shot's own still 0.55-0.94, another picture or another view of the scene at most 0.20.
+VIEW = (0.3, 0.5)
 
 log = logging.getLogger("vidcolor")
 
@@ -101,14 +112,16 @@ class Chooser:
     """Chooses each shot's still (see the module docstring) and says why in the choice's report.
 
     ``schedule``: the stills given; ``store``: where they are loaded;
-    ``lut``: luma code -> L of the film; ``origin``: the film's first
+    ``lut``: luma code -> L of the film; ``ycbcr``: the film's :class:`~vidcolor.color.YCbCrSpec` (a
+    still's luma is made as the film's is; None: BT.709); ``origin``: the film's first
     frame's time (None: the first frame seen); ``single``: the input is one
     picture or one shot, whose named still is always used.
     """
 
     def __init__(self, cfg: Config, schedule: ReferenceSchedule, store: ReferenceStore, lut: torch.Tensor, *,
-                 origin: float | None = None, single: bool = False):
+                 ycbcr: YCbCrSpec | None = None, origin: float | None = None, single: bool = False):
         self.cfg, self.schedule, self.store, self.lut = cfg, schedule, store, lut
+        self.ycbcr = ycbcr or YCbCrSpec(BT709, False, 8)
         self.policy = cfg.references.match
         self.single = single
         self._origin = origin
@@ -236,12 +249,23 @@ class Chooser:
         extra = math.sqrt(max(shot ** 2 - own ** 2, 0.0))
         return float(index(GRAIN_STEP * math.floor(extra / GRAIN_STEP)).rank(L)[0].score)
 
+    def _view(self, path: Path, L: torch.Tensor) -> float:
+        """How far the still ``path`` is a view of the frames ``L`` (:func:`~vidcolor.models.exemplar.still_view`)."""
+        from ..models.exemplar import still_view
+
+        return still_view(self.store.get(path), L, self.cfg.exemplar, self.ycbcr)
+
     def _given(self, path: Path, score: float | None, report: dict, what: str, sample: Sample) -> ShotChoice:
         """A still given for (or retrieved for) the shot, with its match score (None: not scored)."""
         if score is None or not self.scores:  # a colour that does not depend on the match (or force)
             return ShotChoice("exemplar", path, score, 1.0, report)
         lo, hi = self.cfg.exemplar.gate_low, self.cfg.exemplar.gate_high
         gate = gate_of(score, lo, hi)
+        L = sample(3) if gate < 1.0 and self.cfg.exemplar.flow and self.cfg.exemplar.view_check else None
+        if L is not None:  # scored short: is it a view of the shot all the same (an old print's)?
+            view = self._view(path, L)
+            report["view"] = round(view, 3)
+            gate = max(gate, gate_of(view, *VIEW))
         if self.single:
             if gate < 1.0:
                 log.warning("%s: %s matches it poorly (score %.2f < exemplar.gate_high %.2f); used all the same, as "

@@ -93,6 +93,22 @@ def test_a_still_scored_short_that_the_flow_finds_in_the_shot_is_given(tmp_path,
         assert (choice.still, choice.gate) == (still, pytest.approx(gate))
 
 
+@pytest.mark.parametrize("view,kind", [(0.6, "exemplar"), (0.1, "auto")])
+def test_a_folder_s_best_still_under_the_threshold_is_taken_where_the_flow_finds_it(tmp_path, view, kind):
+    """--reference DIR: the best still scores under retrieval.threshold (a keyframe of a dark, grainy
+    print): the flow looks for it in the shot, and takes it where it finds it, once."""
+    from vidcolor.references.retrieval import Match
+
+    c, still, _ = chooser(tmp_path, 0.2)
+    c.index = type("Index", (), {"rank": lambda self, L: [Match(still, 0.2, 0.2, 0.2)]})()
+    views = []
+    c._view = lambda path, L: views.append(path) or view
+    choice = c.choose(shot())
+    assert choice.kind == kind and views == [still] and choice.report["view"] == view
+    if kind == "exemplar":
+        assert (choice.still, choice.gate) == (still, 1.0) and not choice.report.get("unmatched")
+
+
 def test_without_the_view_check_the_score_alone_gates(tmp_path):
     c, _, _ = chooser(tmp_path, 0.1, view=0.9, view_check=False)
     choice = c.choose(shot())

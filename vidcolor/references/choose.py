@@ -16,7 +16,8 @@ gate; colorizers receive the choice and never score.
   (:func:`~vidcolor.models.exemplar.still_view`): one found over most of the
   shot's first frames (``view`` over :data:`VIEW`) is a view of the shot,
   given in full however grainy, dark or soft the print that lowered its score
-  (old film), where another picture or another view is scored as before. The still named for
+  (old film), where another picture or another view is scored as before;
+  so is a folder's best still under ``retrieval.threshold``. The still named for
   a single photograph, or for a film of one shot (shot detection off and one
   still), is always used: the user has said what it is (a warning when it
   scores low).
@@ -194,8 +195,10 @@ class Chooser:
             report["score"] = round(float(best.score), 4)
             report["candidates"] = [{"reference": os.fspath(m.path), "score": round(float(m.score), 4)}
                                     for m in matches[:3]]
-            if best.score < cfg.retrieval.threshold and self.policy != "force":
-                # a poor reference paints wrong colours: the shot gets automatic colour instead
+            if (best.score < cfg.retrieval.threshold and self.policy != "force"
+                    and gate_of(self._view_of(best.path, sample, report) or 0.0, *VIEW) == 0.0):
+                # a poor reference paints wrong colours: the shot gets automatic colour instead (unless
+                # the flow finds the best still in the shot: a keyframe of an old print scores low)
                 self._unmatched(report, "%s: no still in %s matches it (best %s, score %.2f < %.2f); coloured "
                                 "automatically instead: add a still or use --reference-map", what,
                                 self.schedule.origin, best.path.name, best.score, cfg.retrieval.threshold)
@@ -255,16 +258,25 @@ class Chooser:
 
         return still_view(self.store.get(path), L, self.cfg.exemplar, self.ycbcr)
 
+    def _view_of(self, path: Path, sample: Sample, report: dict) -> float | None:
+        """The still's view of the shot, looked for once (the report's ``view``); None where it is not
+        looked for (``exemplar.view_check`` off, no flow, a colour that does not depend on the match)."""
+        if "view" not in report:
+            ex = self.cfg.exemplar
+            L = sample(3) if self.scores and ex.flow and ex.view_check else None
+            if L is None:
+                return None
+            report["view"] = round(self._view(path, L), 3)
+        return report["view"]
+
     def _given(self, path: Path, score: float | None, report: dict, what: str, sample: Sample) -> ShotChoice:
         """A still given for (or retrieved for) the shot, with its match score (None: not scored)."""
         if score is None or not self.scores:  # a colour that does not depend on the match (or force)
             return ShotChoice("exemplar", path, score, 1.0, report)
         lo, hi = self.cfg.exemplar.gate_low, self.cfg.exemplar.gate_high
         gate = gate_of(score, lo, hi)
-        L = sample(3) if gate < 1.0 and self.cfg.exemplar.flow and self.cfg.exemplar.view_check else None
-        if L is not None:  # scored short: is it a view of the shot all the same (an old print's)?
-            view = self._view(path, L)
-            report["view"] = round(view, 3)
+        view = self._view_of(path, sample, report) if gate < 1.0 else None
+        if view is not None:  # scored short: is it a view of the shot all the same (an old print's)?
             gate = max(gate, gate_of(view, *VIEW))
         if self.single:
             if gate < 1.0:

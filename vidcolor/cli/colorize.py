@@ -28,7 +28,7 @@ __all__ = ["colorize_cmd", "model_overrides"]
               "histogram, or off.")
 @click.option("--report", "report_path", type=click.Path(path_type=str),
               help="Write a JSON report: shots, their references and scores, time per stage.")
-@click.option("--explain", is_flag=True, help="Print which still each shot got, and its score.")
+@click.option("--explain", is_flag=True, help="Print which still each shot got, its score and (where it scored short) its view.")
 @click.option("--profile", is_flag=True, help="Print the time spent in each stage (main thread and worker threads).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the model runs [default: auto].")
 @click.option("--batch-size", type=click.IntRange(0, 1024), help="Frames per model batch [default: 8; 0: sized to the GPU's free memory].")
@@ -127,7 +127,7 @@ def colorize_cmd(input, output, reference, reference_map, keyframes, config_path
     if report_path:
         call(write_json, report_path, report.to_dict())
     if explain:
-        print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score", "choice", "colorizer"])
+        print_shots(report.shots, ["index", "first_frame", "start_time", "reference", "score", "view", "choice", "colorizer"])
         print_low_confidence(report.shots)
     if profile:
         print_profile(report)

@@ -181,10 +181,7 @@ def test_the_pipeline_holds_back_the_frames_the_finder_looks_ahead_at(tmp_path):
     truth = np.zeros(clean.shape, bool)
     truth[:12, 6:90, 60:62] = True
     dirty[truth] = np.clip(dirty[truth].astype(int) + 60, 0, 255)
-    ref = tmp_path / "ref.png"  # dark blue, bright yellow: the colour says how bright a pixel is
-    g = np.linspace(0, 1, 128, dtype=np.float32)[None, :, None]
-    still = (1 - g) * np.float32([255, 0, 0]) + g * np.float32([0, 255, 255])  # BGR
-    cv2.imwrite(str(ref), np.clip(np.repeat(still, 96, axis=0), 0, 255).astype(np.uint8))
+    ref = _bright_is_yellow(tmp_path)
     chroma, pts = {}, {}
     for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
         src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
@@ -269,10 +266,7 @@ def test_no_colour_streak_along_a_scratch(tmp_path, mode):
 
     clean = moving_picture(4, n=16, h=96, w=128, blur=6.0)  # a picture the pixels around a speck tell
     dirty, truth = add_defects(clean, 4)
-    ref = tmp_path / "ref.png"  # dark blue, bright yellow: the colour says how bright a pixel is
-    g = np.linspace(0, 1, 128, dtype=np.float32)[None, :, None]
-    still = (1 - g) * np.float32([255, 0, 0]) + g * np.float32([0, 255, 255])  # BGR
-    cv2.imwrite(str(ref), np.clip(np.repeat(still, 96, axis=0), 0, 255).astype(np.uint8))
+    ref = _bright_is_yellow(tmp_path)
     chroma = {}
     for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
         src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
@@ -285,6 +279,15 @@ def test_no_colour_streak_along_a_scratch(tmp_path, mode):
     # with it: the defects' colour as close as the colour around them was without it (the colour here
     # follows the luma closely, and a fill is not the picture under the speck: not as close as around)
     assert err["on"][0] < 0.3 * err["off"][0] and err["on"][0] < err["off"][1], err
+
+
+def _bright_is_yellow(tmp_path):
+    """A 128x96 still from dark blue (left) to bright yellow (right): the colour says how bright a pixel is."""
+    ref = tmp_path / "ref.png"
+    g = np.linspace(0, 1, 128, dtype=np.float32)[None, :, None]
+    still = (1 - g) * np.float32([255, 0, 0]) + g * np.float32([0, 255, 255])  # BGR
+    cv2.imwrite(str(ref), np.clip(np.repeat(still, 96, axis=0), 0, 255).astype(np.uint8))
+    return ref
 
 
 def _cbcr(path) -> np.ndarray:

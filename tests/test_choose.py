@@ -125,7 +125,8 @@ def test_the_view_of_a_dark_grainy_print_of_its_still_is_high_and_of_another_pic
     """:func:`still_view` on real pictures: a print of the still at half its light, grainy and shifted,
     is a view of it; another picture is not."""
     import cv2
-    from vidcolor.color import gray_to_l
+    from test_exemplar import to_t
+    from vidcolor.color import gray_to_l, rgb_to_luma
     from vidcolor.config import ExemplarConfig
     from vidcolor.models.exemplar import still_view
 
@@ -142,13 +143,11 @@ def test_the_view_of_a_dark_grainy_print_of_its_still_is_high_and_of_another_pic
 
     spec = YCbCrSpec(BT709, False, 8)
     still_rgb = picture(1)[20:164, 20:212]
-    to_t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     rng = np.random.default_rng(0)
 
     def print_of(rgb, dx):  # the luma of a print half as bright, grainy, the frame moved by dx px
-        y = to_t(rgb)
-        y = 0.299 * y[:, :1] + 0.587 * y[:, 1:2] + 0.114 * y[:, 2:]
-        y = torch.roll(y, dx, dims=-1) * 0.5 + torch.from_numpy(rng.normal(0, 0.03, y.shape)).float()
+        y = torch.roll(rgb_to_luma(to_t(rgb), spec), dx, dims=-1)
+        y = y * 0.5 + torch.from_numpy(rng.normal(0, 0.03, y.shape)).float()
         return gray_to_l(y.clamp(0, 1))
 
     frames = torch.cat([print_of(still_rgb, dx) for dx in (0, 2, 4)])

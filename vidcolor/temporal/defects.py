@@ -30,12 +30,14 @@ shot has nothing to be compared with: none are found there). A pixel is
   been (so was no news coming) is found as it goes;
 - a **scratch** when its horizontal top-hat (``scratch_width``) is over
   ``scratch_contrast`` along at least ``scratch_cover`` of a vertical run of
-  ``scratch_run`` x the frame's height, and either that run's mean top-hat
-  exceeds anything within ``line_reach`` pixels across a frame ago by
-  ``scratch_contrast``, or it was a scratch a frame ago within a pixel
-  across (a scratch drifts a little), for under ``max_age`` frames (its age
-  the youngest found near it: a new scratch beside an older line is not
-  given up on with that line).
+  ``scratch_run`` x the frame's height (a line of at least two runs in a
+  column carried on along that column over gaps of up to half a run: where
+  it crosses an edge of the picture it is no line of its own), and either
+  that run's mean top-hat exceeds anything within ``line_reach`` pixels
+  across a frame ago by ``scratch_contrast``, or it was a scratch a frame
+  ago within a pixel across (a scratch drifts a little), for under
+  ``max_age`` frames (its age the youngest found near it: a new scratch
+  beside an older line is not given up on with that line).
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
@@ -136,6 +138,28 @@ def _vertical_runs(on: np.ndarray, column: np.ndarray, cover: float) -> np.ndarr
     if not line.any():
         return line.view(bool)
     return (cv2.dilate(line, column) > 0) & (on > 0)
+
+
+def _along(line: np.ndarray, on: np.ndarray, run: int) -> np.ndarray:
+    """``line`` (bool, not empty) carried on down and up each of its columns over the pixels of ``on``
+    (uint8 0/1) that continue it there and over gaps of up to ``run`` // 2 rows in them, as far as a
+    ``run`` beyond its ends: a scratch's stretch that crosses an edge of the picture (a bright line
+    beside a bright region is no top-hat there) or fades near the frame's top or bottom is the same
+    scratch, in the same place. Column by column: nothing spreads sideways."""
+    long = line & (line.sum(axis=0) >= 2 * run)  # a long line: a scratch is, a strand of hair rarely
+    if not long.any():
+        return line
+    gap = max(3, run // 2) | 1
+    near = cv2.dilate(long.view(np.uint8), np.ones((2 * run + 1, 1), np.uint8))
+    bridged = (cv2.morphologyEx(on & near, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8)) & near).view(bool) | line
+    cols = np.flatnonzero(long.any(axis=0))
+    part = bridged[:, cols]  # the vertical runs of the line's columns, each run a number of its own
+    start = part & ~np.vstack([np.zeros((1, part.shape[1]), bool), part[:-1]])
+    run_id = np.cumsum(start, axis=0) * part.shape[1] + np.arange(part.shape[1])
+    keep = np.isin(run_id, run_id[long[:, cols]]) & part
+    out = line.copy()
+    out[:, cols] |= keep
+    return out
 
 
 def still_scratches(luma: np.ndarray, *, run: float = 0.25, grow: int = 1) -> np.ndarray:
@@ -401,8 +425,10 @@ class DefectFinder:
 
     def _line(self, resid: np.ndarray) -> np.ndarray:
         """Pixels of ``resid`` (a horizontal top-hat) over the scratch contrast along most of a vertical
-        run, and on to the line's ends."""
-        return _vertical_runs((resid > self.scratch_contrast).view(np.uint8), self._column, self.scratch_cover)
+        run, and on to the line's ends, across gaps of up to half a run (:func:`_along`)."""
+        on = (resid > self.scratch_contrast).view(np.uint8)
+        line = _vertical_runs(on, self._column, self.scratch_cover)
+        return _along(line, on, self._run) if line.any() else line
 
     def find(self, luma: np.ndarray) -> np.ndarray:
         """One frame's (H, W) defect mask; the frame becomes the one the next is compared with."""

@@ -442,3 +442,49 @@ def test_the_report_says_on_how_many_frames_of_a_shot_the_still_was_prealigned(t
         shots[name] = json.loads(rep.read_text())["shots"]
     assert len(shots["on"]) == 1 and shots["on"][0]["prealigned"] == 12
     assert "prealigned" not in shots["off"][0]
+
+
+def sharp_scene(dx: int = 0, dy: int = 0, seed: int = 0, h: int = 128, w: int = 160) -> np.ndarray:
+    """Fine texture (0.8 px) and hard-edged patches of many colours: a sharp still's detail."""
+    rng = np.random.default_rng(seed)
+    noise = cv2.GaussianBlur(rng.uniform(0, 1, (h + 40, w + 40)).astype(np.float32), (0, 0), 0.8)
+    noise = (noise - noise.min()) / (noise.max() - noise.min())
+    img = np.stack([90 + 70 * noise, 120 + 70 * noise, 80 + 70 * noise], -1)
+    rng = np.random.default_rng(seed + 1)
+    for _ in range(14):
+        x, y = int(rng.integers(0, w + 20)), int(rng.integers(0, h + 20))
+        col = tuple(float(c) for c in rng.integers(20, 235, 3))
+        cv2.rectangle(img, (x, y), (x + int(rng.integers(6, 24)), y + int(rng.integers(6, 24))), col, -1)
+    return np.clip(img[20 + dy:20 + dy + h, 20 + dx:20 + dx + w], 0, 255).astype(np.uint8)
+
+
+def test_a_still_is_softened_as_much_as_the_print_is_soft():
+    from vidcolor.models.align import Softened
+
+    still = cv2.cvtColor(sharp_scene(), cv2.COLOR_RGB2GRAY)
+    soft = Softened(still)
+    for sigma, want in ((0.7, 0.7), (1.4, 1.4), (2.5, 2.4), (4.0, 4.0)):
+        got = soft.at(cv2.GaussianBlur(still, (0, 0), sigma))
+        assert np.array_equal(got, cv2.GaussianBlur(still, (0, 0), want)), sigma
+    assert soft.at(still) is still  # a print as sharp as the still: the still itself
+    grainy = np.clip(still + np.random.default_rng(0).normal(0, 8, still.shape), 0, 255).astype(np.uint8)
+    assert soft.at(grainy) is still  # grain is no softness
+
+
+def test_a_soft_print_gets_its_still_s_colour(monkeypatch):
+    """A print out of focus (a 2.5 px blur) of a sharp colour still's scene, moved: the still softened
+    as much before the flow and its luminance check carries its colour where a sharp still's edges,
+    in other places to the flow and of other luminance to the check, lost it (twice the chroma error)."""
+    import vidcolor.models.align as align
+
+    ref, frame = sharp_scene(), sharp_scene(dx=5, dy=3)
+    soft = cv2.GaussianBlur(frame, (0, 0), 2.5)
+    err = {}
+    for softened in (False, True):
+        with monkeypatch.context() as m:
+            if not softened:
+                m.setattr(align, "SOFT_SIGMAS", (0.0,))
+            c = colorizer()
+            c.begin_shot(to_t(ref))
+            err[softened] = float((c.colorize(L_of(soft))[0] - cbcr(frame)).abs().mean())
+    assert err[True] < 0.6 * err[False], err

@@ -25,7 +25,50 @@ from ..ops import GAIN_RANGE, fit_exposure, match_exposure, pixel_grid
 #: is undone (MAX_EXPOSURE_GAIN): a reframed still's other content would take a larger gain for exposure.
 STILL_GAIN = 1.0 / GAIN_RANGE[0]
 
-__all__ = ["GlobalAlign", "flow_align", "chain_align", "carried", "luma_of_l8"]
+#: Gaussian blurs (working pixels) a still may be softened by to look as sharp as a soft print (:class:`Softened`)
+SOFT_SIGMAS = (0.0, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0, 5.0, 6.0)
+
+__all__ = ["GlobalAlign", "Softened", "flow_align", "chain_align", "carried", "luma_of_l8", "sharpness"]
+
+
+def sharpness(l8: np.ndarray) -> float:
+    """A picture's sharpness: its mean gradient magnitude (Sobel) over its mean local contrast (its
+    difference from a 16 px Gaussian blur of it, at a quarter of its size: what a soft focus leaves):
+    a vignette, an exposure or a contrast scales both alike, so only how fine its detail is counts."""
+    y = l8.astype(np.float32)
+    grad = cv2.magnitude(cv2.Sobel(y, cv2.CV_32F, 1, 0), cv2.Sobel(y, cv2.CV_32F, 0, 1))
+    h, w = y.shape
+    q = cv2.resize(y, (max(1, w // 4), max(1, h // 4)), interpolation=cv2.INTER_AREA)
+    return float(grad.mean()) / (float(np.abs(q - cv2.GaussianBlur(q, (0, 0), 4.0)).mean()) + 1e-3)
+
+
+class Softened:
+    """A still's uint8 L (the flows') blurred to look as sharp as the frames it is flowed to: a soft
+    print (out of focus, a duplicate of a duplicate) against a sharp still has every edge in a
+    different place to the flow and a different luminance to its check, so the still's colour is
+    carried less far than it should. ``at(frame)``: the still softened by the largest of
+    :data:`SOFT_SIGMAS` under which it is still at least as sharp as the frame (:func:`sharpness`;
+    a frame as sharp as the still, or grainier: the still itself); each softened copy made once."""
+
+    def __init__(self, l8: np.ndarray):
+        self.l8 = l8
+        self._copies: dict[float, tuple[np.ndarray, float]] = {}
+
+    def _copy(self, sigma: float) -> tuple[np.ndarray, float]:
+        if sigma not in self._copies:
+            y = self.l8 if sigma == 0 else cv2.GaussianBlur(self.l8, (0, 0), sigma)
+            self._copies[sigma] = (y, sharpness(y))
+        return self._copies[sigma]
+
+    def at(self, frame: np.ndarray) -> np.ndarray:
+        want = sharpness(frame)
+        best = self.l8
+        for sigma in SOFT_SIGMAS:
+            y, sharp = self._copy(sigma)
+            if sharp < want:
+                break
+            best = y
+        return best
 
 
 @functools.lru_cache(maxsize=1)

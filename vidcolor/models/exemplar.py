@@ -13,7 +13,10 @@ described once (Lab, luminance features). Per frame, at the working size:
    zooms or pans) lies further from the frame than the flow reaches: an
    affine map fitted to ORB feature matches by RANSAC (:class:`GlobalAlign`)
    brings the still onto the frame first, where it clearly aligns them, and
-   the flow corrects what remains.
+   the flow corrects what remains. A soft print (out of focus, a duplicate
+   of a duplicate) is flowed to the still blurred as much
+   (:class:`~vidcolor.models.align.Softened`): a sharp still's edges lie
+   elsewhere to the flow and differ in luminance to its check.
 2. Semantic alignment: both luminances through the frozen EfficientNet-Lite0
    (stride-8 and stride-16 maps, centred, unit length, then the learned
    projection of the similarity sub-net, :mod:`vidcolor.models.matcher`), cosine
@@ -59,7 +62,7 @@ from ..settings import check_section
 from ..errors import ModelError
 from .exposure import evened, exposed
 from ..ops import Exposure, area_resize, exposure_fit, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
-from .align import GlobalAlign, chain_align, flow_align, luma_of_l8
+from .align import GlobalAlign, Softened, chain_align, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
 
@@ -177,6 +180,7 @@ class PreparedStill:
         self.L, self.ab = still_at(rgb, shape, ycbcr)
         self.l8 = (self.L[0, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
         self.aligner = GlobalAlign(self.l8) if prealign else None
+        self.soft = Softened(self.l8)  # the flows' still, as sharp as the frames (a soft print's: softened)
         self.ab_np = np.ascontiguousarray(self.ab[0].permute(1, 2, 0).cpu().numpy())
         if matcher is not None:  # None: for the flows alone
             self.feat = matcher.features(self.L)
@@ -184,7 +188,7 @@ class PreparedStill:
             self.tone = matcher.tones(self.L, self.feat.shape[-2:])
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
         self._chain: _Chain | None = None  # the last frame's answer, for the next one to chain on
-        self._luma: np.ndarray | None = None  # the still's luma (luma_of_l8), made when first asked for
+        self._ref = self.l8  # the still as the last flow to it saw it (softened): the chained frames' too
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W, 2) the still's chroma (x 255) at the output size ``shape``, made once."""
@@ -209,36 +213,37 @@ class PreparedStill:
             m = motion.result() if isinstance(motion, Future) else motion
             if m is not None and m.flow is not None:
                 fl, fb2 = _at_size(m.flow, m.fb2, l8.shape)
-                ab, conf, fl = chain_align((last.pos, last.geo), fl, fb2, l8, self.l8, self.ab_np, keep=keep, **kw)
+                ab, conf, fl = chain_align((last.pos, last.geo), fl, fb2, l8, self._ref, self.ab_np, keep=keep, **kw)
                 if float(conf.mean()) >= CHAIN_KEEP * last.conf:
                     self._chain = _Chain(t, *keep[0], last.fresh, last.conf, last.pre)
-                    return ab, conf, fl, last.pre, self._gain(l8, keep[0][0], conf, cfg)
+                    return ab, conf, fl, last.pre, self._gain(l8, keep[0][0], conf, cfg, self._ref)
                 keep.clear()
         if self.aligner is None:
             m = None
         else:  # chained, the map is fitted afresh at every flow to the still (every few frames already)
             m = self.aligner(l8) if every == 1 or t is None else self.aligner.fit(l8)
-        ab, conf, fl = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep, **kw)
+        self._ref = ref = self.soft.at(l8)
+        ab, conf, fl = flow_align(l8, ref, self.ab_np, dis, check=check, prealign=m, keep=keep, **kw)
         if t is not None:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
-        return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg)
+        return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg, ref)
 
     def exposure_of(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check) -> Exposure | None:
         """One frame's :func:`exposure_fit` against this still, from a flow to it of its own (the
         pre-alignment fitted afresh): nothing the frames' own flows carry on is touched."""
         m = None if self.aligner is None else self.aligner.fit(l8)
         keep: list = []
-        _, conf, _ = flow_align(l8, self.l8, self.ab_np, dis, check=check, prealign=m, keep=keep, **_flow_options(cfg))
-        return self._gain(l8, keep[0][0], conf, cfg)
+        ref = self.soft.at(l8)
+        _, conf, _ = flow_align(l8, ref, self.ab_np, dis, check=check, prealign=m, keep=keep, **_flow_options(cfg))
+        return self._gain(l8, keep[0][0], conf, cfg, ref)
 
-    def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig) -> Exposure | None:
-        """:func:`exposure_fit` of a frame's uint8 L against this still's carried to the (h, w, 2)
-        positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
+    def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig,
+              still: np.ndarray) -> Exposure | None:
+        """:func:`exposure_fit` of a frame's uint8 L against the still's (``still``: its uint8 L as the
+        flow saw it) carried to the (h, w, 2) positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
         if not cfg.follow_exposure:
             return None
-        if self._luma is None:
-            self._luma = luma_of_l8(self.l8)
-        ref = cv2.remap(self._luma, np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
+        ref = cv2.remap(luma_of_l8(still), np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         return exposure_fit(luma_of_l8(l8), ref, conf)
 

@@ -30,6 +30,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from auto_photos import Scored, colorfulness, load_photo, psnr, split  # noqa: E402
 
 
+def grid() -> list:
+    """The decodings tried (300): temperature x spread x power x gain x shot factor (and its reference)."""
+    from vidcolor.models.auto_decode import LEGACY
+
+    return [LEGACY.with_(temperature=t, spread=sp, power=pw, gain=g, shot=sh, reference=ref)
+            for t, sp, pw, g, sh, ref in itertools.product([0.7, 1.0], [15.0, 25.0, 40.0], [0.5, 1.0],
+                                                            [1.0, 1.3, 1.7, 2.2, 2.6], [0.0, 1.0, 2.0], [0.3, 0.5])
+            if not (sh == 0 and ref != 0.5)]
+
+
 def choose(gain: np.ndarray, cf: np.ndarray, gt_cf: np.ndarray, idx: np.ndarray, floor: float) -> int:
     """The decoding (row of the (D, P) per-photo PSNR gains over gray and colourfulness) chosen on photos ``idx``."""
     ratio = cf[:, idx].mean(1) / gt_cf[idx].mean()
@@ -61,10 +71,7 @@ def main() -> None:
     c = get_colorizer("auto", device=torch.device("cpu"), config=AutoConfig(weights=a.weights, decoding="legacy"))
     photos = [(p.name, *load_photo(p, a.side)) for p in split("val")]
     s = Scored(c, photos)
-    decs = [LEGACY.with_(temperature=t, spread=sp, power=pw, gain=g, shot=sh, reference=ref)
-            for t, sp, pw, g, sh, ref in itertools.product([0.7, 1.0], [15.0, 25.0, 40.0], [0.5, 1.0],
-                                                            [1.0, 1.3, 1.7, 2.2, 2.6], [0.0, 1.0, 2.0], [0.3, 0.5])
-            if not (sh == 0 and ref != 0.5)]
+    decs = grid()
     gain, cf = [], []
     for d in decs:
         outs = s.outputs(d)

@@ -204,6 +204,21 @@ def test_splits_are_disjoint_deterministic_and_leave_out_the_excluded():
     assert len(set(more["test"]) & set(split_photos(photos, 12, 10)["test"])) >= 11
 
 
+def test_folds_hold_out_each_non_test_photo_once_and_keep_the_test_split():
+    photos = [Path(f"/p/photo_{i:03d}.jpg") for i in range(60)]
+    plain = split_photos(photos, 12, 10, exclude=["photo_007.jpg"])
+    held = []
+    for k in range(5):
+        s = split_photos(photos, 12, 6, exclude=["photo_007.jpg"], folds=5, fold=k)
+        assert set(s["test"]) == set(plain["test"])  # cross-fitting never touches the test photos
+        assert len(s["val"]) == 6 and len(s["fold"]) in (9, 10)
+        sets = [set(v) for v in s.values()]
+        assert sum(map(len, sets)) == len(set().union(*sets)) == 59  # disjoint, every photo but the excluded
+        held += s["fold"]
+    assert sorted(held) == sorted(plain["val"] + plain["train"])  # each non-test photo in exactly one fold
+    assert "fold" not in plain
+
+
 def test_old_film_augmentation_stays_in_range_and_changes_the_picture():
     L = np.tile(np.linspace(0, 100, 64, dtype=np.float32), (48, 1))
     outs = [old_film(L, random.Random(i)) for i in range(20)]

@@ -62,6 +62,8 @@ class TrainAutoConfig:
     test: int = 13  # photos only ever scored (benchmarks/bench_auto.py), lowest name hashes
     val: int = 13  # photos for the checkpoint and the decoding choice, the next hashes
     exclude: list[str] = field(default_factory=list)  # file names in no split (the development clips' sources)
+    folds: int = 0  # > 1: cross-fitting; the non-test photos are dealt into this many folds by name hash
+    fold: int = 0  # with folds: this fold's photos are held out (split "fold"); val and train come from the others
     size: int = 176  # square training crops, pixels (a multiple of 16)
     pool: int = 5000  # augmented crops whose backbone features are computed once
     val_pool: int = 192  # crops of the held-out photos for the validation loss
@@ -85,28 +87,45 @@ def load_train_config(path: str | os.PathLike) -> TrainAutoConfig:
         raise ConfigError(f"size must be a multiple of 16 and at least 64, got {cfg.size}", p)
     if cfg.test < 0 or cfg.val < 0:
         raise ConfigError("test and val must be >= 0", p)
+    if cfg.folds < 0 or cfg.folds == 1 or (cfg.folds and not 0 <= cfg.fold < cfg.folds):
+        raise ConfigError(f"need folds 0 or >= 2 and 0 <= fold < folds, got folds {cfg.folds}, fold {cfg.fold}", p)
     if not 0 <= cfg.lam <= 1 or cfg.sigma <= 0 or cfg.steps < 1 or cfg.batch < 1 or cfg.pool < 1 or cfg.minutes < 0:
         raise ConfigError("need 0 <= lam <= 1, sigma > 0, steps, batch and pool >= 1, minutes >= 0", p)
     return repo_paths(cfg, p)
 
 
-def split_photos(photos: list[Path], test: int, val: int = 0, exclude=()) -> dict[str, list[Path]]:
+def split_photos(photos: list[Path], test: int, val: int = 0, exclude=(), folds: int = 0, fold: int = 0
+                 ) -> dict[str, list[Path]]:
     """Three disjoint splits ``{"train", "val", "test"}`` (each in the folder's
     order): the ``test`` photos whose names hash lowest, the ``val`` next, the
     rest train; names in ``exclude`` are in none. A photo's split depends only
-    on its name and the other names' hashes, not on the folder's order."""
+    on its name and the other names' hashes, not on the folder's order.
+
+    ``folds`` > 1 (cross-fitting): the photos after the test ones, in hash
+    order, are dealt into ``folds`` folds (the i-th to fold i % folds); fold
+    ``fold`` is held out as a fourth split ``"fold"`` (in no other), and the
+    ``val`` and train photos come from the other folds as above. The test
+    split is the same as without folds."""
     key = lambda p: hashlib.sha1(p.name.encode()).hexdigest()  # noqa: E731
     skip = set(exclude)
     ranked = sorted((p for p in photos if p.name not in skip), key=key)
-    te, va = set(ranked[:test]), set(ranked[test:test + val])
-    return {"train": [p for p in ranked[test + val:]], "val": [p for p in photos if p in va],
-            "test": [p for p in photos if p in te]}
+    te, rest = set(ranked[:test]), ranked[test:]
+    held: set[Path] = set()
+    if folds > 1:
+        held = {p for i, p in enumerate(rest) if i % folds == fold}
+        rest = [p for p in rest if p not in held]
+    va = set(rest[:val])
+    s = {"train": [p for p in rest[val:]], "val": [p for p in photos if p in va],
+         "test": [p for p in photos if p in te]}
+    if folds > 1:
+        s["fold"] = [p for p in photos if p in held]
+    return s
 
 
 def configured_splits(cfg: TrainAutoConfig) -> dict[str, list[Path]]:
     """The splits of ``cfg``'s photos (train in the folder's order)."""
     photos = list_photos(cfg.data)
-    s = split_photos(photos, cfg.test, cfg.val, cfg.exclude)
+    s = split_photos(photos, cfg.test, cfg.val, cfg.exclude, cfg.folds, cfg.fold)
     s["train"] = [p for p in photos if p in set(s["train"])]
     return s
 
@@ -345,7 +364,8 @@ def export_auto(cfg: TrainAutoConfig, *, which: str = "best") -> Path:
     weights = out / "auto.safetensors"
     save_auto(net.eval(), weights, state["prior"], {
         "config": provenance(cfg), "steps": int(state["step"]), "val_ce": state.get("val"),
-        "photos": len(splits["train"]), "held_out": len(splits["val"]) + len(splits["test"]), "splits": splits,
+        "photos": len(splits["train"]), "held_out": sum(len(v) for k, v in splits.items() if k != "train"),
+        "splits": splits,
         "data": [os.path.basename(d) for d in cfg.data], "checkpoint": which,
         "command": f"vidcolor train auto --config configs/train-auto.yaml{_flags(cfg)}"
                    + (f"; vidcolor train auto --config configs/train-auto.yaml --export {which}"

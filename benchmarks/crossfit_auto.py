@@ -2,7 +2,7 @@
 
     # per fold k = 0..4 (one heavy job at a time): train on the other folds, pick the checkpoint on an inner
     # validation split of them, score the fold's photos under every decoding of fit_auto_worst.py's grid
-    python benchmarks/crossfit_auto.py run --name base --fold K [--minutes 10] [--lam 0.5] [--threads 1]
+    python benchmarks/crossfit_auto.py run --name base --fold K [--minutes 10] [--recipe YAML] [--lam L] [--threads 1]
     # the same recipe on all 81 (the first 8 in hash order as the inner validation photos, 73 trained on)
     python benchmarks/crossfit_auto.py run --name base [--minutes 10] [--lam 0.5] [--threads 1]
     # then: the choice on all out-of-fold photos (in sample) and nested (chosen on 4 folds, scored on the 5th)
@@ -57,11 +57,15 @@ def fold_dir(name: str, k: int | None) -> Path:
 def write_config(a, k: int) -> Path:
     """The fold's training config: configs/train-auto.yaml with the fold, the inner val and the overrides."""
     base = yaml.safe_load((ROOT / "configs" / "train-auto.yaml").read_text())
+    if a.recipe:  # its training settings; the photos and their splits stay the cross-fitting's
+        keep = {"data", "out", "test", "val", "exclude", "folds", "fold"}
+        base.update({key: v for key, v in yaml.safe_load(Path(a.recipe).read_text()).items() if key not in keep})
     out = fold_dir(a.name, k)
     out.mkdir(parents=True, exist_ok=True)
     cfg = {**base, "data": [str((ROOT / d).resolve()) for d in base["data"]], "out": str(out),
-           "folds": FOLDS if k is not None else 0, "fold": k or 0, "val": INNER_VAL, "minutes": a.minutes, "lam": a.lam, "threads": a.threads,
-           "seed": a.seed}
+           "folds": FOLDS if k is not None else 0, "fold": k or 0, "val": INNER_VAL, "minutes": a.minutes,
+           "threads": a.threads, **({"lam": a.lam} if a.lam is not None else {}),
+           **({"seed": a.seed} if a.seed is not None else {})}
     path = out / "train.yaml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
@@ -123,24 +127,25 @@ def summary(gain: np.ndarray, cf: np.ndarray, gt: np.ndarray) -> str:
 
 
 def fit(a) -> None:
-    parts = [np.load(fold_dir(a.name, k) / "oof.npz") for k in range(FOLDS)]
+    ks = [k for k in range(FOLDS) if (fold_dir(a.name, k) / "oof.npz").is_file()]  # all 5, or those done
+    parts = [np.load(fold_dir(a.name, k) / "oof.npz") for k in ks]
     gain = np.concatenate([p["gain"] for p in parts], axis=1)  # (D + 1, P): the grid, then the shipped decoding
     cf = np.concatenate([p["cf"] for p in parts], axis=1)
     gt = np.concatenate([p["gt_cf"] for p in parts])
     names = np.concatenate([p["names"] for p in parts])
-    fold = np.concatenate([np.full(len(p["gt_cf"]), k) for k, p in enumerate(parts)])
+    fold = np.concatenate([np.full(len(p["gt_cf"]), k) for k, p in zip(ks, parts)])
     decs = grid()
     D = len(decs)
     g, c = gain[:D], cf[:D]
     n = len(gt)
-    print(f"{n} out-of-fold photos ({', '.join(str(len(p['gt_cf'])) for p in parts)} per fold; checkpoints "
+    print(f"folds {ks}: {n} out-of-fold photos ({', '.join(str(len(p['gt_cf'])) for p in parts)} per fold; checkpoints "
           f"{', '.join(str(int(p['step'])) for p in parts)}); {D} decodings; order: worst >= -1 dB, "
           f"ratio in [{a.floor}, 1.1], then mean psnr. Figures: mean - gray / worst - gray / colourfulness ratio")
     print(f"shipped decoding:           {summary(gain[D], cf[D], gt)}")
     k = choose(g, c, gt, np.arange(n), a.floor)
     print(f"cross-fitted, in sample:    {summary(g[k], c[k], gt)}   CHOSEN {json.dumps(decs[k].to_dict())}")
     nest_g, nest_c, picks = np.zeros(n), np.zeros(n), []
-    for f in range(FOLDS):
+    for f in ks:
         kf = choose(g, c, gt, np.flatnonzero(fold != f), a.floor)
         picks.append(kf)
         m = fold == f
@@ -150,10 +155,18 @@ def fit(a) -> None:
               f"shot {d.shot} ref {d.reference}; on fold {f}: {summary(g[kf, m], c[kf, m], gt[m])} "
               f"(others in sample {summary(g[kf, ~m], c[kf, ~m], gt[~m])})")
     print(f"cross-fitted, nested:       {summary(nest_g, nest_c, gt)}   {len(set(picks))} distinct choices")
-    for f in range(FOLDS):
+    for f in ks:
         m = fold == f
         print(f"  fold {f}: shipped {summary(gain[D, m], cf[D, m], gt[m])}  in-sample choice "
               f"{summary(g[k, m], c[k, m], gt[m])}  nested {summary(nest_g[m], nest_c[m], gt[m])}")
+    ratio, worst = c.mean(1) / gt.mean(), g.min(1)
+    print("the trade-off in sample: the best worst photo of the decodings at each colourfulness floor")
+    for fl in (0.0, 0.2, 0.3, 0.4, 0.5):
+        m = (ratio >= fl) & (ratio <= 1.1)
+        if m.any():
+            j = np.flatnonzero(m)[np.argmax(worst[m] + 1e-3 * g[m].mean(1))]
+            print(f"  ratio >= {fl:.1f}: {summary(g[j], c[j], gt)}  (T {decs[j].temperature} spread {decs[j].spread} "
+                  f"power {decs[j].power} gain {decs[j].gain} shot {decs[j].shot} ref {decs[j].reference})")
     order = np.argsort(nest_g)
     print("worst photos (nested gain, in-sample choice, shipped decoding):")
     for i in order[:8]:
@@ -173,8 +186,9 @@ def main() -> None:
     r = sub.add_parser("run", help="train fold K, pick its checkpoint, score its photos")
     r.add_argument("--fold", type=int, help="0..4; left out: train on all 81 (inner val 8), no scoring")
     r.add_argument("--minutes", type=float, default=10.0, help="training time (the schedule follows it)")
-    r.add_argument("--lam", type=float, default=0.5)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--recipe", help="YAML whose training settings (width, lam, ...) replace configs/train-auto.yaml's")
+    r.add_argument("--lam", type=float, help="class rebalancing [default: the recipe's]")
+    r.add_argument("--seed", type=int, help="[default: the recipe's]")
     f = sub.add_parser("fit", help="choose the decoding on all folds' out-of-fold photos; nested check")
     f.add_argument("--floor", type=float, default=0.5)
     f.add_argument("--write", help="weights file to store the all-photo choice in")

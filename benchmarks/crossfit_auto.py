@@ -127,7 +127,7 @@ def summary(gain: np.ndarray, cf: np.ndarray, gt: np.ndarray) -> str:
 
 
 def fit(a) -> None:
-    ks = [k for k in range(FOLDS) if (fold_dir(a.name, k) / "oof.npz").is_file()]  # all 5, or those done
+    ks = [k for k in (a.only or range(FOLDS)) if (fold_dir(a.name, k) / "oof.npz").is_file()]  # or those done
     parts = [np.load(fold_dir(a.name, k) / "oof.npz") for k in ks]
     gain = np.concatenate([p["gain"] for p in parts], axis=1)  # (D + 1, P): the grid, then the shipped decoding
     cf = np.concatenate([p["cf"] for p in parts], axis=1)
@@ -136,7 +136,14 @@ def fit(a) -> None:
     fold = np.concatenate([np.full(len(p["gt_cf"]), k) for k, p in zip(ks, parts)])
     decs = grid()
     D = len(decs)
-    g, c = gain[:D], cf[:D]
+    if a.with_shipped:
+        from safetensors import safe_open
+
+        from vidcolor.models.auto_decode import Decoding
+
+        with safe_open(str(ROOT / "vidcolor" / "models" / "weights" / "auto.safetensors"), framework="pt") as fh:
+            decs.append(Decoding.from_dict(json.loads(fh.metadata()["meta"])["decoding"]))
+    g, c = gain[:len(decs)], cf[:len(decs)]
     n = len(gt)
     print(f"folds {ks}: {n} out-of-fold photos ({', '.join(str(len(p['gt_cf'])) for p in parts)} per fold; checkpoints "
           f"{', '.join(str(int(p['step'])) for p in parts)}); {D} decodings; order: worst >= -1 dB, "
@@ -192,6 +199,8 @@ def main() -> None:
     f = sub.add_parser("fit", help="choose the decoding on all folds' out-of-fold photos; nested check")
     f.add_argument("--floor", type=float, default=0.5)
     f.add_argument("--write", help="weights file to store the all-photo choice in")
+    f.add_argument("--only", type=lambda t: [int(x) for x in t.split(",")], help="these folds (e.g. 0,1,2) only")
+    f.add_argument("--with-shipped", action="store_true", help="the shipped decoding as one more candidate")
     for p in (r, f):
         p.add_argument("--name", default="base", help="runs/crossfit/NAME")
         p.add_argument("--side", type=int, default=512)

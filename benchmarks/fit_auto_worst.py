@@ -66,7 +66,6 @@ def main() -> None:
         torch.set_num_threads(a.threads)
     from vidcolor.config import AutoConfig
     from vidcolor.models import get_colorizer
-    from vidcolor.models.auto_decode import LEGACY
 
     c = get_colorizer("auto", device=torch.device("cpu"), config=AutoConfig(weights=a.weights, decoding="legacy"))
     photos = [(p.name, *load_photo(p, a.side)) for p in split("val")]

@@ -488,3 +488,48 @@ def test_a_soft_print_gets_its_still_s_colour(monkeypatch):
             c.begin_shot(to_t(ref))
             err[softened] = float((c.colorize(L_of(soft))[0] - cbcr(frame)).abs().mean())
     assert err[True] < 0.6 * err[False], err
+
+
+def test_a_grainy_soft_print_s_blur_is_found_by_the_flow():
+    """A soft print (2 px) that is also grainy reads as sharp as the still (its grain is fine detail),
+    so the sharpness alone leaves the still as it is; the still carried onto the frame by a flow that
+    holds differs least from it under the print's own blur, grain or not, and that is what
+    :meth:`Softened.refine` picks."""
+    from vidcolor.models.align import SOFT_SIGMAS, Softened
+    from vidcolor.ops import pixel_grid
+
+    still = cv2.cvtColor(sharp_scene(), cv2.COLOR_RGB2GRAY)
+    grain = np.random.default_rng(0).normal(0, 10, still.shape)
+    frame = np.clip(cv2.GaussianBlur(still, (0, 0), 2.0) + grain, 0, 255).astype(np.uint8)
+    soft = Softened(still)
+    assert soft.at(frame) is still  # grain reads as detail
+    pos, conf = pixel_grid(*still.shape), np.ones(still.shape, np.float32)  # the flow: in place
+    soft.refine(frame, pos, conf)
+    assert SOFT_SIGMAS[soft.level] in (1.7, 2.0, 2.4), SOFT_SIGMAS[soft.level]
+    assert np.array_equal(soft.at(frame), cv2.GaussianBlur(still, (0, 0), SOFT_SIGMAS[soft.level]))
+    sharp = Softened(still)
+    sharp.refine(np.clip(still + grain, 0, 255).astype(np.uint8), pos, conf)
+    assert SOFT_SIGMAS[sharp.level] <= 0.5  # a grainy print as sharp as the still: (next to) none
+
+
+def test_a_grainy_soft_print_gets_its_still_s_colour(monkeypatch):
+    """The same through the colorizer, frame by frame (a batch of four, the print moved a little each
+    frame): once the first flow has found the blur, the later frames' chroma error is two thirds of
+    what it is with the still left sharp (as the sharpness alone leaves it for a grainy print)."""
+    import vidcolor.models.align as align
+
+    ref = sharp_scene()
+    rng = np.random.default_rng(1)
+    frames = [sharp_scene(dx=4 + k, dy=2) for k in range(4)]
+    prints = [np.clip(cv2.GaussianBlur(f, (0, 0), 2.5).astype(np.float32) + rng.normal(0, 8, f.shape[:2])[..., None],
+                      0, 255).astype(np.uint8) for f in frames]
+    err = {}
+    for softened in (False, True):
+        with monkeypatch.context() as m:
+            if not softened:
+                m.setattr(align, "SOFT_SIGMAS", (0.0,))
+            c = colorizer()
+            c.begin_shot(to_t(ref))
+            got = [c.colorize(L_of(p))[0] for p in prints]
+            err[softened] = float(np.mean([(g - cbcr(f)).abs().mean() for g, f in zip(got[1:], frames[1:])]))
+    assert err[True] < 0.75 * err[False], err

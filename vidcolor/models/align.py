@@ -27,6 +27,7 @@ STILL_GAIN = 1.0 / GAIN_RANGE[0]
 
 #: Gaussian blurs (working pixels) a still may be softened by to look as sharp as a soft print (:class:`Softened`)
 SOFT_SIGMAS = (0.0, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0, 5.0, 6.0)
+REFINE_EVERY = 4  # flows to the still between two looks at the blur a step either side (Softened.refine)
 
 __all__ = ["GlobalAlign", "Softened", "flow_align", "chain_align", "carried", "luma_of_l8", "sharpness"]
 
@@ -46,13 +47,19 @@ class Softened:
     """A still's uint8 L (the flows') blurred to look as sharp as the frames it is flowed to: a soft
     print (out of focus, a duplicate of a duplicate) against a sharp still has every edge in a
     different place to the flow and a different luminance to its check, so the still's colour is
-    carried less far than it should. ``at(frame)``: the still softened by the largest of
-    :data:`SOFT_SIGMAS` under which it is still at least as sharp as the frame (:func:`sharpness`;
-    a frame as sharp as the still, or grainier: the still itself); each softened copy made once."""
+    carried less far than it should. ``at(frame)``: the still softened by one of :data:`SOFT_SIGMAS`
+    (each copy made once). Until a flow has said more (:meth:`refine`), the largest under which it
+    is still at least as sharp as the frame (:func:`sharpness`; a frame as sharp as the still: the
+    still itself); but a grainy print reads as sharp (its grain is fine detail), so once a flow to
+    the still holds, :meth:`refine` picks the blur under which the still, carried onto the frame by
+    that flow, differs least from it (grain adds alike to every blur's difference), and ``at`` gives
+    that from then on, kept up to date a step at a time every :data:`REFINE_EVERY` flows."""
 
     def __init__(self, l8: np.ndarray):
         self.l8 = l8
+        self.level: int | None = None  # index into SOFT_SIGMAS once a flow has chosen it
         self._copies: dict[float, tuple[np.ndarray, float]] = {}
+        self._flows = 0
 
     def _copy(self, sigma: float) -> tuple[np.ndarray, float]:
         if sigma not in self._copies:
@@ -61,6 +68,8 @@ class Softened:
         return self._copies[sigma]
 
     def at(self, frame: np.ndarray) -> np.ndarray:
+        if self.level is not None:
+            return self._copy(SOFT_SIGMAS[self.level])[0]
         want = sharpness(frame)
         best = self.l8
         for sigma in SOFT_SIGMAS:
@@ -69,6 +78,33 @@ class Softened:
                 break
             best = y
         return best
+
+    def refine(self, frame: np.ndarray, pos: np.ndarray, conf: np.ndarray) -> None:
+        """After a flow of ``frame`` (uint8 L) to the still: ``pos`` (h, w, 2) its pixels' places in
+        the still, ``conf`` the flow's confidence. The first time, every blur from none up until the
+        difference grows; then the blurs a step either side of the last, every :data:`REFINE_EVERY`
+        flows. Where the flow holds on under a tenth of the frame, nothing is learnt."""
+        n, self._flows = self._flows, self._flows + 1
+        if self.level is not None and n % REFINE_EVERY:
+            return
+        wt = conf.astype(np.float32)
+        if float(wt.mean()) < 0.1:
+            return
+        mx, my = np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1])
+        tgt = frame.astype(np.float32)
+        levels = range(len(SOFT_SIGMAS)) if self.level is None else \
+            range(max(0, self.level - 1), min(len(SOFT_SIGMAS), self.level + 2))
+        best: tuple[float, int] | None = None
+        for i in levels:
+            y = cv2.remap(self._copy(SOFT_SIGMAS[i])[0], mx, my, cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+            g, o = fit_exposure(y, frame, wt, max_gain=STILL_GAIN)
+            diff = float((wt * np.abs(g * y + np.float32(o) - tgt)).sum()) / float(wt.sum())
+            if best is None or diff < best[0]:
+                best = (diff, i)
+            elif self.level is None and diff > 1.02 * best[0]:
+                break  # past the least difference
+        self.level = best[1]
 
 
 @functools.lru_cache(maxsize=1)

@@ -224,6 +224,7 @@ class PreparedStill:
             m = self.aligner(l8) if every == 1 or t is None else self.aligner.fit(l8)
         self._ref = ref = self.soft.at(l8)
         ab, conf, fl = flow_align(l8, ref, self.ab_np, dis, check=check, prealign=m, keep=keep, **kw)
+        self.soft.refine(l8, keep[0][0], conf)  # the blur the next flows use
         if t is not None:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
         return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg, ref)

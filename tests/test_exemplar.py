@@ -475,10 +475,17 @@ def test_a_soft_print_gets_its_still_s_colour(monkeypatch):
     """A print out of focus (a 2.5 px blur) of a sharp colour still's scene, moved: the still softened
     as much before the flow and its luminance check carries its colour where a sharp still's edges,
     in other places to the flow and of other luminance to the check, lost it (twice the chroma error)."""
+    frame = sharp_scene(dx=5, dy=3)
+    err = _chroma_error_softened_or_not(monkeypatch, sharp_scene(), [cv2.GaussianBlur(frame, (0, 0), 2.5)], [frame])
+    assert err[True] < 0.6 * err[False], err
+
+
+def _chroma_error_softened_or_not(monkeypatch, ref: np.ndarray, prints: list, truths: list, skip: int = 0) -> dict:
+    """The colorizer's mean chroma error over ``prints`` (a shot's frames, in order, coloured from
+    ``ref``) against ``truths``, the first ``skip`` frames not counted: ``True`` with the flows' still
+    softened as the print (:class:`~vidcolor.models.align.Softened`), ``False`` with it left sharp."""
     import vidcolor.models.align as align
 
-    ref, frame = sharp_scene(), sharp_scene(dx=5, dy=3)
-    soft = cv2.GaussianBlur(frame, (0, 0), 2.5)
     err = {}
     for softened in (False, True):
         with monkeypatch.context() as m:
@@ -486,8 +493,9 @@ def test_a_soft_print_gets_its_still_s_colour(monkeypatch):
                 m.setattr(align, "SOFT_SIGMAS", (0.0,))
             c = colorizer()
             c.begin_shot(to_t(ref))
-            err[softened] = float((c.colorize(L_of(soft))[0] - cbcr(frame)).abs().mean())
-    assert err[True] < 0.6 * err[False], err
+            got = [c.colorize(L_of(p))[0] for p in prints]
+            err[softened] = float(np.mean([(g - cbcr(f)).abs().mean() for g, f in list(zip(got, truths))[skip:]]))
+    return err
 
 
 def test_a_grainy_soft_print_s_blur_is_found_by_the_flow():
@@ -516,20 +524,9 @@ def test_a_grainy_soft_print_gets_its_still_s_colour(monkeypatch):
     """The same through the colorizer, frame by frame (a batch of four, the print moved a little each
     frame): once the first flow has found the blur, the later frames' chroma error is two thirds of
     what it is with the still left sharp (as the sharpness alone leaves it for a grainy print)."""
-    import vidcolor.models.align as align
-
-    ref = sharp_scene()
     rng = np.random.default_rng(1)
     frames = [sharp_scene(dx=4 + k, dy=2) for k in range(4)]
     prints = [np.clip(cv2.GaussianBlur(f, (0, 0), 2.5).astype(np.float32) + rng.normal(0, 8, f.shape[:2])[..., None],
                       0, 255).astype(np.uint8) for f in frames]
-    err = {}
-    for softened in (False, True):
-        with monkeypatch.context() as m:
-            if not softened:
-                m.setattr(align, "SOFT_SIGMAS", (0.0,))
-            c = colorizer()
-            c.begin_shot(to_t(ref))
-            got = [c.colorize(L_of(p))[0] for p in prints]
-            err[softened] = float(np.mean([(g - cbcr(f)).abs().mean() for g, f in zip(got[1:], frames[1:])]))
+    err = _chroma_error_softened_or_not(monkeypatch, sharp_scene(), prints, frames, skip=1)
     assert err[True] < 0.75 * err[False], err

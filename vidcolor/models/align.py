@@ -58,23 +58,25 @@ class Softened:
     def __init__(self, l8: np.ndarray):
         self.l8 = l8
         self.level: int | None = None  # index into SOFT_SIGMAS once a flow has chosen it
-        self._copies: dict[float, tuple[np.ndarray, float]] = {}
+        self._copies: dict[float, np.ndarray] = {}
+        self._sharp: dict[float, float] = {}  # the copies' sharpness, measured only while no flow has said more
         self._flows = 0
 
-    def _copy(self, sigma: float) -> tuple[np.ndarray, float]:
+    def _copy(self, sigma: float) -> np.ndarray:
         if sigma not in self._copies:
-            y = self.l8 if sigma == 0 else cv2.GaussianBlur(self.l8, (0, 0), sigma)
-            self._copies[sigma] = (y, sharpness(y))
+            self._copies[sigma] = self.l8 if sigma == 0 else cv2.GaussianBlur(self.l8, (0, 0), sigma)
         return self._copies[sigma]
 
     def at(self, frame: np.ndarray) -> np.ndarray:
         if self.level is not None:
-            return self._copy(SOFT_SIGMAS[self.level])[0]
+            return self._copy(SOFT_SIGMAS[self.level])
         want = sharpness(frame)
         best = self.l8
         for sigma in SOFT_SIGMAS:
-            y, sharp = self._copy(sigma)
-            if sharp < want:
+            y = self._copy(sigma)
+            if sigma not in self._sharp:
+                self._sharp[sigma] = sharpness(y)
+            if self._sharp[sigma] < want:
                 break
             best = y
         return best
@@ -96,7 +98,7 @@ class Softened:
             range(max(0, self.level - 1), min(len(SOFT_SIGMAS), self.level + 2))
         best: tuple[float, int] | None = None
         for i in levels:
-            y = cv2.remap(self._copy(SOFT_SIGMAS[i])[0], mx, my, cv2.INTER_LINEAR,
+            y = cv2.remap(self._copy(SOFT_SIGMAS[i]), mx, my, cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
             g, o = fit_exposure(y, frame, wt, max_gain=STILL_GAIN)
             diff = float((wt * np.abs(g * y + np.float32(o) - tgt)).sum()) / float(wt.sum())

@@ -241,7 +241,10 @@ class TemporalConfig:
     is at the frame's exposure already (a still blended with automatic colour)
     asks for it for its shots. The exemplar's and keyframes' colour is
     smoothed at the still's exposure instead and given each frame's after
-    the smoother (``exemplar.follow_exposure``).
+    the smoother (``exemplar.follow_exposure``). ``defects``: an old print's
+    dust and scratches filled in the luma the colour is worked out from
+    (:mod:`vidcolor.temporal.defects`); ``degrain``: a grainy print's grain
+    smoothed out of it (:mod:`vidcolor.temporal.grain`); the output keeps both.
     """
 
     mode: str = setting("forward", choices=TEMPORAL_MODES)
@@ -255,6 +258,7 @@ class TemporalConfig:
     detail: float = setting(2.0, ge=0)  # chroma pixels
     deflicker: bool = False
     defects: bool = True
+    degrain: bool = True
     follow_exposure: bool = False  # the carried colour scaled by the exposure change (the exemplar's shots: on)
 
     RENAMED: ClassVar[dict[str, str]] = {"l_sigma": "l_sigma_8bit"}

@@ -39,7 +39,7 @@ from .references.plan import PlanChooser, PlannedShot
 from .runtime import RunReport, Timers, auto_batch_size, resolve_device, set_torch_threads
 from .shots import detector_from_config
 from .shots.split import Shot, ShotSplitter
-from .temporal import DefectFinder, TemporalSmoother
+from .temporal import DefectFinder, GrainFilter, TemporalSmoother
 from .temporal.deflicker import Deflicker, exposed_codes
 
 __all__ = ["RunReport", "VideoRun", "Painters", "colorize_video", "colorize", "detect_shots",
@@ -218,7 +218,7 @@ class VideoRun:
         self.entries: list[tuple[Shot, dict]] = []  # lengths are known at the end
         self.current: tuple[dict, Colorizer | None] | None = None  # the shot being coloured: its entry, colorizer
         self.reference_flow = 0.0
-        self.writer = self.smoother = self.side = self.deflicker = self.defects = None
+        self.writer = self.smoother = self.side = self.deflicker = self.defects = self.grain = None
 
     # -- the run ---------------------------------------------------------------------
     def run(self) -> RunReport:
@@ -270,6 +270,7 @@ class VideoRun:
         self.smoother = TemporalSmoother.from_config(cfg.temporal, info.bits, self.device)
         self.deflicker = Deflicker(bits=info.bits) if cfg.temporal.deflicker else None
         self.defects = DefectFinder(bits=info.bits) if cfg.temporal.defects else None
+        self.grain = GrainFilter(bits=info.bits) if cfg.temporal.degrain else None
 
     def _stream(self, reader: VideoReader) -> None:
         items = reader.items()
@@ -332,7 +333,7 @@ class VideoRun:
     # -- per shot --------------------------------------------------------------------
     def begin_shot(self, shot: Shot) -> None:
         self.end_shot()  # no colour is carried across a cut
-        for stage in (self.deflicker, self.defects):
+        for stage in (self.deflicker, self.defects, self.grain):
             if stage is not None:
                 stage.reset()
         entry = shot.to_dict()
@@ -389,6 +390,9 @@ class VideoRun:
         luma = np.stack([f.luma for f in batch])  # the batch's luma, stacked once: colorizer, codes, encoder
         with timers("defects"):  # what the colour side sees: dust and scratches filled (the output keeps the luma)
             seen = luma if self.defects is None else self.defects.fill(luma, (f.luma for f in after))
+        if self.grain is not None:
+            with timers("grain"):  # ... and a grainy print's grain smoothed out of it
+                seen = self.grain(seen)
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
                 codes = colorist(seen)

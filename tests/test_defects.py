@@ -172,23 +172,15 @@ def test_the_pipeline_holds_back_the_frames_the_finder_looks_ahead_at(tmp_path):
     """Through the pipeline: a scratch on a shot's first 12 frames (past its first batch) takes its
     surroundings' colour; every frame is written once, in order, as without the finder."""
     import av
-    from synth_shots import write_video
-    from vidcolor.config import load_config
-    from vidcolor.pipeline import colorize_video
 
     clean = moving_picture(5, n=21, blur=6.0)
     dirty = clean.copy()
     truth = np.zeros(clean.shape, bool)
     truth[:12, 6:90, 60:62] = True
     dirty[truth] = np.clip(dirty[truth].astype(int) + 60, 0, 255)
-    ref = _bright_is_yellow(tmp_path)
-    chroma, pts = {}, {}
-    for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
-        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
-        cfg = load_config(overrides={"colorizer": "transfer", "temporal.defects": on, "encode.crf": 0,
-                                     "shots.detector": "off"})
-        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
-        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
+    chroma = through_pipeline(tmp_path, clean, dirty, "temporal.defects")
+    pts = {}
+    for name in chroma:
         with av.open(str(tmp_path / f"out_{name}.mp4")) as c:
             pts[name] = [f.pts for f in c.decode(video=0)]
     assert pts["on"] == pts["off"] == pts["clean"] and len(pts["on"]) == 21
@@ -281,25 +273,35 @@ def test_no_colour_streak_along_a_scratch(tmp_path, mode):
     """Through the pipeline, a colorizer whose colour follows luminance: without the finder, colour is
     painted along a scratch and on dust (the chroma error on them, against the same film without them,
     far over the error around them); with it (the default) they take their surroundings' colour."""
-    from synth_shots import write_video
-    from vidcolor.config import load_config
-    from vidcolor.pipeline import colorize_video
 
     clean = moving_picture(4, n=16, h=96, w=128, blur=6.0)  # a picture the pixels around a speck tell
     dirty, truth = add_defects(clean, 4)
-    ref = _bright_is_yellow(tmp_path)
-    chroma = {}
-    for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
-        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
-        cfg = load_config(overrides={"colorizer": "transfer", "temporal.defects": on, "temporal.mode": mode,
-                                     "encode.crf": 0, "shots.detector": "off"})
-        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
-        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
+    chroma = through_pipeline(tmp_path, clean, dirty, "temporal.defects", {"temporal.mode": mode})
     err = {k: _on_and_around(chroma[k], chroma["clean"], truth) for k in ("off", "on")}
     assert err["off"][0] > 2 * err["off"][1] + 4, err  # without the finder: colour painted along the defects
     # with it: the defects' colour as close as the colour around them was without it (the colour here
     # follows the luma closely, and a fill is not the picture under the speck: not as close as around)
     assert err["on"][0] < 0.3 * err["off"][0] and err["on"][0] < err["off"][1], err
+
+
+def through_pipeline(tmp_path, clean: np.ndarray, dirty: np.ndarray, key: str, extra: dict | None = None) -> dict:
+    """The clean frames with ``key`` off, the dirty ones with it off and on, each written losslessly and
+    coloured by the transfer colorizer (whose colour follows luminance) from a still where the colour
+    says how bright a pixel is: {"clean", "off", "on"} -> Cb/Cr (:func:`_cbcr`); the outputs are
+    ``tmp_path / "out_{name}.mp4"``, their inputs ``tmp_path / "{name}.mp4"``."""
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.pipeline import colorize_video
+
+    ref = _bright_is_yellow(tmp_path)
+    chroma = {}
+    for name, frames, on in (("clean", clean, False), ("off", dirty, False), ("on", dirty, True)):
+        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
+        cfg = load_config(overrides={"colorizer": "transfer", key: on, "encode.crf": 0, "shots.detector": "off",
+                                     **(extra or {})})
+        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
+        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
+    return chroma
 
 
 def _bright_is_yellow(tmp_path):

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_defects import _bright_is_yellow, _cbcr, moving_picture
+from test_defects import moving_picture, through_pipeline
 from vidcolor.temporal.grain import GRAIN_FLOOR, GrainFilter, grain_level
 
 
@@ -68,21 +68,11 @@ def test_the_colour_of_a_grainy_print_is_worked_out_from_its_picture_and_its_lum
     default) a grainy print's colour is nearer the clean print's than without it; the output's luma is
     the input's, grain and all, bit for bit."""
     from synth import decode_luma
-    from synth_shots import write_video
-    from vidcolor.config import load_config
-    from vidcolor.pipeline import colorize_video
 
     clean = moving_picture(4, n=12, h=96, w=128, blur=6.0)
     noisy = grainy(clean, 7.0, seed=4)
-    ref = _bright_is_yellow(tmp_path)
-    chroma = {}
-    for name, frames, on in (("clean", clean, True), ("off", noisy, False), ("on", noisy, True)):
-        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
-        cfg = load_config(overrides={"colorizer": "transfer", "temporal.degrain": on, "encode.crf": 0,
-                                     "shots.detector": "off"})
-        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
-        chroma[name] = _cbcr(tmp_path / f"out_{name}.mp4")
-        if name == "on":
-            assert all(np.array_equal(a, b) for a, b in zip(decode_luma(tmp_path / "out_on.mp4"), decode_luma(src)))
+    chroma = through_pipeline(tmp_path, clean, noisy, "temporal.degrain")
+    got, given = decode_luma(tmp_path / "out_on.mp4"), decode_luma(tmp_path / "on.mp4")
+    assert len(got) == len(given) == 12 and all(np.array_equal(a, b) for a, b in zip(got, given))
     err = {k: float(np.sqrt(((chroma[k] - chroma["clean"]) ** 2).sum(-1)).mean()) for k in ("off", "on")}
     assert err["on"] < 0.8 * err["off"], err  # 4.3 against 5.8 codes

@@ -53,6 +53,22 @@ def test_grain_is_smoothed_and_edges_are_kept(sd):
     assert on(out) < 1.02 * on(noisy) and on(out) < 0.6 * on(blur), (on(out), on(noisy), on(blur))
 
 
+def test_a_print_whose_grain_is_near_the_floor_is_not_filtered_batch_on_batch_off():
+    clean = moving_picture(5, n=1, blur=8.0)  # smooth: its own fine detail well under the floor
+    level = lambda sd: grain_level(grainy(clean, sd)[0])
+    near = next(sd for sd in np.arange(1.0, 4.0, 0.05) if 0.85 * GRAIN_FLOOR <= level(sd) < 0.95 * GRAIN_FLOOR)
+    over = next(sd for sd in np.arange(1.0, 6.0, 0.05) if level(sd) >= 1.1 * GRAIN_FLOOR)
+    f = GrainFilter()
+    filtered = []
+    for sd in (near, over, near, near):
+        batch = grainy(clean, sd)
+        filtered.append(f(batch) is not batch)
+    assert filtered == [False, True, True, True]  # on once over the floor, and held on just under it
+    f.reset()
+    batch = grainy(clean, near)
+    assert f(batch) is batch  # a new shot starts off
+
+
 def test_ten_bit_luma_is_measured_in_eight_bit_codes_and_filtered_alike():
     clean = moving_picture(3, n=2)
     noisy8 = grainy(clean, 6.0)

@@ -16,8 +16,11 @@ measured on each batch's first frame (:func:`vidcolor.ops.flat_noise`: the
 fine detail in the picture's flattest blocks, 8-bit codes); under
 ``GRAIN_FLOOR`` (a clean video's own noise: 0.25-0.95 codes on the
 development clips, 3 with the benchmark's grain, 5-6 at twice it) nothing
-is done, so a clean film's colour is exactly what it was. The film's own
-luma is never altered: the output keeps its grain.
+is done, so a clean film's colour is exactly what it was; once on in a
+shot, the filter stays on until the grain falls under ``HOLD`` x the floor (a
+print whose grain is near the floor is not filtered batch on, batch off,
+which would make its colour flicker). The film's own luma is never altered:
+the output keeps its grain.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ GRAIN_FLOOR = 1.5  # 8-bit codes of grain s.d. under which the luma is left as i
 SIGMA_COLOR = 5.0  # the bilateral filter's range sigma, times the grain's s.d.
 SIGMA_SPACE = 2.0  # its spatial sigma, pixels
 DIAMETER = 5  # its neighbourhood, pixels
+HOLD = 0.8  # once on in a shot, the filter stays on down to this share of the floor
 
 
 def grain_level(luma: np.ndarray, bits: int = 8) -> float:
@@ -50,17 +54,20 @@ class GrainFilter:
         self.floor = floor
         self.sigma_color = sigma_color
         self.level = 0.0  # the grain last measured (8-bit codes)
+        self.on = False  # whether the shot's last batch was filtered
 
     def reset(self) -> None:
-        """A new shot (nothing is carried over; the grain is measured per batch)."""
+        """A new shot: the grain is measured afresh (per batch), the filter off until it is over the floor."""
         self.level = 0.0
+        self.on = False
 
     def __call__(self, luma: np.ndarray) -> np.ndarray:
         """(N, H, W) luma -> the same, smoothed where the print is grainy (a new array), else ``luma`` itself."""
         if len(luma) == 0:
             return luma
         self.level = grain_level(luma[0], self.bits)
-        if self.level < self.floor:
+        self.on = self.level >= (HOLD * self.floor if self.on else self.floor)
+        if not self.on:
             return luma
         scale = float(1 << (self.bits - 8))
         sc = self.sigma_color * self.level * scale

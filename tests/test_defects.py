@@ -96,6 +96,30 @@ def test_fill_takes_the_surroundings():
     assert bad[mask].min() == 250  # the input itself is never written
 
 
+@pytest.mark.parametrize("value", [230, 22])
+def test_a_speck_touching_something_as_bright_is_found_whole(value):
+    """A white speck against a white post (a dark one against a dark post): the top-hat sees only its
+    free side; against the frame before it stands out whole, and all of it is filled."""
+    clean = moving_picture(4, n=8)
+    clean[:] = clean[0]  # a still picture: the speck is the only news
+    clean[:, :, 52:68] = value  # a post as bright (dark) as the speck, wider than a speck
+    dirty = clean.copy()
+    speck = np.zeros(clean.shape[1:], np.uint8)
+    cv2.circle(speck, (72, 40), 4, 1, -1)  # touching the post's right side
+    speck = speck.astype(bool)
+    assert not speck[:, 52:68].any() and speck[:, 68].any()  # it touches, it does not overlap
+    for t in (4, 5):
+        dirty[t][speck] = value
+    filled = {}
+    for touching in (False, True):
+        out = DefectFinder(touching=touching).fill(dirty)
+        filled[touching] = [float((out[t] != dirty[t])[speck].mean()) for t in (4, 5)]
+        assert np.array_equal(out[:4], dirty[:4]) and np.array_equal(out[6:], dirty[6:])  # nothing else
+    assert min(filled[True]) > 0.95, filled
+    assert np.abs(out[4:6].astype(int) - clean[4:6]).max() <= 2  # with what was there (a still picture)
+    assert max(filled[False]) < 0.9, filled  # without it, not where it touches (the test can fail)
+
+
 @pytest.mark.parametrize("seed", [0, 2])
 def test_a_speck_is_filled_with_what_the_frame_before_showed_there(seed):
     clean = moving_picture(seed)

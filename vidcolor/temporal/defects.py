@@ -27,7 +27,13 @@ shot has nothing to be compared with: none are found there). A pixel is
   for under ``dust_life`` frames; or, the same tests the other way in time,
   **gone** by the next frame of the batch (an even blob only), or a frame
   before one that is: a speck that came where something as dark had just
-  been (so was no news coming) is found as it goes;
+  been (so was no news coming) is found as it goes. A speck that touches
+  something as bright (a white speck on the edge of a white post) has no
+  top-hat where it touches: its blob takes in the pixels joined to it that
+  are ``dust_contrast`` brighter than the same pixel of the other frame,
+  while it stays speck-sized (``touching``; where the picture moved, the
+  moving edge joins it and only its free side is judged, as before); it
+  lives on where it is as bright as it was;
 - a **scratch** when its horizontal top-hat (``scratch_width``) is over
   ``scratch_contrast`` along at least ``scratch_cover`` of a vertical run of
   ``scratch_run`` x the frame's height (a line of at least two runs in a
@@ -209,7 +215,8 @@ class DefectFinder:
     surroundings (or found as it goes) must be; ``temporal_fill`` / ``temporal_scratch``: specks /
     scratches filled from the previous frame where they can be (else from around them only);
     ``look_back``: frames after a shot's first frame walked backwards to it (a scratch already there
-    when the shot starts is found if it has gone within them). ``fill`` takes the frames after its
+    when the shot starts is found if it has gone within them); ``touching``: a speck touching something
+    as bright (dark) found whole (see the module docstring). ``fill`` takes the frames after its
     batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -218,7 +225,7 @@ class DefectFinder:
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
-                 edge: int = 1, look_back: int = 15, flat: float = 0.1):
+                 edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -228,6 +235,7 @@ class DefectFinder:
         self.dust_size, self.blob_slack = dust_size, blob_slack
         self.look_back = max(1, look_back)
         self.flat = flat
+        self.touching = touching
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -396,7 +404,33 @@ class DefectFinder:
             cand &= cv2.subtract(y8, cv2.dilate(p, self._near)) > self.novelty
         else:
             cand &= cv2.subtract(cv2.erode(p, self._near), y8) > self.novelty
-        return self._small(cand, y8, p, sign, resid) if cand.any() else cand
+        if not cand.any():
+            return cand
+        if self.touching:
+            cand, resid = self._whole(y8, cand, p, sign, resid)
+        return self._small(cand, y8, p, sign, resid)
+
+    def _whole(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int,
+               resid: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        """``cand`` grown over the pixels joined to it that are ``dust_contrast`` brighter (``sign`` -1:
+        darker) than the same pixel of ``p``: the whole of a speck that touches something as bright.
+        The opening that makes the top-hat keeps the two as one (the speck has no top-hat where it
+        touches), and "brighter than anything near it" swallows its pixels next to the other thing;
+        pixel by pixel against the frame before, where the picture held still, it stands out whole
+        (where the picture moved, the moving edge joins it and makes it too big to be a speck: then
+        ``cand`` alone, as before). ``resid`` then takes that contrast too (the evenness test)."""
+        jump = cv2.subtract(y8, p) if sign > 0 else cv2.subtract(p, y8)
+        m = self.edge
+        jump[:, :m] = jump[:, -m:] = jump[:m] = jump[-m:] = 0
+        more = jump > self.dust_contrast
+        if not (more & ~cand).any():
+            return cand, resid
+        n, labels, stats = _components(cand | more)
+        big = self.dust_size + self.blob_slack
+        keep = np.zeros(n, bool)
+        keep[labels[cand]] = True
+        keep &= (stats[:, cv2.CC_STAT_WIDTH] <= big) & (stats[:, cv2.CC_STAT_HEIGHT] <= big)
+        return cand | keep[labels], jump if resid is None else np.maximum(resid, jump)
 
     def _speck_ages(self, y8: np.ndarray, dust: np.ndarray, other: np.ndarray, sign: int, was: np.ndarray | None,
                     exposure: Callable[[], np.ndarray], judged: np.ndarray | None = None) -> np.ndarray:
@@ -419,7 +453,11 @@ class DefectFinder:
             hit = self._new_specks(y8, hit, exposure(), sign, dust)
         age = hit.view(np.uint8).copy()
         if was is not None:
-            kept = blob & (was > 0) & (was < self.dust_life)
+            kept = (was > 0) & (was < self.dust_life)
+            if self.touching and kept.any():  # in place: as the top-hat says, or as bright as it was there
+                kept &= blob | (cv2.absdiff(y8, exposure()) <= self.novelty)
+            else:
+                kept &= blob
             age[kept] = was[kept] + 1
         return age
 

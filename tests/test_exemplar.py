@@ -100,6 +100,33 @@ def test_attention_prefers_reference_cells_of_the_frame_cells_tone():
     assert torch.allclose(plain[0, :, 0, 0], ab[0].mean(dim=(1, 2)), atol=1e-4)
 
 
+def test_a_grainy_print_s_features_are_matched_on_blurred_copies():
+    """Grain reads as texture to the backbone: a grainy frame's cells match the clean still's poorly.
+    Told the print is grainy (``grainy``: the pipeline's grain filter is on), the attention takes the
+    features of frame and still from copies blurred by ``grain_blur``: they match better; untold, or
+    with ``grain_blur`` 0, the features are the frame's own."""
+    ref, frame = red_square_scene(), red_square_scene(dx=4, dy=2)
+    L = L_of(frame)
+    g = torch.from_numpy(cv2.GaussianBlur(np.random.default_rng(0).normal(0, 1, L.shape[-2:]).astype(np.float32),
+                                          (0, 0), 0.7))
+    L = (L + 4.0 * g / g.std()).clamp(0, 100)  # grain of 4 L units (about 10 codes)
+    sims = {}
+    for blur in (2.0, 0.0):
+        c = colorizer(grain_blur=blur)
+        c.begin_shot(to_t(ref))
+        c.colorize(L)
+        Lw = c._working(L)
+        for grainy in (False, True):
+            c.grainy = grainy
+            _, sim = c.attention(Lw, c._still)
+            sims[blur, grainy] = float(sim.mean())
+        assert c._still.feat_at(0.0) is c._still.feat
+        if blur:
+            assert c._still.feat_at(blur) is c._still.feat_at(blur)  # made once
+    assert sims[2.0, True] > sims[2.0, False] + 0.04, sims  # 0.55 against 0.48
+    assert sims[0.0, True] == sims[0.0, False] == sims[2.0, False], sims
+
+
 def test_reference_is_prepared_once_per_shot(monkeypatch):
     c = colorizer()
     calls = []

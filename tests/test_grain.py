@@ -92,3 +92,31 @@ def test_the_colour_of_a_grainy_print_is_worked_out_from_its_picture_and_its_lum
     assert len(got) == len(given) == 12 and all(np.array_equal(a, b) for a, b in zip(got, given))
     err = {k: float(np.sqrt(((chroma[k] - chroma["clean"]) ** 2).sum(-1)).mean()) for k in ("off", "on")}
     assert err["on"] < 0.8 * err["off"], err  # 4.3 against 5.8 codes
+
+
+def test_the_colorizer_is_told_when_a_print_is_grainy(tmp_path, monkeypatch):
+    """The pipeline tells the colorizer a shot's print is grainy (``Colorizer.grainy``: the exemplar then
+    matches its features on blurred copies) when the grain filter is on, and only then."""
+    from synth_shots import write_video
+    from vidcolor.config import load_config
+    from vidcolor.models.transfer import TransferColorizer
+    from vidcolor.pipeline import colorize_video
+    from test_defects import _bright_is_yellow
+
+    seen: list[bool] = []
+    plain = TransferColorizer.colorize
+    monkeypatch.setattr(TransferColorizer, "colorize", lambda self, L: (seen.append(self.grainy), plain(self, L))[1])
+    clean = moving_picture(4, n=10, h=96, w=128, blur=6.0)
+    ref = _bright_is_yellow(tmp_path)
+    told = {}
+    for name, frames, degrain in (("clean", clean, True), ("grainy", grainy(clean, 7.0, seed=4), True),
+                                  ("unfiltered", grainy(clean, 7.0, seed=4), False)):
+        seen.clear()
+        src = write_video(tmp_path / f"{name}.mp4", list(frames), crf=0)
+        cfg = load_config(overrides={"colorizer": "transfer", "temporal.degrain": degrain, "encode.crf": 0,
+                                     "shots.detector": "off"})
+        colorize_video(src, tmp_path / f"out_{name}.mp4", reference=ref, config=cfg)
+        told[name] = list(seen)
+    assert told["clean"] and not any(told["clean"]), told
+    assert told["grainy"] and all(told["grainy"]), told
+    assert told["unfiltered"] and not any(told["unfiltered"]), told  # no filter, no word of it

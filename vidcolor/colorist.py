@@ -29,6 +29,7 @@ class FrameColorist:
         self.pool = (round(h / chroma_size[0]), round(w / chroma_size[1]))
         self.neutral = False  # True: this shot stays black and white (a/b = 0)
         self.exposure: list | None = None  # the last answer's frames' exposures (Colorizer.exposure)
+        self.grainy = False  # the print is grainy (the pipeline's grain filter is on): Colorizer.grainy
 
     @property
     def _full(self) -> bool:
@@ -68,6 +69,7 @@ class FrameColorist:
         L = self._luma_to_l(luma, full=full)
         self.colorizer.out_size = self.chroma_size if full else None
         self.colorizer.motions = motions
+        self.colorizer.grainy = self.grainy
         ab = self.colorizer.colorize(L)
         self.exposure = self.colorizer.exposure
         if full:

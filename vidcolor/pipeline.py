@@ -393,6 +393,7 @@ class VideoRun:
         if self.grain is not None:
             with timers("grain"):  # ... and a grainy print's grain smoothed out of it
                 seen = self.grain(seen)
+            colorist.grainy = self.grain.on  # (its features matched on smoothed copies: ExemplarConfig.grain_blur)
         if not self.smoother.enabled or colorist.neutral:
             with timers("colorize"):
                 codes = colorist(seen)

@@ -115,7 +115,7 @@ class BlendColorizer(Colorizer):
         out = self.auto.colorize(La)
         if self.auto.chroma == "lab":
             out = lab_to_cbcr(La, out, self.ycbcr)
-        self.exemplar.out_size, self.exemplar.motions = self.out_size, self.motions
+        self.exemplar.out_size, self.exemplar.motions, self.exemplar.grainy = self.out_size, self.motions, self.grainy
         self.weight = self.confidence = None
         if not self._still:
             return out

@@ -61,7 +61,8 @@ from ..config import ExemplarConfig
 from ..settings import check_section
 from ..errors import ModelError
 from .exposure import evened, exposed
-from ..ops import Exposure, area_resize, exposure_fit, box_filter, dis_flow, pixel_grid, resize_flow, work_shape
+from ..ops import (Exposure, area_resize, exposure_fit, box_filter, dis_flow, gaussian_blur, pixel_grid, resize_flow,
+                   work_shape)
 from .align import GlobalAlign, Softened, chain_align, flow_align, luma_of_l8
 from .matcher import FeatureMatcher, load_matcher
 from .registry import Colorizer, ShotStats, register_colorizer
@@ -131,6 +132,12 @@ def l8_of(Lw: torch.Tensor) -> np.ndarray:
     return (Lw[:, 0].cpu().numpy() * 2.55).round().clip(0, 255).astype(np.uint8)
 
 
+def blurred(L: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(N, 1, h, w) L blurred by a Gaussian of ``sigma`` pixels (the border mirrored), for the
+    attention's features of a grainy print (``ExemplarConfig.grain_blur``)."""
+    return gaussian_blur(L, sigma, padding="reflect")
+
+
 def still_at(rgb: torch.Tensor, shape: tuple[int, int], ycbcr) -> tuple[torch.Tensor, torch.Tensor]:
     """(1, 3, H, W) RGB resized to ``shape``: its L (of its luma, as the frames' L is of theirs) and its
     Cb/Cr x 255."""
@@ -182,6 +189,8 @@ class PreparedStill:
         self.aligner = GlobalAlign(self.l8) if prealign else None
         self.soft = Softened(self.l8)  # the flows' still, as sharp as the frames (a soft print's: softened)
         self.ab_np = np.ascontiguousarray(self.ab[0].permute(1, 2, 0).cpu().numpy())
+        self.matcher = matcher
+        self._feat: dict[float, torch.Tensor] = {}
         if matcher is not None:  # None: for the flows alone
             self.feat = matcher.features(self.L)
             self.ab_small = F.adaptive_avg_pool2d(self.ab, self.feat.shape[-2:])
@@ -189,6 +198,15 @@ class PreparedStill:
         self._full: tuple[tuple[int, int], np.ndarray] | None = None
         self._chain: _Chain | None = None  # the last frame's answer, for the next one to chain on
         self._ref = self.l8  # the still as the last flow to it saw it (softened): the chained frames' too
+
+    def feat_at(self, blur: float) -> torch.Tensor:
+        """The attention's features of the still's L blurred by a Gaussian of ``blur`` working pixels
+        (0: :attr:`feat`), made once per blur (:func:`blurred`)."""
+        if blur <= 0:
+            return self.feat
+        if blur not in self._feat:
+            self._feat[blur] = self.matcher.features(blurred(self.L, blur))
+        return self._feat[blur]
 
     def full(self, shape: tuple[int, int]) -> np.ndarray:
         """(H, W, 2) the still's chroma (x 255) at the output size ``shape``, made once."""
@@ -389,15 +407,24 @@ class ExemplarColorizer(Colorizer):
         ab_att, sim = self.attention(Lw, self._still, q)
         return {"L": Lw, "ab_flow": ab_flow, "conf_flow": conf_flow, "ab_att": ab_att, "sim": sim}
 
+    @property
+    def _blur(self) -> float:
+        """The blur (working pixels) the attention's features are taken at: ``grain_blur`` on a grainy print."""
+        return float(self.cfg.grain_blur) if self.grainy else 0.0
+
+    def _features(self, Lw: torch.Tensor) -> torch.Tensor:
+        """The attention's features of frames ``Lw`` (working size), at :attr:`_blur`."""
+        return self.matcher.features(blurred(Lw, self._blur) if self._blur > 0 else Lw)
+
     def attention(self, Lw: torch.Tensor, still, q: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The semantic alignment of (N, 1, h, w) ``Lw`` with ``still`` (its ``feat``, ``ab_small``,
         ``tone``): (N, 2, h, w) warped chroma, following the frame's edges, and (N, 1, h, w) best
         similarity. ``q``: the frames' features, when already computed."""
         h, w = Lw.shape[-2:]
         if q is None:
-            q = self.matcher.features(Lw)
-        ab_att, sim = self.matcher.attend(q, still.feat, still.ab_small, self.matcher.tones(Lw, q.shape[-2:]),
-                                          still.tone, getattr(still, "prior", None))
+            q = self._features(Lw)
+        ab_att, sim = self.matcher.attend(q, still.feat_at(self._blur), still.ab_small,
+                                          self.matcher.tones(Lw, q.shape[-2:]), still.tone, getattr(still, "prior", None))
         ab_att = F.interpolate(ab_att, size=(h, w), mode="bilinear", align_corners=False)
         if self.cfg.attention_radius:  # the attention's cells are 8 px: its colour follows the frame's edges
             ab_att = guided_upsample(ab_att, Lw, Lw, self.cfg.attention_radius, self.cfg.guide_eps)
@@ -429,7 +456,7 @@ class ExemplarColorizer(Colorizer):
         try:
             for i in range(0, L.shape[0], step):
                 if i == 0:  # the first frame's features start at once; its flow is not ready yet
-                    q0 = self.matcher.features(Lw[:step])
+                    q0 = self._features(Lw[:step])
                 flows = [f for a in ahead[i:i + step] for f in a.result()] if ahead is not None else None
                 out.append(self._colorize_at(L[i:i + step], Lw[i:i + step], flows, q0 if i == 0 else None))
                 conf.append(self.confidence)

@@ -87,6 +87,7 @@ class JointStills:
     proportion, as the flows' colours are fused."""
 
     def __init__(self, stills: Sequence[PreparedStill], weights: Sequence[float] | None = None):
+        self.stills = stills
         self.feat = torch.cat([s.feat for s in stills], dim=-2)
         self.ab_small = torch.cat([s.ab_small for s in stills], dim=-2)
         self.tone = torch.cat([s.tone for s in stills], dim=1)
@@ -95,6 +96,10 @@ class JointStills:
             w = torch.tensor(weights, dtype=torch.float32, device=self.feat.device)
             cells = stills[0].tone.shape[1]
             self.prior = torch.log(w / w.sum()).repeat_interleave(cells)[None]
+
+    def feat_at(self, blur: float) -> torch.Tensor:
+        """:meth:`PreparedStill.feat_at` of each still, stacked as :attr:`feat` is."""
+        return self.feat if blur <= 0 else torch.cat([s.feat_at(blur) for s in self.stills], dim=-2)
 
 
 class KeyframeColorizer(ExemplarColorizer):

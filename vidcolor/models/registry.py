@@ -77,6 +77,9 @@ class Colorizer(ABC):
     #: its :class:`~vidcolor.temporal.Motion` to the frame before (or a Future of it; None at a
     #: shot's first frame), the smoother's frame-to-frame flow, which a colorizer may build on
     motions: list | None = None
+    #: set by the pipeline before colorize(): whether the shot's print is grainy (its grain filter,
+    #: ``temporal.degrain``, is on): a colorizer may then match on smoothed copies of frame and still
+    grainy: bool = False
     #: after colorize(): None, or (N, 1, h, w) in (0, 1], how far each pixel's colour can be
     #: trusted (any size; the pipeline resizes it). Temporal smoothing lets sure colour
     #: outweigh colour carried from frames that were less sure.

@@ -129,7 +129,9 @@ class ExemplarConfig:
     frames and of the still are those of copies blurred by a Gaussian of this
     sigma (working pixels; 0: as they are): the backbone reads grain as
     texture, and a grainy frame's cells match the clean still's poorly
-    (similarity 0.8 -> 0.5 at twice the old-film benchmark's grain);
+    (similarity 0.8 -> 0.5 at twice the old-film benchmark's grain). A trade:
+    more blur, better matches to a still of the shot itself, worse to a still
+    of another view (see the README's old-film figures);
     ``gate_low``/``gate_high``:
     a shot whose match score with the still (as retrieval scores it) is under
     ``gate_low`` gets no colour from it (a run colours that shot with
@@ -164,7 +166,7 @@ class ExemplarConfig:
     temperature: float = setting(0.04, gt=0)
     tone_weight: float = setting(1.0, ge=0)
     attention_radius: int = setting(8, ge=0)  # working pixels
-    grain_blur: float = setting(2.0, ge=0)  # working pixels: a grainy print's features matched on copies so blurred
+    grain_blur: float = setting(1.0, ge=0)  # working pixels: a grainy print's features matched on copies so blurred
     gate_low: float = setting(0.3, ge=0, le=1)
     gate_high: float = setting(0.45, ge=0, le=1)
     view_check: bool = True  # a still scored short but found in the shot by the flow is a view of it

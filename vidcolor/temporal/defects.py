@@ -256,15 +256,22 @@ class DefectFinder:
         self._scratch: dict = {}  # ... a scratch
         self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
 
+    @property
+    def _big(self) -> int:
+        """The most pixels a speck spans across or down."""
+        return self.dust_size + self.blob_slack
+
+    def _speck_sized(self, stats: np.ndarray) -> np.ndarray:
+        """Per component (connectedComponentsWithStats' rows): no wider nor taller than a speck can be."""
+        return (stats[:, cv2.CC_STAT_WIDTH] <= self._big) & (stats[:, cv2.CC_STAT_HEIGHT] <= self._big)
+
     def _blobs(self, on: np.ndarray, y: np.ndarray, resid: np.ndarray | None):
         """8-connected blobs of ``on`` (not empty): count, labels, stats, which are speck-sized (no wider
         nor taller than a speck can be, not under ``min_area``) and which are even inside: their s.d.
         in ``y`` at most ``flat`` x their mean ``resid`` (the top-hat: their contrast with what is around
         them). Dirt is opaque (or a clear hole), unlike most of a picture's small detail."""
         n, labels, stats = _components(on)
-        big = self.dust_size + self.blob_slack
-        ok = (stats[:, cv2.CC_STAT_WIDTH] <= big) & (stats[:, cv2.CC_STAT_HEIGHT] <= big)
-        ok &= stats[:, cv2.CC_STAT_AREA] >= self.min_area
+        ok = self._speck_sized(stats) & (stats[:, cv2.CC_STAT_AREA] >= self.min_area)
         ok[0] = False
         even = np.zeros(n, bool)
         if resid is not None:
@@ -418,11 +425,12 @@ class DefectFinder:
         touches), and "brighter than anything near it" swallows its pixels next to the other thing;
         pixel by pixel against the frame before, where the picture held still, it stands out whole
         (where the picture moved, the moving edge joins it and makes it too big to be a speck: then
-        ``cand`` alone, as before). ``resid`` then takes that contrast too (the evenness test)."""
+        ``cand`` alone, as before). ``resid`` then takes that contrast too (the evenness test). Neither
+        is written: where nothing grows, they are returned as they are; else copies."""
         h, w = y8.shape
-        m, big = self.edge, self.dust_size + self.blob_slack
+        m, big = self.edge, self._big
         n, labels, stats = _components(cand)
-        out, resid = cand.copy(), (np.zeros(y8.shape, np.uint8) if resid is None else resid.copy())
+        out = None  # copies of cand and resid, made when a speck first grows
         for i in range(1, n):  # each candidate in a window a pixel wider than any speck holding it could reach
             x0, y0, bw, bh = (int(v) for v in stats[i][:4])  # (the whole frame's pixels: 3x the time on a clean film)
             if bw > big or bh > big:
@@ -440,12 +448,15 @@ class DefectFinder:
             k, lab, st = _components(here | more)
             keep = np.zeros(k, bool)
             keep[lab[here]] = True
-            keep &= (st[:, cv2.CC_STAT_WIDTH] <= big) & (st[:, cv2.CC_STAT_HEIGHT] <= big)
-            whole = keep[lab]
+            whole = (keep & self._speck_sized(st))[lab]
+            if not whole.any():
+                continue
+            if out is None:
+                out, resid = cand.copy(), (np.zeros(y8.shape, np.uint8) if resid is None else resid.copy())
             out[ay:by, ax:bx] |= whole
             r = resid[ay:by, ax:bx]
             np.maximum(r, np.where(whole, jump, 0).astype(r.dtype), out=r)
-        return out, resid
+        return (cand, resid) if out is None else (out, resid)
 
     def _speck_ages(self, y8: np.ndarray, dust: np.ndarray, other: np.ndarray, sign: int, was: np.ndarray | None,
                     exposure: Callable[[], np.ndarray], judged: np.ndarray | None = None) -> np.ndarray:

@@ -178,7 +178,9 @@ def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOS
     return cv2.convertScaleAbs(img, alpha=g, beta=o)
 
 
-GAIN_RANGE = (0.4, 2.0)  # the most an exposure change between a frame and its still is followed
+# the most an exposure change between a frame and its still is followed; the least, at one place, 0.1:
+# a deep vignette's corner (at twice the benchmark's vignette, the print's light there falls under 0.2)
+GAIN_RANGE = (0.1, 2.0)
 GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4% fully (eased in between)
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame
 SHIFT_DEAD = (0.005, 0.015)  # a black level move within 0.5% of the range is not followed, one beyond 1.5% fully
@@ -220,7 +222,7 @@ def exposure_gain(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> np.ndarra
     return fit.gain
 
 
-def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure | None:
+def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray, light: np.ndarray | None = None) -> Exposure | None:
     """:class:`Exposure`: the frame's exposure against the still's, where the flow says they show the
     same scene (``yt``: the frame's luma, ``yr``: the still's carried onto the frame, both float32
     0..1 and linear in the light's R'G'B', as luma is: :func:`vidcolor.models.align.luma_of_l8`;
@@ -238,7 +240,10 @@ def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure |
     A print's flicker or vignette scales its light, and with it R'G'B', Y' - black and Cb/Cr alike
     (BT.601 is linear in R'G'B'): a darker corner or a dimmer frame of the still's scene has its hues
     and proportionally less chroma. The still's Cb/Cr times this gain are that colour; kept as they
-    are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark."""
+    are on a darkened luma they would be more vivid than the scene, out of gamut where it is dark.
+
+    ``light``: the (any size) gain ``yt`` was evened by (a vignette's falloff as last seen), put back
+    before the fit: the gain returned is the print's whole, and pixels clipped as evened stay out."""
     h, w = yt.shape
     # followed where the still is a view of the frame (the flow reaches most of it); a still of another
     # view or framing may be exposed or graded otherwise: its light against the frame's says nothing
@@ -249,6 +254,8 @@ def exposure_fit(yt: np.ndarray, yr: np.ndarray, conf: np.ndarray) -> Exposure |
     # ... and none where the frame is clipped at white or black: a brighter print's highlights stop at
     # white, and would have the fit take the gain for less and the black for higher
     wt = wt * ((yt > CLIPPED) & (yt < 1.0 - CLIPPED))
+    if light is not None:
+        yt = yt * cv2.resize(light, (w, h), interpolation=cv2.INTER_LINEAR)
     s = min(1.0, FIT_SIZE / min(h, w))
     size = (max(2, round(w * s)), max(2, round(h * s)))
     t, r, wt = (cv2.resize(x, size, interpolation=cv2.INTER_AREA).ravel().astype(np.float64) for x in (yt, yr, wt))

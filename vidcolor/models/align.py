@@ -17,13 +17,14 @@ import numpy as np
 import torch
 
 from ..color import l_to_gray
-from ..ops import GAIN_RANGE, fit_exposure, match_exposure, pixel_grid
+from ..ops import fit_exposure, match_exposure, pixel_grid
 
 #: most exposure ratio between a frame and its still undone in the luminance check, fitted where the flow
-#: holds (the pixels in correspondence): as far as the colour follows an exposure change (a grey print of
-#: a clean photograph, twice as dark). Before the flow, fitted on the whole pictures, only a flicker's jump
-#: is undone (MAX_EXPOSURE_GAIN): a reframed still's other content would take a larger gain for exposure.
-STILL_GAIN = 1.0 / GAIN_RANGE[0]
+#: holds (the pixels in correspondence): a grey print of a clean photograph, twice as dark (the colour
+#: follows a darker place further: GAIN_RANGE). Before the flow, fitted on the whole pictures, only a
+#: flicker's jump is undone (MAX_EXPOSURE_GAIN): a reframed still's other content would take a larger
+#: gain for exposure.
+STILL_GAIN = 2.5
 
 #: Gaussian blurs (working pixels) a still may be softened by to look as sharp as a soft print (:class:`Softened`)
 SOFT_SIGMAS = (0.0, 0.5, 0.7, 0.85, 1.0, 1.2, 1.4, 1.7, 2.0, 2.4, 2.8, 3.4, 4.0, 5.0, 6.0)

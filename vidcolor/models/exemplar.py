@@ -215,15 +215,17 @@ class PreparedStill:
                                                       .cpu().numpy()))
         return self._full[1]
 
-    def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check, t: int | None = None,
-             motion=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, np.ndarray | None]:
+    def flow(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check, t: int | None = None, motion=None,
+             falloff: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, np.ndarray | None]:
         """:func:`flow_align` of one frame's (h, w) uint8 L to this still (pre-aligned where a map holds):
         (ab, confidence, flow, pre-aligned, the frame's :func:`exposure_fit` against the still or None
         where it is the still's; ab not yet scaled by it). ``t``: the frame's index in the shot; ``motion``: its
         :class:`~vidcolor.temporal.Motion` to frame ``t - 1`` (or a Future of it; None: none). Given
         both, and an answer for frame ``t - 1`` less than ``cfg.reference_flow_every`` frames after
         the last flow to the still, the answer is chained on from it (:func:`chain_align`), unless
-        its mean confidence falls under :data:`CHAIN_KEEP` x that flow's."""
+        its mean confidence falls under :data:`CHAIN_KEEP` x that flow's. ``falloff``: the (any size)
+        gain across the picture ``l8`` was evened by (:func:`~vidcolor.models.exposure.evened`), put
+        back for the exposure fit: the fit is of the print's whole light (see :meth:`_gain`)."""
         every, last = cfg.reference_flow_every, self._chain
         kw = _flow_options(cfg)
         keep: list = []
@@ -234,7 +236,7 @@ class PreparedStill:
                 ab, conf, fl = chain_align((last.pos, last.geo), fl, fb2, l8, self._ref, self.ab_np, keep=keep, **kw)
                 if float(conf.mean()) >= CHAIN_KEEP * last.conf:
                     self._chain = _Chain(t, *keep[0], last.fresh, last.conf, last.pre)
-                    return ab, conf, fl, last.pre, self._gain(l8, keep[0][0], conf, cfg, self._ref)
+                    return ab, conf, fl, last.pre, self._gain(l8, keep[0][0], conf, cfg, self._ref, falloff)
                 keep.clear()
         if self.aligner is None:
             m = None
@@ -245,7 +247,7 @@ class PreparedStill:
         self.soft.refine(l8, keep[0][0], conf)  # the blur the next flows use
         if t is not None:
             self._chain = _Chain(t, *keep[0], t, float(conf.mean()), m is not None)
-        return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg, ref)
+        return ab, conf, fl, m is not None, self._gain(l8, keep[0][0], conf, cfg, ref, falloff)
 
     def exposure_of(self, l8: np.ndarray, cfg: ExemplarConfig, dis, check) -> Exposure | None:
         """One frame's :func:`exposure_fit` against this still, from a flow to it of its own (the
@@ -257,14 +259,20 @@ class PreparedStill:
         return self._gain(l8, keep[0][0], conf, cfg, ref)
 
     def _gain(self, l8: np.ndarray, pos: np.ndarray, conf: np.ndarray, cfg: ExemplarConfig,
-              still: np.ndarray) -> Exposure | None:
+              still: np.ndarray, falloff: np.ndarray | None = None) -> Exposure | None:
         """:func:`exposure_fit` of a frame's uint8 L against the still's (``still``: its uint8 L as the
-        flow saw it) carried to the (h, w, 2) positions ``pos`` (None where ``cfg.follow_exposure`` is off)."""
+        flow saw it) carried to the (h, w, 2) positions ``pos`` (None where ``cfg.follow_exposure`` is off).
+        ``falloff``: the gain ``l8`` was evened by, put back: a vignette's falloff is a quadratic across
+        the print, which the fit's model is, and what is left of it over an estimate of it is not (fitted
+        on the evened frame, the corners of the development clips' flower shot at twice the benchmark's
+        vignette kept 10-30% of their darkening, the flow failed there and the attention gave them the
+        still's green: 43.92 dB, the whole print's light 44.21, with :data:`~vidcolor.ops.GAIN_RANGE`'s
+        floor at 0.1 45.95)."""
         if not cfg.follow_exposure:
             return None
         ref = cv2.remap(luma_of_l8(still), np.ascontiguousarray(pos[..., 0]), np.ascontiguousarray(pos[..., 1]),
                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        return exposure_fit(luma_of_l8(l8), ref, conf)
+        return exposure_fit(luma_of_l8(l8), ref, conf, light=falloff)
 
 
 @dataclass
@@ -362,31 +370,32 @@ class ExemplarColorizer(Colorizer):
         return ShotStats(n if self._prealign else None, spent, extra)
 
     # -- per batch -----------------------------------------------------------------------------
-    def _flow_batch(self, Lw: torch.Tensor, t: int | None = None,
-                    motions: list | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def _flow_batch(self, Lw: torch.Tensor, t: int | None = None, motions: list | None = None,
+                    falloff: np.ndarray | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """flow_align of every frame of (N, 1, h, w) ``Lw`` to the reference (OpenCV: no GIL held);
-        ``t``: the first one's index in the shot, ``motions``: theirs (:meth:`PreparedStill.flow`)."""
+        ``t``: the first one's index in the shot, ``motions``: theirs, ``falloff``: the gain they were
+        evened by (:meth:`PreparedStill.flow`)."""
         start = time.perf_counter()
         out = []
         for i, f in enumerate(l8_of(Lw)):
             m = motions[i] if motions is not None and i < len(motions) else None
             ab, conf, fl, pre, gain = self._still.flow(f, self.cfg, self._dis, self._check,
-                                                       None if t is None else t + i, m)
+                                                       None if t is None else t + i, m, falloff)
             self._prealigned += pre
             out.append((ab, conf, fl, gain))
         self.flow_seconds += time.perf_counter() - start
         return out
 
-    def _flows_ahead(self, Lw: torch.Tensor) -> list:
+    def _flows_ahead(self, Lw: torch.Tensor, falloff: np.ndarray | None = None) -> list:
         """Futures of each frame's flow to the reference, queued on a worker thread: frame i+1's
         flow runs while the backbone works on frame i (chained on the smoother's ``motions``
-        where given)."""
+        where given; ``Lw`` evened by ``falloff``)."""
         if self._pool is None:
             self._pool = ThreadPoolExecutor(1, thread_name_prefix="vidcolor-exemplar-flow")
         t0, motions = self._t, self.motions
         self._t += Lw.shape[0]
-        return [self._pool.submit(self._flow_batch, Lw[i:i + 1], t0 + i, None if motions is None else motions[i:i + 1])
-                for i in range(Lw.shape[0])]
+        return [self._pool.submit(self._flow_batch, Lw[i:i + 1], t0 + i, None if motions is None else motions[i:i + 1],
+                                  falloff) for i in range(Lw.shape[0])]
 
     @torch.inference_mode()
     def align(self, Lw: torch.Tensor, flows: list | None = None, q: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
@@ -451,7 +460,7 @@ class ExemplarColorizer(Colorizer):
         # whole batch spill out of the caches (8 frames at 256 x 455: 4x slower than one by one)
         step = self.micro_batch or (1 if self.device.type == "cpu" else L.shape[0])
         self._prepared_for(Lw)
-        ahead = self._flows_ahead(Lw) if self.cfg.flow else None
+        ahead = self._flows_ahead(Lw, falloff) if self.cfg.flow else None
         out, conf, fits = [], [], []
         try:
             for i in range(0, L.shape[0], step):
@@ -482,16 +491,15 @@ class ExemplarColorizer(Colorizer):
         return _falloff_of(fit)
 
     def _follow(self, fits: list, falloff: np.ndarray | None) -> None:
-        """The batch's exposures against the still (``fits``, of its frames as evened by ``falloff``) made
-        whole, and the falloff the next batch is evened by: the last frame's gain across the picture.
+        """The batch's exposures against the still (``fits``: of the print's whole light, its frames'
+        flows made on them evened by ``falloff``, which stands for a frame too little matched to fit),
+        and the falloff the next batch is evened by: the last frame's gain across the picture.
         A vignette darkens a print's corners: matched against the still as it comes, the flow, the
         attention and the luminance checks see a darker picture there than the still shows (on the
         development clips' vignetted copies: 36.8 dB of chroma against the clean run's output on the
         flower shot); evened by the falloff the previous frames showed, they see the still's light."""
         if falloff is not None:
-            fits = [Exposure(falloff, 0.0) if f is None else
-                    Exposure(falloff * cv2.resize(f.gain, falloff.shape[::-1], interpolation=cv2.INTER_LINEAR), f.shift)
-                    for f in fits]
+            fits = [Exposure(falloff, 0.0) if f is None else f for f in fits]
         self.exposure = fits if any(f is not None for f in fits) else None
         last = fits[-1] if fits else None
         if last is not None:

@@ -178,8 +178,8 @@ def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOS
     return cv2.convertScaleAbs(img, alpha=g, beta=o)
 
 
-# the most an exposure change between a frame and its still is followed; the least, at one place, 0.1:
-# a deep vignette's corner (at twice the benchmark's vignette, the print's light there falls under 0.2)
+# the most an exposure change between a frame and its still is followed: up to twice the still's light,
+# down to a tenth (a deep vignette's corner: at twice the old-film benchmark's vignette, under 0.2)
 GAIN_RANGE = (0.1, 2.0)
 GAIN_DEAD = (0.01, 0.04)  # a gain within 1% of 1 is not followed, one beyond 4% fully (eased in between)
 MAX_BLACK_SHIFT = 0.05  # of the luma range: the most the black level may move between a still and a frame

@@ -350,6 +350,14 @@ def test_a_still_that_is_no_view_of_the_frame_lends_it_no_exposure():
             assert abs(float(np.median(g)) - 0.6) < 0.03
 
 
+def colour_field(rng: np.random.Generator, sigma: float = 4.0, lo: float = 40, span: float = 180) -> np.ndarray:
+    """(128, 160, 3) uint8: three smooth random planes (blurred by ``sigma`` px), each stretched to lo..lo+span."""
+    import cv2
+
+    planes = [cv2.GaussianBlur(rng.uniform(0, 1, (128, 160)).astype(np.float32), (0, 0), sigma) for _ in range(3)]
+    return np.stack([lo + span * (p - p.min()) / (p.max() - p.min()) for p in planes], -1).astype(np.uint8)
+
+
 def test_the_colour_side_sees_a_vignetted_print_in_the_stills_light():
     """A print of the still's scene, its corners darkened by a vignette: the exemplar evens each frame by
     the falloff it has seen (flow, attention and luminance checks see the still's light) and gives the
@@ -357,11 +365,7 @@ def test_the_colour_side_sees_a_vignetted_print_in_the_stills_light():
     it is coloured): its corners' colour comes as close to the scene's as that print shows it as
     later batches' (within 1.5x their error; seen by nothing, the first batch's was 8x), and the
     later batches come closer still."""
-    import cv2
-
-    rng = np.random.default_rng(4)
-    planes = [cv2.GaussianBlur(rng.uniform(0, 1, (128, 160)).astype(np.float32), (0, 0), 4.0) for _ in range(3)]
-    scene = np.stack([40 + 180 * (p - p.min()) / (p.max() - p.min()) for p in planes], -1).astype(np.uint8)
+    scene = colour_field(np.random.default_rng(4))
     g = vignette(128, 160, depth=0.5)
     print_ = exposed(scene, g)  # the vignetted print of the scene: its own colour is the truth
     true = cbcr(print_)
@@ -384,9 +388,7 @@ def test_a_deep_vignette_drifting_deeper_is_followed_into_its_corners():
     (now 0.003)."""
     import cv2
 
-    rng = np.random.default_rng(5)
-    planes = [cv2.GaussianBlur(rng.uniform(0, 1, (128, 160)).astype(np.float32), (0, 0), 4.0) for _ in range(3)]
-    scene = np.stack([40 + 180 * (p - p.min()) / (p.max() - p.min()) for p in planes], -1).astype(np.uint8)
+    scene = colour_field(np.random.default_rng(5))
     c = colorizer()
     c.begin_shot(to_t(scene))
     corners = (slice(0, 12), slice(0, 15))
@@ -404,11 +406,8 @@ def test_a_print_far_darker_than_its_still_is_flowed_in_the_stills_light():
     still's light and its flat, grainy parts are matched, not taken at random. Evened by the gain's
     shape alone (the level left to the flow), confidence 0.92 and chroma error 0.003-0.004; now 0.97
     and 0.001."""
-    import cv2
-
     rng = np.random.default_rng(7)
-    planes = [cv2.GaussianBlur(rng.uniform(0, 1, (128, 160)).astype(np.float32), (0, 0), 8.0) for _ in range(3)]
-    scene = np.stack([60 + 160 * (p - p.min()) / (p.max() - p.min()) for p in planes], -1).astype(np.uint8)
+    scene = colour_field(rng, sigma=8.0, lo=60, span=160)
     c = colorizer()
     c.begin_shot(to_t(scene))
     true = cbcr(exposed(scene, 0.45))

@@ -5,11 +5,20 @@
 Decodes each video's luma once, then runs ``DefectFinder().fill`` over it in
 batches of ``--batch`` frames (a new shot at the start, and at each of the
 ``shot_starts`` of a ``meta.json`` beside the video: an evaluation set's), with its scratches
-filled from the previous frame (the default) and from their sides only
-(``temporal_scratch=False``), the two interleaved ``--repeat`` times, and
+filled from the frame their picture was last seen in, to a fraction of a pixel
+(the default), as whole pixels copied from the previous frame (``subpixel=False``)
+and from their sides only (``temporal_scratch=False``), the three interleaved ``--repeat`` times, and
 prints the best ms/frame of each per video and the share of pixels filled.
 Give it a degraded clip (``benchmarks/bench_oldfilm.py --generate-only``
 builds them) and a clean one: on a clean film the finder finds almost nothing.
+``--clean DIR`` (the clean set's ``src`` folder) also prints how far each
+fill is from the clean clip of the same name on the scratch and dust pixels
+bench_oldfilm.py made (its ``masks`` folder beside the video's ``src``):
+the mean absolute difference in 8-bit codes, the pixels the finder missed
+included (a copy with scratches alone differs from the clean clip nowhere else).
+
+    python benchmarks/bench_defects.py /tmp/of/w/scratches_s1_seed0_v6_lossless/src/*.mp4 \
+        --clean /tmp/of/w/clean_lossless/src --repeat 1
 """
 from __future__ import annotations
 
@@ -29,17 +38,20 @@ def luma(path: Path) -> np.ndarray:
         return np.stack([f.to_ndarray(format="yuv420p")[: f.height] for f in c.decode(video=0)])
 
 
-def run(frames: np.ndarray, starts: list[int], batch: int, **kw) -> tuple[float, float]:
-    """Seconds per frame of one pass, and the share of pixels the fill changed."""
+def run(frames: np.ndarray, starts: list[int], batch: int, **kw) -> tuple[float, float, np.ndarray]:
+    """Seconds per frame of one pass, the share of pixels the fill changed, and the filled frames."""
     f = DefectFinder(**kw)
     changed = 0
+    filled = []
     t0 = time.perf_counter()
     for a, b in zip(starts, starts[1:] + [len(frames)]):
         f.reset()
         for i in range(a, b, batch):
-            out = f.fill(frames[i:min(b, i + batch)])
-            changed += int((out != frames[i:min(b, i + batch)]).sum())
-    return (time.perf_counter() - t0) / len(frames), changed / frames.size
+            j = min(b, i + batch)
+            out = f.fill(frames[i:j], frames[j:min(b, j + f.ahead(j - i))])
+            changed += int((out != frames[i:j]).sum())
+            filled.append(out)
+    return (time.perf_counter() - t0) / len(frames), changed / frames.size, np.concatenate(filled)
 
 
 def main() -> None:
@@ -47,22 +59,30 @@ def main() -> None:
     ap.add_argument("videos", nargs="+", type=Path)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--clean", type=Path, help="folder of the clean clips (bench_oldfilm.py's clean set's src)")
     a = ap.parse_args()
-    configs = {"temporal scratch fill": {}, "side fill only": {"temporal_scratch": False}}
+    configs = {"temporal scratch fill": {}, "whole-pixel copies": {"subpixel": False},
+               "side fill only": {"temporal_scratch": False}}
     for v in a.videos:
         frames = luma(v)
         meta = v.parent / "meta.json"
         starts = json.loads(meta.read_text())["shot_starts"] if meta.exists() else [0]
         best = {k: np.inf for k in configs}
-        share = {}
+        share, filled = {}, {}
         for _ in range(a.repeat):
             for k, kw in configs.items():
-                t, share[k] = run(frames, starts, a.batch, **kw)
+                t, share[k], filled[k] = run(frames, starts, a.batch, **kw)
                 best[k] = min(best[k], t)
         h, w = frames.shape[1:]
         print(f"{v} ({len(frames)} frames, {w}x{h}): "
               + "; ".join(f"{k} {1000 * best[k]:.2f} ms/frame, {1e4 * share[k]:.1f} px in 10,000 filled" for k in configs),
               flush=True)
+        if a.clean is not None:
+            z = np.load(v.parent.parent / "masks" / f"{v.stem}.npz")
+            masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
+            clean = np.clip(luma(a.clean / v.name), 16, 235).astype(np.float32)  # the copies' legal range
+            print(f"  fill vs the clean clip on the {int(masks.sum())} defect pixels: "
+                  + "; ".join(f"{k} {np.abs(filled[k] - clean)[masks].mean():.2f}" for k in configs), flush=True)
 
 
 if __name__ == "__main__":

@@ -147,8 +147,8 @@ def choose_frames(plan, conf: np.ndarray, n: int, *, per_shot: int | None = None
         for f in keyed:
             if s.first_frame <= f < s.first_frame + s.frames:
                 gain[f - s.first_frame] = -1.0
-        i = int(np.argmax(gain))
-        return float(gain[i]), i
+        i = int(np.flatnonzero(gain >= gain.max() - 1e-9 * abs(gain.max()))[0])  # of equal gains (to rounding,
+        return float(gain[i]), i  # which the summation order moves between numpy releases) the first
 
     def take(s, i: int, gain: float) -> None:
         a = s.first_frame - first

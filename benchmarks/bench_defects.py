@@ -4,7 +4,8 @@
 
 Decodes each video's luma once, then runs ``DefectFinder().fill`` over it in
 batches of ``--batch`` frames (a new shot at the start, and at each of the
-``shot_starts`` of a ``meta.json`` beside the video: an evaluation set's), with its scratches
+``shot_starts`` of a ``meta.json`` beside the video, an evaluation set's, or in
+bench_oldfilm.py's ``set`` folder beside the ``src`` folder it is in), with its scratches
 filled from the frame their picture was last seen in, to a fraction of a pixel
 (the default), as whole pixels copied from the previous frame (``subpixel=False``)
 and from their sides only (``temporal_scratch=False``), the three interleaved ``--repeat`` times, and
@@ -65,7 +66,8 @@ def main() -> None:
                "side fill only": {"temporal_scratch": False}}
     for v in a.videos:
         frames = luma(v)
-        meta = v.parent / "meta.json"
+        meta = v.parent / "meta.json"  # an evaluation set's clip, or bench_oldfilm.py's source beside its set
+        meta = meta if meta.exists() else v.parent.parent / "set" / v.stem / "meta.json"
         starts = json.loads(meta.read_text())["shot_starts"] if meta.exists() else [0]
         best = {k: np.inf for k in configs}
         share, filled = {}, {}
@@ -77,9 +79,11 @@ def main() -> None:
         print(f"{v} ({len(frames)} frames, {w}x{h}): "
               + "; ".join(f"{k} {1000 * best[k]:.2f} ms/frame, {1e4 * share[k]:.1f} px in 10,000 filled" for k in configs),
               flush=True)
-        if a.clean is not None:
+        if a.clean is not None and (v.parent.parent / "masks" / f"{v.stem}.npz").exists():
             z = np.load(v.parent.parent / "masks" / f"{v.stem}.npz")
             masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
+            if not masks.any():
+                continue
             clean = np.clip(luma(a.clean / v.name), 16, 235).astype(np.float32)  # the copies' legal range
             print(f"  fill vs the clean clip on the {int(masks.sum())} defect pixels: "
                   + "; ".join(f"{k} {np.abs(filled[k] - clean)[masks].mean():.2f}" for k in configs), flush=True)

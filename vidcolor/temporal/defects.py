@@ -61,9 +61,9 @@ picture sampled once from the frame it was last seen in (the previous
 frame's fill followed back to where it came from, :class:`_Origin`): whole
 pixels copied frame after frame from the copy before are off by up to half
 a pixel each time the picture moves, and a copy at a fraction of a pixel
-blurs it a little more every frame (on the old-film benchmark's scratched copies the
-fill is 27% closer to the clean picture on montage, 9% on carphone, as close
-on street: ``benchmarks/bench_oldfilm.py``'s streak figures). A
+blurs it a little more every frame (on the old-film benchmark's scratched
+copies the fill is 29% closer to the clean picture on montage, 8% on
+carphone, as close on street: ``benchmarks/bench_defects.py --clean``). A
 shot's first frame is compared with the frame after it, after its next
 ``look_back`` frames (beyond its first batch: the pipeline holds them back)
 were walked backwards to it: a scratch or speck already there when the shot
@@ -310,7 +310,7 @@ class DefectFinder:
         self._speck: dict = {}  # per sign (+1 bright, -1 dark): per pixel, frames it has been a speck (uint8)
         self._scratch: dict = {}  # ... a scratch
         self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
-        self._origin: _Origin | None = None  # where the previous frame's scratch fill came from
+        self._origin: _Origin | None = None  # where the previous frame's fill from before came from
 
     @property
     def _big(self) -> int:

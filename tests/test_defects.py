@@ -149,6 +149,10 @@ def test_a_scratch_over_a_picture_moving_a_fraction_of_a_pixel_is_filled_from_wh
         err[subpixel] = np.abs(out.astype(int) - clean)[scratch].mean()
     assert err[True] < 0.6 * err[False], err
     assert np.array_equal(DefectFinder().fill(clean), clean)  # nothing found, nothing filled on the clean picture
+    finder, parts = DefectFinder(), []  # a batch at a time, as the pipeline feeds it: where each stretch
+    for i in range(0, len(dirty), 4):  # came from is carried from batch to batch
+        parts.append(finder.fill(dirty[i:i + 4], dirty[i + 4:i + 4 + finder.ahead(4)]))
+    assert np.array_equal(np.concatenate(parts), DefectFinder().fill(dirty))
 
 
 @pytest.mark.parametrize("seed", [0, 2])

@@ -79,8 +79,9 @@ def main() -> None:
         print(f"{v} ({len(frames)} frames, {w}x{h}): "
               + "; ".join(f"{k} {1000 * best[k]:.2f} ms/frame, {1e4 * share[k]:.1f} px in 10,000 filled" for k in configs),
               flush=True)
-        if a.clean is not None and (v.parent.parent / "masks" / f"{v.stem}.npz").exists():
-            z = np.load(v.parent.parent / "masks" / f"{v.stem}.npz")
+        found = v.parent.parent / "masks" / f"{v.stem}.npz"  # bench_oldfilm.py's, beside the video's src
+        if a.clean is not None and found.exists():
+            z = np.load(found)
             masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
             if not masks.any():
                 continue

@@ -137,10 +137,10 @@ class _Origin:
                  frames: list[tuple[np.ndarray, float, float]]):
         self.slot, self.index, self.source, self.ys, self.xs, self.frames = slot, index, source, ys, xs, frames
 
-    def follow(self, ys: np.ndarray, xs: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Positions (``ys``, ``xs``) in the frame before (``last``: that frame as filled), each taken
-        back to where its picture was last seen: (source, ys, xs), ``source`` -1 for ``last`` itself."""
-        h, w = last.shape
+    def follow(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Positions (``ys``, ``xs``) in the frame before (as filled), each taken back to where its
+        picture was last seen: (source, ys, xs), ``source`` -1 for the frame before itself."""
+        h, w = self.slot.shape
         ry, rx = np.clip(np.rint(ys), 0, h - 1).astype(np.intp), np.clip(np.rint(xs), 0, w - 1).astype(np.intp)
         at = self.slot[ry, rx]
         hit = at >= 0
@@ -474,14 +474,14 @@ class DefectFinder:
                     oy, ox = got[:2]
                     part = blob.copy()  # ... and only this stretch of it filled
                     part[:top - ay] = part[top - ay + rows:] = False
-                    if len(got) == 3:
+                    if not self.subpixel:
                         filled[ay:by, ax:bx][part] = p[oy:oy + (by - ay), ox:ox + (bx - ax)][part]
                         continue
                     qy, qx = np.nonzero(part)
                     ys, xs = (qy + oy + got[3]).astype(np.float32), (qx + ox + got[4]).astype(np.float32)
                     src = np.full(len(qy), -1, np.int32)
                     if origin is not None:
-                        src, ys, xs = origin.follow(ys, xs, last)
+                        src, ys, xs = origin.follow(ys, xs)
                     taken.append(((qy + ay) * frame.shape[1] + qx + ax, src, ys, xs))
         if taken:
             self._origin = self._sample(filled, last, fit, origin, *(np.concatenate(t) for t in zip(*taken)))

@@ -1,7 +1,7 @@
 """Old film: what flicker, grain, dust, scratches, weave and soft focus cost colour.
 
     python benchmarks/bench_oldfilm.py --work /tmp/oldfilm [--configs clean,each,all]
-        [--strength 1] [--crf 0,default] [--refs mid,alt] [--clips montage,carphone,street] [--seed 0]
+        [--strength 1] [--crf 0,default] [--refs mid,alt,keys] [--clips montage,carphone,street] [--seed 0]
 
 For each configuration (``clean``: no degradation; a degradation's name:
 that one alone; ``each``: every one alone; ``all``: all together; several
@@ -11,7 +11,8 @@ development clips (``oldfilm.degrade``: luma degraded, chroma, pts and audio
 kept, so the copy's colour is the truth), builds an evaluation set from them
 with ``../shared/eval/build_set.py`` under ``--work`` (never in the repo) and
 scores vidcolor on it with ``../shared/eval/quality.py --mode map`` for each
-``--refs`` still and each ``--crf`` (``default``: vidcolor's own encoder
+``--refs`` still (``keys``: ``--mode keys``, each shot's first and last
+frames as keyframes) and each ``--crf`` (``default``: vidcolor's own encoder
 settings). Then it prints one row per configuration, still and crf: mean
 PSNR, its difference from ``clean`` (when run), the tool's CDC and the
 (degraded) ground truth's; the ceiling (the truth's own chroma on the set's
@@ -69,6 +70,7 @@ from oldfilm import DEGRADATIONS, TRUTHS, degrade, rewrite  # noqa: E402
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
 CMD = "vidcolor {input} --reference-map {map} -o {output} -q"
+KEYS_CMD = "vidcolor {input} --keyframes {keys} -o {output} -q"
 
 
 def config_strengths(name: str, strength: float) -> dict[str, float]:
@@ -152,7 +154,8 @@ def with_clean_stills(d: Path, clean: Path, clips: list[str]) -> Path:
 
 def score(d: Path, clips: list[str], ref: str, crf: str, cmd: str, extra: str, tag: str) -> dict:
     """quality.py's rows for one set, still and crf (cached in the set's folder under ``tag``);
-    outputs kept under d/out_*."""
+    outputs kept under d/out_*. ``ref`` mid or alt: ``--mode map`` with that still; keys:
+    ``--mode keys`` (each shot's first and last frames as keyframes; ``cmd`` takes ``{keys}``)."""
     tag = f"{tag}{ref}_crf{crf}"
     res = d / f"quality_{tag}.json"
     keep = d / f"out_{tag}"  # tag includes ref and crf
@@ -164,7 +167,8 @@ def score(d: Path, clips: list[str], ref: str, crf: str, cmd: str, extra: str, t
     tool = cmd + (f" {extra}" if extra else "") + ("" if crf == "default" else f" --crf {crf}")
     # keep the output for the scratch check: quality.py scores it in a temporary folder
     wrapped = f"sh -c {shlex.quote(tool + ' && cp {output} ' + str(keep) + '/$(basename $(dirname {input})).mp4')}"
-    argv = [sys.executable, str(EVAL / "quality.py"), "--mode", "map", "--ref", ref, "--set", str(d / "set"),
+    mode = ["--mode", "keys"] if ref == "keys" else ["--mode", "map", "--ref", ref]
+    argv = [sys.executable, str(EVAL / "quality.py"), *mode, "--set", str(d / "set"),
             "--src", str(d / "src"), "--clips", ",".join(clips), "--json", str(res), "--cmd", wrapped]
     print("#", " ".join(shlex.quote(a) for a in argv), flush=True)
     subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
@@ -263,10 +267,12 @@ def main() -> None:
     ap.add_argument("--configs", default="clean,each,all")
     ap.add_argument("--strength", type=float, default=1.0)
     ap.add_argument("--crf", default="0,default", help="comma-separated: vidcolor --crf values, 'default' for none")
-    ap.add_argument("--refs", default="mid,alt")
+    ap.add_argument("--refs", default="mid,alt", help="mid, alt (--mode map with that still), keys (--mode keys: "
+                    "each shot's first and last frames as keyframes, scored with --keys-cmd)")
     ap.add_argument("--clips", default="montage,carphone,street")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cmd", default=CMD, help="the command scored (quality.py's {input} {map} {output} fields)")
+    ap.add_argument("--keys-cmd", default=KEYS_CMD, help="the command scored for --refs keys ({input} {keys} {output})")
     ap.add_argument("--extra", default="", help="options added to the command, e.g. '--deflicker'")
     ap.add_argument("--tag", default="", help="name of this scoring (results are cached per set, still, crf and tag)")
     ap.add_argument("--shots", default="", help="also check the cuts this shot detector finds (e.g. histogram)")
@@ -285,6 +291,8 @@ def main() -> None:
     ap.add_argument("--generate-only", action="store_true", help="build the sets, score nothing")
     a = ap.parse_args()
     a.clean_stills = a.clean_stills or a.truth != "legal"
+    if set(a.refs.split(",")) - {"mid", "alt", "keys"}:
+        raise SystemExit(f"bench_oldfilm: --refs takes mid, alt and keys, not {a.refs!r}")
     if HERE.parent in a.work.resolve().parents or a.work.resolve() == HERE.parent:
         raise SystemExit("bench_oldfilm: --work must be outside the repository")
     configs = []
@@ -315,7 +323,7 @@ def main() -> None:
     for c in configs:
         for ref in a.refs.split(","):
             for crf in a.crf.split(","):
-                rows = score(dirs[c], clips, ref, crf, a.cmd, a.extra, a.tag)
+                rows = score(dirs[c], clips, ref, crf, a.keys_cmd if ref == "keys" else a.cmd, a.extra, a.tag)
                 bad = [k for k in clips if "psnr" not in rows[k].get("tool", {})]
                 if bad:
                     print(f"{c:<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: {rows[bad[0]].get('tool')}")

@@ -219,18 +219,20 @@ class KeyframeColorizer(ExemplarColorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
+        falloff = self._falloff  # evened by the print's light as last seen, as the exemplar is (its _follow)
+        if falloff is not None:
+            L = evened(L, falloff)
         Lw = self._working(L)
         if self._shape != tuple(Lw.shape[-2:]):
             self._shape, self._prepared = tuple(Lw.shape[-2:]), {}
         n = L.shape[0]
         offsets = list(range(self._t, self._t + n))
         self._ready(offsets)
-        falloff = self._falloff  # evened by the print's light as last seen, as the exemplar is (its _follow)
         if falloff is None and self._t == 0 and self.cfg.flow and self.cfg.follow_exposure:
-            falloff = self._first_falloff(L[:1])
-        if falloff is not None:
-            L = evened(L, falloff)
-            Lw = self._working(L)
+            falloff = self._first_falloff(L[:1])  # a shot's first batch: its first frame's, against the first keyframe
+            if falloff is not None:
+                L = evened(L, falloff)
+                Lw = self._working(L)
         self._t += n
         plans = [sides_of(self._keys, t) for t in offsets]
         l8 = l8_of(Lw)

@@ -446,3 +446,26 @@ def test_keyframes_see_a_vignetted_print_in_their_stills_light():
         on_corners = float(err[:, :, torch.from_numpy(corners)].mean())
         on_middle = float(err[:, :, torch.from_numpy(middle)].mean())
         assert on_corners < 2 * on_middle, (batch, on_corners, on_middle)
+
+
+def test_a_keyframe_of_a_flickering_print_is_taken_exactly_at_its_own_frames_light(caplog):
+    """A clean still of a flickering print's frame (the frame at 0.75 of the still's light, the frame
+    before it at 1.0): the still, brought to its frame's light, lies on it and is taken exactly, its
+    chroma at that frame's exposure, not at the frame before's (the falloff the batch was evened by).
+    Compared as it came, it was 'not lying on its frame' (a warning) and carried by flow."""
+    from vidcolor.models.keyframes import KeyframeColorizer
+
+    scene = colour_field(np.random.default_rng(6))
+    c = KeyframeColorizer(device=torch.device("cpu"))
+    c.begin_keys([(0, lambda: to_t(scene)), (5, lambda: to_t(scene))])
+    first = gray_to_l(rgb_to_luma(to_t(scene), SPEC)).repeat(4, 1, 1, 1)
+    answer(c, first)  # frames 0-3 at the still's light
+    dim = exposed(scene, 0.75)
+    L = torch.cat([gray_to_l(rgb_to_luma(to_t(exposed(scene, g)), SPEC)) for g in (1.0, 0.75, 1.0)])  # 4, 5 (key), 6
+    with caplog.at_level("WARNING", logger="vidcolor"):
+        got = answer(c, L)
+    assert not [r for r in caplog.records if "does not lie" in r.getMessage()]
+    assert c.pinned == [False, True, False]
+    true = cbcr(dim)
+    err = float((got[1] - true).abs().mean())
+    assert err < 0.15 * float((cbcr(scene) - true).abs().mean()), err  # at the dim frame's light, not the still's

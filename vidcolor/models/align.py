@@ -121,6 +121,11 @@ def luma_of_l8(l8: np.ndarray) -> np.ndarray:
     return cv2.LUT(l8, _luma_of_l8())
 
 
+def l8_of_luma(y: np.ndarray) -> np.ndarray:
+    """float32 gray level (0..1) -> float32 L x 2.55 (fractional): :func:`luma_of_l8` undone."""
+    return np.interp(y, _luma_of_l8(), np.arange(256, dtype=np.float32)).astype(np.float32)
+
+
 class GlobalAlign:
     """An affine map from frames to one still, where one holds (ORB features, RANSAC).
 

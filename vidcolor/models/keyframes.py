@@ -54,7 +54,8 @@ import torch
 
 from ..config import ExemplarConfig, KeyframesConfig
 from ..errors import ModelError
-from ..ops import Exposure
+from ..ops import Exposure, exposure_fit
+from .align import l8_of_luma, luma_of_l8
 from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, _falloff_of, carry, guided_upsample, l8_of, resize
 from .exposure import evened
 from .registry import ShotStats
@@ -151,13 +152,22 @@ class KeyframeColorizer(ExemplarColorizer):
         self._ref_rgb = None
         self._falloff = None  # the print's light across the picture against the keyframes' stills, last seen
 
-    def _registered(self, key: int, l8: np.ndarray) -> bool:
+    def _registered(self, key: int, l8: np.ndarray, fit: Exposure | None = None,
+                    falloff: np.ndarray | None = None) -> bool:
         """Whether the keyframe's still lies on its frame as it is (its luminance the frame's, within
-        ``REGISTERED_L``): then its chroma is taken exactly. A still scanned or exported otherwise
-        (shifted, cropped, of another aspect) is carried onto its frame by flow instead, as onto the
-        frames beside it: pasted as it is, its colour would sit beside the edges it belongs to."""
+        ``REGISTERED_L``, the still brought to the frame's light by ``fit``, :meth:`_own_exposure`: a
+        clean still of a flickering or vignetted print's frame lies on it): then its chroma is taken
+        exactly. A still scanned or exported otherwise (shifted, cropped, of another aspect) is carried
+        onto its frame by flow instead, as onto the frames beside it: pasted as it is, its colour would
+        sit beside the edges it belongs to (no exposure brings it onto the frame)."""
         still = self._prepared[key]
-        diff = float(np.abs(still.l8.astype(np.float32) - l8.astype(np.float32)).mean()) / 2.55
+        ref = still.l8.astype(np.float32)
+        if fit is not None:  # the still at the frame's light (``fit``: :meth:`_own_exposure`; ``l8`` evened by ``falloff``)
+            y = fit.shift + fit.gain * luma_of_l8(still.l8)
+            if falloff is not None:
+                y = y / cv2.resize(falloff, y.shape[::-1], interpolation=cv2.INTER_LINEAR)
+            ref = l8_of_luma(np.clip(y, 0.0, 1.0))
+        diff = float(np.abs(ref - l8.astype(np.float32)).mean()) / 2.55
         if diff <= REGISTERED_L:
             self._exact += 1
             return True
@@ -236,8 +246,9 @@ class KeyframeColorizer(ExemplarColorizer):
         self._t += n
         plans = [sides_of(self._keys, t) for t in offsets]
         l8 = l8_of(Lw)
-        pinned = [len(p) == 1 and p[0][0] == t and self._registered(t, l8[i])
-                  for i, (p, t) in enumerate(zip(plans, offsets))]
+        own = {i: self._own_exposure(t, l8[i], falloff) for i, (p, t) in enumerate(zip(plans, offsets))
+               if len(p) == 1 and p[0][0] == t}  # keyframes' own frames: their light against their stills
+        pinned = [i in own and self._registered(offsets[i], l8[i], own[i], falloff) for i in range(n)]
         ahead: list = [None] * n
         if self.cfg.flow:
             if self._pool is None:
@@ -251,7 +262,7 @@ class KeyframeColorizer(ExemplarColorizer):
                 if pinned[i]:
                     out.append(self._pinned(t, self._guide(L[:1]).shape[-2:]))
                     conf.append(torch.ones_like(Lw[i:i + 1]))
-                    fits.append(None)
+                    fits.append(own[i])
                     self._frame_conf.append(1.0)
                     continue
                 sides = ahead[i].result() if ahead[i] is not None else []
@@ -276,6 +287,18 @@ class KeyframeColorizer(ExemplarColorizer):
         fit = self._prepared[self._keys[0]].exposure_of(l8_of(self._working(L))[0], self.cfg, self._dis, self._check)
         self.flow_seconds += time.perf_counter() - start
         return _falloff_of(fit)
+
+    def _own_exposure(self, key: int, l8: np.ndarray, falloff: np.ndarray | None) -> Exposure | None:
+        """A keyframe's own frame's exposure against its still, which lies on it (every pixel matched;
+        ``l8``: the frame evened by ``falloff``, put back for the fit): a flickering print's keyframe
+        is as bright or as dim as its own frame, not as the frame before it. Where the two are of one
+        light, a gain of 1 (not None, which would stand for the falloff). None when the colour does not
+        follow the exposure (``follow_exposure`` off)."""
+        if not self.cfg.follow_exposure:
+            return None
+        still = self._prepared[key].l8
+        fit = exposure_fit(luma_of_l8(l8), luma_of_l8(still), np.ones(l8.shape, np.float32), light=falloff)
+        return fit if fit is not None else Exposure(np.ones(l8.shape, np.float32), 0.0)
 
     def _pinned(self, key: int, size) -> torch.Tensor:
         """A keyframe's own frame: its still's chroma at the frame's size, exactly."""

@@ -33,7 +33,10 @@ after it, as BiSTNet's bidirectional fusion does (Yang et al., "BiSTNet",
    dimmer print in the stills' light, and the colour is given each frame's
    exposure after (on the old-film benchmark's vignetted montage, keyframes
    at each shot's ends: 47.01 dB of colour against 47.39 clean; matched as
-   it came, 44.87).
+   it came, 44.87). A keyframe's own frame gets its exposure against its
+   own still (a flicker jumps frame to frame), and lies on it when the still
+   brought to that light does: a clean still of an old print's frame is
+   taken exactly.
 
 With one keyframe in a shot this is the exemplar with that still (a
 keyframe at the shot's middle frame: ``--reference-map`` with that still),

@@ -424,7 +424,7 @@ def test_keyframes_see_a_vignetted_print_in_their_stills_light():
     colour comes as close to the scene's as that print shows it as the middle's (within 2x its error:
     1.6x in the first batch, 1.1x after). Matched as it came, the corners' error was 2.8x the middle's
     in every batch, 5x what it is now (on the old-film benchmark's vignetted montage, keyframes at each
-    shot's ends: 44.87 dB of colour against 47.39 clean, now 47.01). The first keyframe's own frame,
+    shot's ends: 44.87 dB of colour against 47.39 clean, now 47.03). The first keyframe's own frame,
     evened, lies on its still and is taken exactly; as it came it was carried by flow, with a warning
     (6 of montage's 8 keyframes)."""
     from vidcolor.models.keyframes import KeyframeColorizer

@@ -32,7 +32,7 @@ after it, as BiSTNet's bidirectional fusion does (Yang et al., "BiSTNet",
    keyframe), so flows, attention and luminance checks see a vignetted or
    dimmer print in the stills' light, and the colour is given each frame's
    exposure after (on the old-film benchmark's vignetted montage, keyframes
-   at each shot's ends: 47.01 dB of colour against 47.39 clean; matched as
+   at each shot's ends: 47.03 dB of colour against 47.39 clean; matched as
    it came, 44.87). A keyframe's own frame gets its exposure against its
    own still (a flicker jumps frame to frame), and lies on it when the still
    brought to that light does: a clean still of an old print's frame is

@@ -165,7 +165,7 @@ class KeyframeColorizer(ExemplarColorizer):
         sit beside the edges it belongs to (no exposure brings it onto the frame)."""
         still = self._prepared[key]
         ref = still.l8.astype(np.float32)
-        if fit is not None:  # the still at the frame's light (``fit``: :meth:`_own_exposure`; ``l8`` evened by ``falloff``)
+        if fit is not None:  # the still at the frame's light (``l8`` is evened by ``falloff``)
             y = fit.shift + fit.gain * luma_of_l8(still.l8)
             if falloff is not None:
                 y = y / cv2.resize(falloff, y.shape[::-1], interpolation=cv2.INTER_LINEAR)

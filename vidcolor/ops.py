@@ -172,10 +172,10 @@ def fit_exposure(src: np.ndarray, dst: np.ndarray, weight: np.ndarray | None = N
 def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOSURE_GAIN) -> np.ndarray:
     """(h, w) uint8 luminance ``img`` brought to the exposure of ``ref`` (:func:`fit_exposure` of the
     whole pictures), uint8; ``img`` itself where they are already alike (within a code)."""
-    return exposed(img, *fit_exposure(img, ref, max_gain=max_gain))
+    return apply_exposure(img, *fit_exposure(img, ref, max_gain=max_gain))
 
 
-def exposed(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
+def apply_exposure(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
     """(h, w) uint8 ``img`` * ``gain`` + ``offset`` (a :func:`fit_exposure`), uint8; ``img`` itself
     where that moves no code by a whole code."""
     if max(abs(offset), abs(255.0 * (gain - 1.0) + offset)) < 1.0:

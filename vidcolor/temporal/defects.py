@@ -86,7 +86,7 @@ from collections.abc import Callable, Iterable
 import cv2
 import numpy as np
 
-from ..ops import exposed, fit_exposure, match_exposure
+from ..ops import apply_exposure, fit_exposure, match_exposure
 
 __all__ = ["DefectFinder", "clean_still", "fill_masked", "still_scratches"]
 
@@ -455,7 +455,7 @@ class DefectFinder:
         if last is None or frame.dtype != np.uint8 or not (specks or scratches):
             return filled
         fit = fit_exposure(last, frame)
-        p = exposed(last, *fit)
+        p = apply_exposure(last, *fit)
         taken = []  # pixels filled from before: (flat index, source, y, x), source -1 = last
         for found, tile in ((specks, 0), (scratches, self.scratch_tile)):
             if not found or (tile == 0 and not self.temporal_fill) or (tile and not self.temporal_scratch):

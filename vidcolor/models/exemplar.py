@@ -449,11 +449,7 @@ class ExemplarColorizer(Colorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
-        falloff = self._falloff
-        if falloff is None and self._t == 0 and self.gate > 0 and self.cfg.flow and self.cfg.follow_exposure:
-            falloff = self._first_falloff(L[:1])
-        if falloff is not None:  # the colour side sees the frame as the still's light falls: see _follow
-            L = evened(L, falloff)
+        L, falloff = self._evened(L)  # the colour side sees the frame as the still's light falls: see _follow
         Lw = self._working(L)
         self.exposure = None
         if self.gate == 0.0:
@@ -479,6 +475,14 @@ class ExemplarColorizer(Colorizer):
         self.confidence = torch.cat(conf) if len(conf) > 1 else conf[0]
         self._follow(fits, falloff)
         return torch.cat(out) if len(out) > 1 else out[0]
+
+    def _evened(self, L: torch.Tensor) -> tuple[torch.Tensor, np.ndarray | None]:
+        """A batch's L evened by the print's light as last seen (:meth:`_follow`; a shot's first batch by
+        its first frame's, :meth:`_first_falloff`), and that falloff (None: L as it is)."""
+        falloff = self._falloff
+        if falloff is None and self._t == 0 and self.gate > 0 and self.cfg.flow and self.cfg.follow_exposure:
+            falloff = self._first_falloff(L[:1])
+        return (L, None) if falloff is None else (evened(L, falloff), falloff)
 
     def _first_falloff(self, L: torch.Tensor) -> np.ndarray | None:
         """The print's light across the shot's first frame (``L``: (1, 1, H, W)), for its first batch

@@ -60,7 +60,6 @@ from ..errors import ModelError
 from ..ops import Exposure, exposure_fit
 from .align import l8_of_luma, luma_of_l8
 from .exemplar import FRESH_FLOOR, ExemplarColorizer, PreparedStill, _falloff_of, carry, guided_upsample, l8_of, resize
-from .exposure import evened
 from .registry import ShotStats
 
 if TYPE_CHECKING:
@@ -232,21 +231,13 @@ class KeyframeColorizer(ExemplarColorizer):
         if L.dim() != 4 or L.shape[1] != 1:
             raise ValueError(f"L must have a shape of (N, 1, H, W). Got {tuple(L.shape)}")
         L = L.to(self.device, torch.float32)
-        falloff = self._falloff  # evened by the print's light as last seen, as the exemplar is (its _follow)
-        if falloff is not None:
-            L = evened(L, falloff)
+        L, falloff = self._evened(L)  # as the exemplar's: the print's light as last seen taken out
         Lw = self._working(L)
-        if self._shape != tuple(Lw.shape[-2:]):
-            self._shape, self._prepared = tuple(Lw.shape[-2:]), {}
+        self._sized(Lw)
         n = L.shape[0]
         offsets = list(range(self._t, self._t + n))
-        self._ready(offsets)
-        if falloff is None and self._t == 0 and self.cfg.flow and self.cfg.follow_exposure:
-            falloff = self._first_falloff(L[:1])  # a shot's first batch: its first frame's, against the first keyframe
-            if falloff is not None:
-                L = evened(L, falloff)
-                Lw = self._working(L)
         self._t += n
+        self._ready(offsets)
         plans = [sides_of(self._keys, t) for t in offsets]
         l8 = l8_of(Lw)
         own = {i: self._own_exposure(t, l8[i], falloff) for i, (p, t) in enumerate(zip(plans, offsets))
@@ -286,10 +277,18 @@ class KeyframeColorizer(ExemplarColorizer):
         """The print's light across the shot's first frame (``L``: (1, 1, H, W)) against the shot's first
         keyframe (the nearest to it), for the shot's first batch to be evened by (the exemplar's, with
         that keyframe's still)."""
+        Lw = self._working(L)
+        self._sized(Lw)
+        still = self._load_still(self._keys[0])  # kept for the batch: frame 0 takes colour from it
         start = time.perf_counter()
-        fit = self._prepared[self._keys[0]].exposure_of(l8_of(self._working(L))[0], self.cfg, self._dis, self._check)
+        fit = still.exposure_of(l8_of(Lw)[0], self.cfg, self._dis, self._check)
         self.flow_seconds += time.perf_counter() - start
         return _falloff_of(fit)
+
+    def _sized(self, Lw: torch.Tensor) -> None:
+        """The stills prepared for ``Lw``'s working size (those of another size forgotten)."""
+        if self._shape != tuple(Lw.shape[-2:]):
+            self._shape, self._prepared = tuple(Lw.shape[-2:]), {}
 
     def _own_exposure(self, key: int, l8: np.ndarray, falloff: np.ndarray | None) -> Exposure | None:
         """A keyframe's own frame's exposure against its still, which lies on it (every pixel matched;

@@ -62,7 +62,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--clean", type=Path, help="folder of the clean clips (bench_oldfilm.py's clean set's src)")
     a = ap.parse_args()
-    configs = {"temporal scratch fill": {}, "whole-pixel copies": {"subpixel": False},
+    configs = {"temporal scratch fill": {}, "stretches shifted whole": {"glide": False},
+               "whole-pixel copies": {"subpixel": False},
                "side fill only": {"temporal_scratch": False}}
     for v in a.videos:
         frames = luma(v)

@@ -279,7 +279,8 @@ class DefectFinder:
                  pad: int = 6, fit_rms: float = 14.0, scratch_contrast: float = 18.0, scratch_width: int = 9,
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
-                 edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True):
+                 edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
+                 glide: bool = True):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -291,6 +292,7 @@ class DefectFinder:
         self.flat = flat
         self.touching = touching
         self.subpixel = subpixel
+        self.glide = glide
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -463,6 +465,15 @@ class DefectFinder:
             n, labels, stats = _components(self._grown(found, frame.shape))
             for i in range(1, n):
                 x0, y0, bw, bh = (int(v) for v in stats[i][:4])
+                if tile and self.subpixel and self.glide:
+                    got = self._glide(frame, p, labels, i, (x0, y0, bw, bh), tile)
+                    if got is not None:
+                        qy, qx, ys, xs = got
+                        src = np.full(len(qy), -1, np.int32)
+                        if origin is not None:
+                            src, ys, xs = origin.follow(ys, xs)
+                        taken.append((qy * frame.shape[1] + qx, src, ys, xs))
+                    continue
                 step = tile or bh  # a scratch runs far: each stretch of it matched on its own (the picture moves)
                 for top in range(y0, y0 + bh, step):
                     rows = min(step, y0 + bh - top)
@@ -486,6 +497,43 @@ class DefectFinder:
         if taken:
             self._origin = self._sample(filled, last, fit, origin, *(np.concatenate(t) for t in zip(*taken)))
         return filled
+
+    def _glide(self, frame: np.ndarray, p: np.ndarray, labels: np.ndarray, i: int,
+               stat: tuple[int, int, int, int], tile: int):
+        """A scratch (component ``i`` of ``labels``, bounding box ``stat``) matched in ``p`` stretch by
+        stretch, ``tile`` rows each, the stretches overlapping by half; each row of it takes the shift
+        interpolated between the matched stretches' middles (the picture under a long scratch does not
+        move as one: a face turns, a body bends), where a matched stretch covers it. -> (rows, cols,
+        ys, xs) of its pixels so taken and where they are in ``p``, or None: no stretch matched."""
+        x0, y0, bw, bh = stat
+        half = max(2, tile // 2)
+        mids, dys, dxs, spans = [], [], [], []
+        top = y0
+        while True:
+            rows = min(tile, y0 + bh - top)
+            ax, ay, bx, by = box = self._box((x0, top, bw, rows), frame.shape)
+            blob = labels[ay:by, ax:bx] == i
+            got = self._match(frame, p, box, blob, fine=True)
+            if got is not None and got[2] <= self.fit_rms:
+                oy, ox, _, fy, fx = got
+                mids.append(top + (rows - 1) / 2.0)
+                dys.append(oy - ay + fy)
+                dxs.append(ox - ax + fx)
+                spans.append((top, top + rows))
+            if top + rows >= y0 + bh:
+                break
+            top += half
+        if not mids:
+            return None
+        cover = np.zeros(bh, bool)
+        for a, b in spans:
+            cover[a - y0:b - y0] = True
+        qy, qx = np.nonzero(labels[y0:y0 + bh, x0:x0 + bw] == i)
+        keep = cover[qy]
+        qy, qx = qy[keep] + y0, qx[keep] + x0
+        ys = (qy + np.interp(qy, mids, dys)).astype(np.float32)
+        xs = (qx + np.interp(qy, mids, dxs)).astype(np.float32)
+        return qy, qx, ys, xs
 
     def _sample(self, filled: np.ndarray, last: np.ndarray, fit: tuple[float, float], origin: _Origin | None,
                 index: np.ndarray, source: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> _Origin:

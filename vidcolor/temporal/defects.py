@@ -110,6 +110,7 @@ def _components(on: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, labels, stats
 
 
+SCRATCH_FAINT = 1 / 3  # a found scratch carried on along its column where its contrast is a third of a scratch's
 SUBPIXEL_GAIN = 0.9  # a defect's match is taken to a fraction of a pixel only where that fits 10% better
 
 
@@ -217,6 +218,34 @@ def _along(line: np.ndarray, on: np.ndarray, run: int) -> np.ndarray:
     keep = np.isin(run_id, run_id[long[:, cols]]) & part
     out = line.copy()
     out[:, cols] |= keep
+    return out
+
+
+def _carried(age: np.ndarray, faint: np.ndarray, run: int) -> np.ndarray:
+    """A frame's scratch ages (uint8, some > 0) carried on up and down each column they run ``run`` // 2 rows
+    down at least, over the
+    pixels of ``faint`` (uint8 0/1: at the film's black, or white, and darker, or brighter, than either
+    side by less than a scratch's contrast but more than a picture's grain) that continue them, over
+    gaps of up to ``run`` // 8 rows: where a scratch crosses a dark (bright) part of the picture it is
+    clipped at the film's black (white), its contrast only the picture's there, and it is the same
+    scratch. Each vertical run so
+    joined takes the youngest age on it. Column by column: nothing spreads sideways."""
+    cols = np.flatnonzero((age > 0).sum(axis=0) >= run // 2)  # a line, half a run long at least
+    if not len(cols):
+        return age
+    a = age[:, cols]
+    gap = max(3, run // 8) | 1
+    part = cv2.morphologyEx((faint[:, cols] | (a > 0)).view(np.uint8), cv2.MORPH_CLOSE,
+                            np.ones((gap, 1), np.uint8)).view(bool)
+    start = part & ~np.vstack([np.zeros((1, part.shape[1]), bool), part[:-1]])
+    run_id = np.where(part, np.cumsum(start, axis=0) * part.shape[1] + np.arange(part.shape[1]), 0)
+    # the youngest age on each run: ages sorted oldest first, so each run's last write is its youngest
+    on = a > 0
+    order = np.argsort(-a[on].astype(np.int32), kind="stable")
+    young = np.zeros(int(run_id.max()) + 1, np.uint8)
+    young[run_id[on][order]] = a[on][order]
+    out = age.copy()
+    out[:, cols] = np.where(part, young[run_id], 0)
     return out
 
 
@@ -696,6 +725,10 @@ class DefectFinder:
                     near = cv2.dilate(np.where(live > 0, 255 - live, 0).astype(np.uint8), self._tall)
                     kept = line_c & (near > 0) & ~hit
                     age[kept] = 256 - near[kept].astype(np.int32)
+                if age.any():  # on along its column where it is clipped at the film's black (white), so fainter
+                    clipped = y8 <= int(y8.min()) + 2 if sign < 0 else y8 >= int(y8.max()) - 2
+                    faint = clipped & (line > self.scratch_contrast * SCRATCH_FAINT)
+                    age = _carried(age, faint.view(np.uint8), self._run)
                 scratches[sign] = age
         first = self._res is None
         self._res = res

@@ -223,12 +223,20 @@ def _cbcr(path: Path) -> list[np.ndarray]:
     return out
 
 
+_K5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
+_K2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+WORST_MIN_PX = 20  # a scratch or speck of fewer pixels in a frame is too small a sample to stand out
+
+
 def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clean: Path | None = None) -> dict:
     """Of the kept output against the truth: PSNR of Cb/Cr alone (what a colorizer decides; the luma
     is the input's), and the Cb/Cr error (8-bit codes) on scratch/dust pixels and on the ring of
     pixels 2-5 px around them (None where there are none). ``clean``: the clean set's folder, whose
     output (same still, crf and tag) is measured on the same pixels too (``on_clean``, ``ring_clean``):
-    what the tool's error there is without any scratch or dust."""
+    what the tool's error there is without any scratch or dust; then also ``worst`` (and its frame):
+    of each scratch or speck in a frame (a connected part of the mask, at least :data:`WORST_MIN_PX`
+    pixels), how much more its error exceeds its own ring's than the clean output's does there, the
+    largest: a colour streak, were there one, stands out there even where the averages hide it."""
     z = np.load(d / "masks" / f"{clip}.npz")
     masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
     truth = _cbcr(d / "src" / src_name)
@@ -240,13 +248,11 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
         return res
     base = _cbcr(clean / f"out_{tag}{ref}_crf{crf}" / f"{clip}.mp4") if clean is not None else [None] * len(got)
     on, ring, on_b, ring_b = [], [], [], []
-    k5 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))
-    k2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    for m, t, g, b in zip(masks, truth, got, base):
+    worst = (-np.inf, -1)
+    for i, (m, t, g, b) in enumerate(zip(masks, truth, got, base)):
         if not m.any():
             continue
-        mu = m.view(np.uint8)
-        r = (cv2.dilate(mu, k5) > 0) & ~(cv2.dilate(mu, k2) > 0)
+        r = _ring(m)
         e = np.sqrt(((t - g) ** 2).sum(axis=-1))
         on.append(e[m])
         ring.append(e[r])
@@ -254,11 +260,26 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
             eb = np.sqrt(((t - b) ** 2).sum(axis=-1))
             on_b.append(eb[m])
             ring_b.append(eb[r])
+            n, labels = cv2.connectedComponents(m.view(np.uint8))
+            for j in range(1, n):  # each scratch and speck on its own: how much it stands out of its ring
+                mj = labels == j
+                if mj.sum() < WORST_MIN_PX:
+                    continue
+                rj = _ring(mj) & ~m
+                x = (e[mj].mean() - e[rj].mean()) - (eb[mj].mean() - eb[rj].mean())
+                worst = max(worst, (float(x), i))
     on_, ring_ = np.concatenate(on), np.concatenate(ring)
     res.update(on=float(on_.mean()), ring=float(ring_.mean()), n=int(on_.size))
     if on_b:
         res.update(on_clean=float(np.concatenate(on_b).mean()), ring_clean=float(np.concatenate(ring_b).mean()))
+        res.update(worst=worst[0], worst_frame=worst[1])
     return res
+
+
+def _ring(m: np.ndarray) -> np.ndarray:
+    """The pixels 2-5 px around the bool mask ``m``."""
+    mu = m.view(np.uint8)
+    return (cv2.dilate(mu, _K5) > 0) & ~(cv2.dilate(mu, _K2) > 0)
 
 
 def main() -> None:
@@ -270,7 +291,7 @@ def main() -> None:
     ap.add_argument("--refs", default="mid,alt", help="mid, alt (--mode map with that still), keys (--mode keys: "
                     "each shot's first and last frames as keyframes, scored with --keys-cmd)")
     ap.add_argument("--clips", default="montage,carphone,street")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seed", default="0", help="the degradations' seed; several, comma-separated: each scored, then pooled (the defect pixels of all the seeds: where scratches fall varies)")
     ap.add_argument("--cmd", default=CMD, help="the command scored (quality.py's {input} {map} {output} fields)")
     ap.add_argument("--keys-cmd", default=KEYS_CMD, help="the command scored for --refs keys ({input} {keys} {output})")
     ap.add_argument("--extra", default="", help="options added to the command, e.g. '--deflicker'")
@@ -303,19 +324,26 @@ def main() -> None:
     clips = a.clips.split(",")
     spec_all = json.loads((EVAL / "spec.json").read_text())
     a.work.mkdir(parents=True, exist_ok=True)
-    dirs = {c: build(c, a.strength, clips, a.seed, a.work, a.lossless_input, a.truth) for c in configs}
-    if a.clean_stills:
-        clean_set = build("clean", a.strength, clips, a.seed, a.work, a.lossless_input)
-        dirs = {c: with_clean_stills(d, clean_set, clips) for c, d in dirs.items()}
-    if a.shots:
+    try:
+        seeds = [int(x) for x in a.seed.split(",")]
+    except ValueError:
+        raise SystemExit(f"bench_oldfilm: --seed takes whole numbers, comma-separated, not {a.seed!r}")
+    sets = {}  # (config, seed) -> folder; the clean set has no seed
+    for seed in seeds:
         for c in configs:
-            found = cuts_found(dirs[c], clips, a.shots)
+            sets[c, seed] = build(c, a.strength, clips, seed, a.work, a.lossless_input, a.truth)
+    if a.clean_stills:
+        clean_set = build("clean", a.strength, clips, seeds[0], a.work, a.lossless_input)
+        sets = {k: with_clean_stills(d, clean_set, clips) for k, d in sets.items()}
+    if a.shots:
+        for (c, seed), d in sets.items():
+            found = cuts_found(d, clips, a.shots)
             ok = all(f == t for f, t in found.values())
-            print(f"cuts ({a.shots}) {c:<16} {'same as truth' if ok else 'DIFFER'}: "
+            print(f"cuts ({a.shots}) {_label(c, seed, seeds):<16} {'same as truth' if ok else 'DIFFER'}: "
                   + "  ".join(f"{k} {f}" + ("" if f == t else f" (truth {t})") for k, (f, t) in found.items()), flush=True)
     if a.generate_only:
-        for c, d in dirs.items():
-            print(c, d)
+        for (c, seed), d in sets.items():
+            print(_label(c, seed, seeds), d)
         return
     print(f"{'config':<22}{'ref':<5}{'crf':<9}{'psnr':>7}{'vs clean':>9}{'cdc':>9}{'gt cdc':>9}{'cdc/gt':>7}"
           f"{'ceiling':>8}{'cbcr psnr':>10}{'scratch err':>13}{'ring err':>11}{'scr@clean':>11}{'ring@clean':>11}")
@@ -323,36 +351,69 @@ def main() -> None:
     for c in configs:
         for ref in a.refs.split(","):
             for crf in a.crf.split(","):
-                rows = score(dirs[c], clips, ref, crf, a.keys_cmd if ref == "keys" else a.cmd, a.extra, a.tag)
-                bad = [k for k in clips if "psnr" not in rows[k].get("tool", {})]
-                if bad:
-                    print(f"{c:<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: {rows[bad[0]].get('tool')}")
-                    continue
-                p = float(np.mean([rows[k]["tool"]["psnr"] for k in clips]))
-                cd = float(np.mean([rows[k]["tool"]["cdc"] for k in clips]))
-                gt = float(np.mean([rows[k]["gt_cdc"] for k in clips]))
-                if c == "clean":
-                    clean[(ref, crf)] = p
-                delta = f"{p - clean[(ref, crf)]:+9.2f}" if (ref, crf) in clean else f"{'':>9}"
-                base = dirs["clean"] if "clean" in dirs and c != "clean" else None
-                ch = [chroma(dirs[c], k, spec_all[k][0], ref, crf, a.tag, base) for k in clips]
-                cp = float(np.mean([x["cbcr_psnr"] for x in ch]))
-                st = [x for x in ch if x["n"]]
-                if st:
-                    n = sum(x["n"] for x in st)
-                    on = sum(x["on"] * x["n"] for x in st) / n
-                    ring = sum(x["ring"] * x["n"] for x in st) / n
-                    sc = f"{on:13.2f}{ring:11.2f}"
-                    if base is not None:
-                        sc += "".join(f"{sum(x[k] * x['n'] for x in st) / n:11.2f}" for k in ("on_clean", "ring_clean"))
-                else:
-                    sc = ""
-                top = float(np.mean([ceiling(dirs[c], k, spec_all[k][0]) for k in clips]))
-                print(f"{c:<22}{ref:<5}{crf:<9}{p:7.2f}{delta}{cd:9.5f}{gt:9.5f}{cd / gt:7.2f}{top:8.2f}{cp:10.2f}{sc}",
-                      flush=True)
-                per = "  ".join(f"{k} {rows[k]['tool']['psnr']:.2f}" for k in clips)
-                print(f"{'':<22}{per}", flush=True)
+                rows = []
+                for seed in seeds if c != "clean" else seeds[:1]:
+                    row = _scored(sets, c, seed, clips, ref, crf, a, spec_all)
+                    if row is None:
+                        continue
+                    if c == "clean":
+                        clean[(ref, crf)] = row["psnr"]
+                    rows.append(row)
+                    _print_row(_label(c, seed, seeds), ref, crf, row, clean.get((ref, crf)))
+                    print(f"{'':<22}" + "  ".join(f"{k} {v:.2f}" for k, v in row["per"].items()), flush=True)
+                if len(rows) > 1:
+                    _print_row(f"{c} pooled", ref, crf, _pooled(rows), clean.get((ref, crf)))
 
+
+def _label(c: str, seed: int, seeds: list[int]) -> str:
+    return c if len(seeds) == 1 or c == "clean" else f"{c} seed {seed}"
+
+
+def _scored(sets: dict, c: str, seed: int, clips: list[str], ref: str, crf: str, a, spec_all: dict) -> dict | None:
+    """One configuration, seed, still and crf scored: mean PSNR, CDC, the truth's CDC, the ceiling,
+    Cb/Cr PSNR, per clip PSNR and the defect pixels' figures (pixel-weighted over the clips)."""
+    d = sets[c, seed]
+    rows = score(d, clips, ref, crf, a.keys_cmd if ref == "keys" else a.cmd, a.extra, a.tag)
+    bad = [k for k in clips if "psnr" not in rows[k].get("tool", {})]
+    if bad:
+        print(f"{_label(c, seed, [seed, seed + 1]):<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: "
+              f"{rows[bad[0]].get('tool')}")
+        return None
+    base = sets["clean", seed] if ("clean", seed) in sets and c != "clean" else None
+    ch = [chroma(d, k, spec_all[k][0], ref, crf, a.tag, base) for k in clips]
+    st = [x for x in ch if x["n"]]
+    n = sum(x["n"] for x in st)
+    px = {k: sum(x[k] * x["n"] for x in st) / n for k in ("on", "ring", "on_clean", "ring_clean")
+          if st and st[0][k] is not None}
+    worst = max(((x["worst"], k, x["worst_frame"]) for k, x in zip(clips, ch) if x.get("worst") is not None),
+                default=None)
+    return {"psnr": float(np.mean([rows[k]["tool"]["psnr"] for k in clips])),
+            "cdc": float(np.mean([rows[k]["tool"]["cdc"] for k in clips])),
+            "gt": float(np.mean([rows[k]["gt_cdc"] for k in clips])),
+            "top": float(np.mean([ceiling(d, k, spec_all[k][0]) for k in clips])),
+            "cbcr": float(np.mean([x["cbcr_psnr"] for x in ch])), "n": n, "px": px, "worst": worst,
+            "per": {k: rows[k]["tool"]["psnr"] for k in clips}}
+
+
+def _pooled(rows: list[dict]) -> dict:
+    """Seeds' rows as one: means, the defect pixels' figures weighted by their pixels, the worst."""
+    n = sum(r["n"] for r in rows)
+    px = {k: sum(r["px"][k] * r["n"] for r in rows) / n for k in rows[0]["px"]} if n else {}
+    worst = max((r["worst"] for r in rows if r["worst"] is not None), default=None)
+    return {**{k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "cdc", "gt", "top", "cbcr")},
+            "n": n, "px": px, "worst": worst}
+
+
+def _print_row(label: str, ref: str, crf: str, r: dict, clean: float | None) -> None:
+    delta = f"{r['psnr'] - clean:+9.2f}" if clean is not None else f"{'':>9}"
+    sc = "".join(f"{r['px'][k]:{w}.2f}" for k, w in (("on", 13), ("ring", 11), ("on_clean", 11), ("ring_clean", 11))
+                 if k in r["px"])
+    print(f"{label:<22}{ref:<5}{crf:<9}{r['psnr']:7.2f}{delta}{r['cdc']:9.5f}{r['gt']:9.5f}{r['cdc'] / r['gt']:7.2f}"
+          f"{r['top']:8.2f}{r['cbcr']:10.2f}{sc}", flush=True)
+    if r["worst"] is not None:
+        x, clip, frame = r["worst"]
+        print(f"{'':<22}worst scratch or speck: {x:+.2f} codes over its ring beyond the clean output's "
+              f"({clip}, frame {frame})", flush=True)
 
 if __name__ == "__main__":
     main()

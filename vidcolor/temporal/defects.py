@@ -110,7 +110,7 @@ def _components(on: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return n, labels, stats
 
 
-SCRATCH_FAINT = 1 / 3  # a found scratch carried on along its column where its contrast is a third of a scratch's
+SCRATCH_FAINT = 1 / 6  # a found scratch carried on along its column where clipped, its contrast a sixth of a scratch's
 SUBPIXEL_GAIN = 0.9  # a defect's match is taken to a fraction of a pixel only where that fits 10% better
 
 

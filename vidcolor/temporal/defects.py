@@ -327,6 +327,7 @@ class DefectFinder:
         self._hline = np.ones((1, scratch_width), np.uint8)
         self._near = _ellipse(2 * reach + 1)
         self._wide = np.ones((1, 2 * line_reach + 1), np.uint8)
+        self._across = np.ones((1, 3), np.uint8)  # a pixel either side: a scratch drifts a little
         self._line_margin = line_reach + 2
         self._tall: np.ndarray | None = None  # (run, 3): a scratch drifts a little sideways
         self._column: np.ndarray | None = None  # (run, 1)
@@ -711,7 +712,14 @@ class DefectFinder:
             # and more so than anything near it a frame ago: what moved a little is no news
             dust0, along0 = self._res[sign]
             specks[sign] = self._speck_ages(y8, dust, dust0, sign, self._speck.get(sign), exposure)
-            new_line = cv2.subtract(along, cv2.dilate(along0, self._wide))
+            was = self._scratch.get(sign)
+            if was is not None:  # a scratch found a frame ago is no picture: a new one beside it is news
+                mark = cv2.dilate((was > 0).view(np.uint8), self._across) > 0
+                old = cv2.max(cv2.dilate(np.where(mark, 0, along0), self._wide),
+                              cv2.dilate(np.where(mark, along0, 0), self._across))  # but for its own drift
+            else:
+                old = cv2.dilate(along0, self._wide)
+            new_line = cv2.subtract(along, old)
             ml = self._line_margin  # the picture coming in at a side is no news
             new_line[:, :ml] = new_line[:, -ml:] = 0
             # a scratch: a line, new along most of its run, or along one found a frame ago (it drifts a little)
@@ -719,7 +727,6 @@ class DefectFinder:
             if line_c.any():
                 hit = line_c & (new_line > self.scratch_contrast)
                 age = hit.view(np.uint8).copy()
-                was = self._scratch.get(sign)
                 if was is not None:  # the youngest near by: a new scratch beside an old line is not given its age
                     live = np.where(was < self.max_age, was, 0).astype(np.uint8)
                     near = cv2.dilate(np.where(live > 0, 255 - live, 0).astype(np.uint8), self._tall)

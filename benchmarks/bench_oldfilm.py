@@ -1,7 +1,7 @@
 """Old film: what flicker, grain, dust, scratches, weave and soft focus cost colour.
 
     python benchmarks/bench_oldfilm.py --work /tmp/oldfilm [--configs clean,each,all]
-        [--strength 1] [--crf 0,default] [--refs mid,alt,keys] [--clips montage,carphone,street] [--seed 0]
+        [--strength 1] [--crf 0,default] [--refs mid,alt,keys] [--clips montage,carphone,street] [--seed 0[,1,...]]
 
 For each configuration (``clean``: no degradation; a degradation's name:
 that one alone; ``each``: every one alone; ``all``: all together; several
@@ -29,7 +29,15 @@ is run too, the same two for the clean set's output on the same pixels
 dust fall when there are none (on the development clips about 0.02 codes more
 on them than around them: where they fall, not what they cost; counting only
 the 4:2:0 chroma samples wholly on a scratch does not lower the scratch err,
-it raises it).
+it raises it), and under the row the worst single scratch or speck: of each
+(a connected part of a frame's mask, 20 pixels or more), how much more its
+error exceeds its ring's than the clean output's does there, the largest,
+with its clip and frame (a streak on one scratch that the averages hide).
+``--seed 0,1,2`` scores each seed's copies and adds a pooled row per
+configuration: where the scratches fall differs from seed to seed (on one
+they fall on pixels the clean run itself colours worse than their ring, on
+another better), so the defect figures of several seeds together say more
+than one seed's.
 
 Sets already built under --work are reused (same name, seed and strength),
 and so are scores of the same ``--tag`` (give a new tag after changing the
@@ -353,7 +361,7 @@ def main() -> None:
             for crf in a.crf.split(","):
                 rows = []
                 for seed in seeds if c != "clean" else seeds[:1]:
-                    row = _scored(sets, c, seed, clips, ref, crf, a, spec_all)
+                    row = _scored(sets, c, seed, seeds, clips, ref, crf, a, spec_all)
                     if row is None:
                         continue
                     if c == "clean":
@@ -369,14 +377,15 @@ def _label(c: str, seed: int, seeds: list[int]) -> str:
     return c if len(seeds) == 1 or c == "clean" else f"{c} seed {seed}"
 
 
-def _scored(sets: dict, c: str, seed: int, clips: list[str], ref: str, crf: str, a, spec_all: dict) -> dict | None:
+def _scored(sets: dict, c: str, seed: int, seeds: list[int], clips: list[str], ref: str, crf: str, a,
+            spec_all: dict) -> dict | None:
     """One configuration, seed, still and crf scored: mean PSNR, CDC, the truth's CDC, the ceiling,
     Cb/Cr PSNR, per clip PSNR and the defect pixels' figures (pixel-weighted over the clips)."""
     d = sets[c, seed]
     rows = score(d, clips, ref, crf, a.keys_cmd if ref == "keys" else a.cmd, a.extra, a.tag)
     bad = [k for k in clips if "psnr" not in rows[k].get("tool", {})]
     if bad:
-        print(f"{_label(c, seed, [seed, seed + 1]):<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: "
+        print(f"{_label(c, seed, seeds):<22}{ref:<5}{crf:<9} tool failed on {', '.join(bad)}: "
               f"{rows[bad[0]].get('tool')}")
         return None
     base = sets["clean", seed] if ("clean", seed) in sets and c != "clean" else None

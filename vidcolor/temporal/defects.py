@@ -40,10 +40,16 @@ shot has nothing to be compared with: none are found there). A pixel is
   column carried on along that column over gaps of up to half a run: where
   it crosses an edge of the picture it is no line of its own), and either
   that run's mean top-hat exceeds anything within ``line_reach`` pixels
-  across a frame ago by ``scratch_contrast``, or it was a scratch a frame
+  across a frame ago by ``scratch_contrast`` (a scratch found a frame ago
+  counts there only a pixel either side: it is no picture a new scratch
+  beside it could have moved in from), or it was a scratch a frame
   ago within a pixel across (a scratch drifts a little), for under
   ``max_age`` frames (its age the youngest found near it: a new scratch
-  beside an older line is not given up on with that line).
+  beside an older line is not given up on with that line). Where a scratch
+  crosses a part of the picture near black (white for a bright one) it is
+  clipped there and fainter than ``scratch_contrast``: a scratch found along
+  half a run of a column is carried on along it over pixels at the film's
+  black (white) a sixth of that contrast darker (brighter) than either side.
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
@@ -55,7 +61,10 @@ stretch of ``scratch_tile`` rows of a scratch, with what the previous frame
 (as filled) showed where its surroundings are found there (the picture
 moves; a scratch stays on the film), otherwise from the pixels around it (a
 scratch from either side of it), so flows, matches and guided filters see
-the picture, not the dirt, and the defect gets its surroundings' colour. A
+the picture, not the dirt, and the defect gets its surroundings' colour.
+A scratch's stretches overlap by half and each of its rows takes the shift
+interpolated between the stretches' middles (the picture under a long
+scratch does not move as one: a head turns; ``glide``). A
 speck or a scratch's stretch is matched to a fraction of a pixel and its
 picture sampled once from the frame it was last seen in (the previous
 frame's fill followed back to where it came from, :class:`_Origin`): whole
@@ -299,7 +308,8 @@ class DefectFinder:
     when the shot starts is found if it has gone within them); ``touching``: a speck touching something
     as bright (dark) found whole (see the module docstring); ``subpixel``: a speck or a scratch's stretch
     matched to a fraction of a pixel and sampled once from the frame its picture was last seen in (else copied
-    whole pixels from the previous frame as filled). ``fill`` takes the frames after its
+    whole pixels from the previous frame as filled); ``glide`` (with ``subpixel``): a scratch's stretches
+    overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole). ``fill`` takes the frames after its
     batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 

@@ -240,8 +240,8 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
     """Of the kept output against the truth: PSNR of Cb/Cr alone (what a colorizer decides; the luma
     is the input's), and the Cb/Cr error (8-bit codes) on scratch/dust pixels and on the ring of
     pixels 2-5 px around them (None where there are none). ``clean``: the clean set's folder, whose
-    output (same still, crf and tag) is measured on the same pixels too (``on_clean``, ``ring_clean``):
-    what the tool's error there is without any scratch or dust; then also ``worst`` (and its frame):
+    output (same still, crf and tag) is measured on the same pixels too, against the clean clip's colour
+    (``on_clean``, ``ring_clean``): what the tool's error there is without any scratch or dust; then also ``worst`` (and its frame):
     of each scratch or speck in a frame (a connected part of the mask, at least :data:`WORST_MIN_PX`
     pixels), how much more its error exceeds its own ring's than the clean output's does there, the
     largest: a colour streak, were there one, stands out there even where the averages hide it."""
@@ -255,9 +255,11 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
     if not masks.any():
         return res
     base = _cbcr(clean / f"out_{tag}{ref}_crf{crf}" / f"{clip}.mp4") if clean is not None else [None] * len(got)
+    # measured against the clean clip's own colour: a flickered copy's truth is another colour there
+    plain = _cbcr(clean / "src" / src_name) if clean is not None else truth
     on, ring, on_b, ring_b = [], [], [], []
     worst = (-np.inf, -1)
-    for i, (m, t, g, b) in enumerate(zip(masks, truth, got, base)):
+    for i, (m, t, g, b, tb) in enumerate(zip(masks, truth, got, base, plain)):
         if not m.any():
             continue
         r = _ring(m)
@@ -265,7 +267,7 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
         on.append(e[m])
         ring.append(e[r])
         if b is not None:
-            eb = np.sqrt(((t - b) ** 2).sum(axis=-1))
+            eb = np.sqrt(((tb - b) ** 2).sum(axis=-1))
             on_b.append(eb[m])
             ring_b.append(eb[r])
             n, labels = cv2.connectedComponents(m.view(np.uint8))

@@ -231,14 +231,13 @@ def _along(line: np.ndarray, on: np.ndarray, run: int) -> np.ndarray:
 
 
 def _carried(age: np.ndarray, faint: np.ndarray, run: int) -> np.ndarray:
-    """A frame's scratch ages (uint8, some > 0) carried on up and down each column they run ``run`` // 2 rows
-    down at least, over the
-    pixels of ``faint`` (uint8 0/1: at the film's black, or white, and darker, or brighter, than either
-    side by less than a scratch's contrast but more than a picture's grain) that continue them, over
-    gaps of up to ``run`` // 8 rows: where a scratch crosses a dark (bright) part of the picture it is
-    clipped at the film's black (white), its contrast only the picture's there, and it is the same
-    scratch. Each vertical run so
-    joined takes the youngest age on it. Column by column: nothing spreads sideways."""
+    """A frame's scratch ages (uint8, some > 0) carried on up and down each column they run at least
+    ``run`` // 2 rows down, over the pixels of ``faint`` (uint8 0/1: at the film's black, or white,
+    and darker, or brighter, than either side by less than a scratch's contrast but more than a
+    picture's grain) that continue them, over gaps of up to ``run`` // 8 rows: where a scratch
+    crosses a dark (bright) part of the picture it is clipped at the film's black (white), its
+    contrast only the picture's there, and it is the same scratch. Each vertical run so joined takes
+    the youngest age on it. Column by column: nothing spreads sideways."""
     cols = np.flatnonzero((age > 0).sum(axis=0) >= run // 2)  # a line, half a run long at least
     if not len(cols):
         return age
@@ -248,11 +247,10 @@ def _carried(age: np.ndarray, faint: np.ndarray, run: int) -> np.ndarray:
                             np.ones((gap, 1), np.uint8)).view(bool)
     start = part & ~np.vstack([np.zeros((1, part.shape[1]), bool), part[:-1]])
     run_id = np.where(part, np.cumsum(start, axis=0) * part.shape[1] + np.arange(part.shape[1]), 0)
-    # the youngest age on each run: ages sorted oldest first, so each run's last write is its youngest
     on = a > 0
-    order = np.argsort(-a[on].astype(np.int32), kind="stable")
-    young = np.zeros(int(run_id.max()) + 1, np.uint8)
-    young[run_id[on][order]] = a[on][order]
+    young = np.full(int(run_id.max()) + 1, 255, np.uint8)  # the youngest age on each run
+    np.minimum.at(young, run_id[on], a[on])
+    young[np.bincount(run_id[on], minlength=len(young)) == 0] = 0  # a run of faint pixels alone: none
     out = age.copy()
     out[:, cols] = np.where(part, young[run_id], 0)
     return out

@@ -497,6 +497,15 @@ class DefectFinder:
         fit = fit_exposure(last, frame)
         p = apply_exposure(last, *fit)
         taken = []  # pixels filled from before: (flat index, source, y, x), source -1 = last
+
+        def take(qy: np.ndarray, qx: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
+            """Pixels (rows ``qy``, columns ``qx``) to be filled from ``ys``, ``xs`` in the frame before,
+            followed back to where their picture was last seen."""
+            src = np.full(len(qy), -1, np.int32)
+            if origin is not None:
+                src, ys, xs = origin.follow(ys, xs)
+            taken.append((qy * frame.shape[1] + qx, src, ys, xs))
+
         for found, tile in ((specks, 0), (scratches, self.scratch_tile)):
             if not found or (tile == 0 and not self.temporal_fill) or (tile and not self.temporal_scratch):
                 continue
@@ -506,11 +515,7 @@ class DefectFinder:
                 if tile and self.subpixel and self.glide:
                     got = self._glide(frame, p, labels, i, (x0, y0, bw, bh), tile)
                     if got is not None:
-                        qy, qx, ys, xs = got
-                        src = np.full(len(qy), -1, np.int32)
-                        if origin is not None:
-                            src, ys, xs = origin.follow(ys, xs)
-                        taken.append((qy * frame.shape[1] + qx, src, ys, xs))
+                        take(*got)
                     continue
                 step = tile or bh  # a scratch runs far: each stretch of it matched on its own (the picture moves)
                 for top in range(y0, y0 + bh, step):
@@ -527,11 +532,7 @@ class DefectFinder:
                         filled[ay:by, ax:bx][part] = p[oy:oy + (by - ay), ox:ox + (bx - ax)][part]
                         continue
                     qy, qx = np.nonzero(part)
-                    ys, xs = (qy + oy + got[3]).astype(np.float32), (qx + ox + got[4]).astype(np.float32)
-                    src = np.full(len(qy), -1, np.int32)
-                    if origin is not None:
-                        src, ys, xs = origin.follow(ys, xs)
-                    taken.append(((qy + ay) * frame.shape[1] + qx + ax, src, ys, xs))
+                    take(qy + ay, qx + ax, (qy + oy + got[3]).astype(np.float32), (qx + ox + got[4]).astype(np.float32))
         if taken:
             self._origin = self._sample(filled, last, fit, origin, *(np.concatenate(t) for t in zip(*taken)))
         return filled

@@ -45,8 +45,10 @@ shot has nothing to be compared with: none are found there). A pixel is
   beside it could have moved in from), or it was a scratch a frame
   ago within a pixel across (a scratch drifts a little), for under
   ``max_age`` frames (its age the youngest found near it: a new scratch
-  beside an older line is not given up on with that line). Where a scratch
-  crosses a part of the picture near black (white for a bright one) it is
+  beside an older line is not given up on with that line), or it came a
+  frame ago, too broken there to be a line (over ``scratch_cover`` / 2 of a
+  run, new, where no line was near), and is new against what it came over.
+  Where a scratch crosses a part of the picture near black (white for a bright one) it is
   clipped there and fainter than ``scratch_contrast``: a scratch found along
   half a run of a column is carried on along it over pixels at the film's
   black (white) a sixth of that contrast darker (brighter) than either side.
@@ -307,7 +309,8 @@ class DefectFinder:
     as bright (dark) found whole (see the module docstring); ``subpixel``: a speck or a scratch's stretch
     matched to a fraction of a pixel and sampled once from the frame its picture was last seen in (else copied
     whole pixels from the previous frame as filled); ``glide`` (with ``subpixel``): a scratch's stretches
-    overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole). ``fill`` takes the frames after its
+    overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole);
+    ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one. ``fill`` takes the frames after its
     batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -317,7 +320,7 @@ class DefectFinder:
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
-                 glide: bool = True):
+                 glide: bool = True, fresh_lines: bool = True):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -330,6 +333,7 @@ class DefectFinder:
         self.touching = touching
         self.subpixel = subpixel
         self.glide = glide
+        self.fresh_lines = fresh_lines
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -349,6 +353,8 @@ class DefectFinder:
         self._res: dict | None = None  # the previous frame's spatial residuals (dust, line), per sign
         self._speck: dict = {}  # per sign (+1 bright, -1 dark): per pixel, frames it has been a speck (uint8)
         self._scratch: dict = {}  # ... a scratch
+        self._fresh: dict = {}  # per sign: pixels of a line new a frame ago but too broken there to be found,
+        # and what it was new against (the residuals near by two frames ago)
         self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
         self._origin: _Origin | None = None  # where the previous frame's fill from before came from
 
@@ -708,7 +714,7 @@ class DefectFinder:
             self._run, self._tall, self._column = run, np.ones((run, 3), np.uint8), np.ones((run, 1), np.uint8)
         prev, self._prev = self._prev, y8
         self._moved = np.zeros(y8.shape, bool)
-        res, specks, scratches = {}, {}, {}
+        res, specks, scratches, fresh_d = {}, {}, {}, {}
         # the previous frame at this one's exposure: fitted once, when a sign first needs it
         exposure = functools.cache(lambda: match_exposure(prev, y8))
         for sign, op in _HATS:  # brighter than the background (a disc's, or across a line): the white top-hats
@@ -721,9 +727,10 @@ class DefectFinder:
             # and more so than anything near it a frame ago: what moved a little is no news
             dust0, along0 = self._res[sign]
             specks[sign] = self._speck_ages(y8, dust, dust0, sign, self._speck.get(sign), exposure)
-            was = self._scratch.get(sign)
-            if was is not None:  # a scratch found a frame ago is no picture: a new one beside it is news
-                mark = cv2.dilate((was > 0).view(np.uint8), self._across) > 0
+            was, (fresh, before) = self._scratch.get(sign), self._fresh.get(sign, (None, None))
+            if was is not None or fresh is not None:  # a scratch found a frame ago is no picture: a new one beside it is news
+                mark = np.zeros(y8.shape, np.uint8) if was is None else (was > 0).view(np.uint8)
+                mark = cv2.dilate(mark if fresh is None else mark | fresh, self._across) > 0
                 old = cv2.max(cv2.dilate(np.where(mark, 0, along0), self._wide),
                               cv2.dilate(np.where(mark, along0, 0), self._across))  # but for its own drift
             else:
@@ -733,8 +740,12 @@ class DefectFinder:
             new_line[:, :ml] = new_line[:, -ml:] = 0
             # a scratch: a line, new along most of its run, or along one found a frame ago (it drifts a little)
             line_c = self._line(line)
+            novel = new_line > self.scratch_contrast
             if line_c.any():
-                hit = line_c & (new_line > self.scratch_contrast)
+                hit = line_c & novel
+                if fresh is not None:  # new a frame ago, where it was too broken to be a line: new still
+                    hit |= (line_c & (cv2.dilate(fresh, self._tall) > 0)
+                            & (cv2.subtract(along, before) > self.scratch_contrast))
                 age = hit.view(np.uint8).copy()
                 if was is not None:  # the youngest near by: a new scratch beside an old line is not given its age
                     live = np.where(was < self.max_age, was, 0).astype(np.uint8)
@@ -746,10 +757,19 @@ class DefectFinder:
                     faint = clipped & (line > self.scratch_contrast * SCRATCH_FAINT)
                     age = _carried(age, faint.view(np.uint8), self._run)
                 scratches[sign] = age
+            if self.fresh_lines:  # a line where there was none near a frame ago, too broken (so far) to be one:
+                fresh_now = novel & (line > self.scratch_contrast) & (old <= self.scratch_contrast)
+                if sign in scratches:
+                    fresh_now &= scratches[sign] == 0
+                if fresh_now.any():  # along half as much of a run as a line
+                    fresh_now = _vertical_runs(fresh_now.view(np.uint8), self._column, self.scratch_cover / 2)
+                if fresh_now.any():  # looked for again a frame on, against what it was new against
+                    fresh_d[sign] = fresh_now.view(np.uint8), old
         first = self._res is None
         self._res = res
         self._speck = {k: v for k, v in specks.items() if v.any()}
         self._scratch = {k: v for k, v in scratches.items() if v.any()}
+        self._fresh = fresh_d
         if first:
             return np.zeros(y8.shape, bool)
         return self._grown((*self._speck.values(), *self._scratch.values()), y8.shape)

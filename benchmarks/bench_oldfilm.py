@@ -5,7 +5,8 @@
 
 For each configuration (``clean``: no degradation; a degradation's name:
 that one alone; ``each``: every one alone; ``all``: all together; several
-joined by ``+``, e.g. ``flicker+grain``) at ``--strength`` (1: the
+joined by ``+``, e.g. ``flicker+grain``; ``long_scratches``, a projector's
+running scratches, only when named: it is in neither) at ``--strength`` (1: the
 default print, 2: twice as bad), this makes old-film copies of the colour
 development clips (``oldfilm.degrade``: luma degraded, chroma, pts and audio
 kept, so the copy's colour is the truth), builds an evaluation set from them
@@ -73,7 +74,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from oldfilm import DEGRADATIONS, TRUTHS, degrade, rewrite  # noqa: E402
+from oldfilm import DEGRADATIONS, EXTRAS, TRUTHS, degrade, rewrite  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 EVAL = HERE.parent.parent / "shared" / "eval"
@@ -85,10 +86,10 @@ def config_strengths(name: str, strength: float) -> dict[str, float]:
     if name == "clean":
         return {}
     parts = DEGRADATIONS if name == "all" else name.split("+")
-    bad = [p for p in parts if p not in DEGRADATIONS]
+    bad = [p for p in parts if p not in DEGRADATIONS + EXTRAS]
     if bad:
         raise SystemExit(f"bench_oldfilm: unknown configuration '{name}' (clean, each, all, or "
-                         f"+-joined: {', '.join(DEGRADATIONS)})")
+                         f"+-joined: {', '.join(DEGRADATIONS + EXTRAS)})")
     return {p: strength for p in parts}
 
 

@@ -13,7 +13,12 @@ libx264 qp 0, YUV 4:2:0) with its luma made to look like a scanned print:
 - ``weave``: gate weave, a smooth jitter of the whole frame (~0.7 px s.d.);
   it moves the picture, so it moves luma AND chroma (the truth stays the
   picture's colour);
-- ``soft``: soft focus (Gaussian blur of the luma, sigma ~1.2 px, breathing).
+- ``soft``: soft focus (Gaussian blur of the luma, sigma ~1.2 px, breathing);
+- ``long_scratches`` (opt-in: not in ``all``): a projector's running scratches,
+  1-2 px wide, living 40-150 frames (to the clip's end where it ends first),
+  drifting slowly, fainter than the short ones (25-60 levels); about one per
+  100 frames, at least one. Drawn from a random stream of their own: the
+  other degradations of a seed are the same with or without them.
 
 Each takes a strength (1.0: the default "moderate" print; 2.0 twice as
 bad; 0: off). The degraded luma is kept in the legal range (16-235), and
@@ -38,6 +43,7 @@ import cv2
 import numpy as np
 
 DEGRADATIONS = ("flicker", "vignette", "grain", "dust", "scratches", "weave", "soft")
+EXTRAS = ("long_scratches",)  # opt-in, named on their own: not in "all" or "each" (figures stay comparable)
 
 
 def _smooth_walk(rng: np.random.Generator, n: int, sd: float, span: float) -> np.ndarray:
@@ -84,6 +90,16 @@ class _Plan:
                 self.scratches.append((t, int(rng.integers(3, 13)), float(rng.uniform(0.05 * w, 0.95 * w)),
                                        float(rng.normal(0, 0.3)), int(rng.integers(1, 4)),
                                        float(rng.choice([-1.0, 1.0]) * rng.uniform(40, 80)), y0, y1))
+
+        ls = s.get("long_scratches", 0.0)
+        if ls > 0:  # their own stream: the draws above stay as they were
+            r2 = np.random.default_rng([seed, 2])
+            for _ in range(max(1, int(r2.poisson(0.01 * ls * n)))):
+                t0 = int(r2.integers(0, max(1, n - 40)))
+                y0 = float(r2.uniform(0, 0.2 * h)) if r2.random() < 0.3 else 0.0
+                self.scratches.append((t0, int(r2.integers(40, 151)), float(r2.uniform(0.05 * w, 0.95 * w)),
+                                       float(r2.normal(0, 0.08)), int(r2.integers(1, 3)),
+                                       float(r2.choice([-1.0, 1.0]) * r2.uniform(25, 60)), y0, float(h)))
 
     def exposure(self, t: int) -> np.ndarray:
         """Frame t's exposure gain (float32 (H, W)): the vignette's falloff times the flicker's gain,
@@ -231,9 +247,9 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, tr
     took it out of gamut (score such a copy with stills of the clean scene); ``exposure`` scales them
     with the flicker's and the vignette's gain (``exposed_chroma``: what a darker print of the same
     scene is), then ``legal`` (a brightened frame clips)."""
-    unknown = set(strengths) - set(DEGRADATIONS)
+    unknown = set(strengths) - set(DEGRADATIONS) - set(EXTRAS)
     if unknown:
-        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS)})")
+        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS + EXTRAS)})")
     if truth not in TRUTHS:
         raise ValueError(f"unknown truth {truth!r} (valid: {', '.join(TRUTHS)})")
     n = count_frames(src)

@@ -48,10 +48,11 @@ shot has nothing to be compared with: none are found there). A pixel is
   beside an older line is not given up on with that line), or it came a
   frame ago, too broken there to be a line (over ``scratch_cover`` / 2 of a
   run, new, where no line was near), and is new against what it came over.
-  Where a scratch crosses a part of the picture near black (white for a bright one) it is
-  clipped there and fainter than ``scratch_contrast``: a scratch found along
-  half a run of a column is carried on along it over pixels at the film's
-  black (white) a sixth of that contrast darker (brighter) than either side.
+  Where a scratch crosses a part of the picture near black (white for a
+  bright one) it is clipped there and fainter than ``scratch_contrast``: a
+  scratch found along half a run of a column is carried on along it over
+  pixels at the film's black (white) a sixth of that contrast darker
+  (brighter) than either side.
 
 A real detail is rarely both: the thresholds are conservative and a small
 thing that moved is told by the motion check, so on a clean film almost
@@ -310,8 +311,8 @@ class DefectFinder:
     matched to a fraction of a pixel and sampled once from the frame its picture was last seen in (else copied
     whole pixels from the previous frame as filled); ``glide`` (with ``subpixel``): a scratch's stretches
     overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole);
-    ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one. ``fill`` takes the frames after its
-    batch (``ahead``): :meth:`ahead` says how many it uses.
+    ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one.
+    ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
@@ -728,7 +729,8 @@ class DefectFinder:
             dust0, along0 = self._res[sign]
             specks[sign] = self._speck_ages(y8, dust, dust0, sign, self._speck.get(sign), exposure)
             was, (fresh, before) = self._scratch.get(sign), self._fresh.get(sign, (None, None))
-            if was is not None or fresh is not None:  # a scratch found a frame ago is no picture: a new one beside it is news
+            if was is not None or fresh is not None:  # a scratch found (or fresh) a frame ago is no picture:
+                # a new one beside it is news
                 mark = np.zeros(y8.shape, np.uint8) if was is None else (was > 0).view(np.uint8)
                 mark = cv2.dilate(mark if fresh is None else mark | fresh, self._across) > 0
                 old = cv2.max(cv2.dilate(np.where(mark, 0, along0), self._wide),

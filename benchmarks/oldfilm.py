@@ -249,7 +249,8 @@ def degrade(src: Path, dst: Path, strengths: dict[str, float], seed: int = 0, tr
     scene is), then ``legal`` (a brightened frame clips)."""
     unknown = set(strengths) - set(DEGRADATIONS) - set(EXTRAS)
     if unknown:
-        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {', '.join(DEGRADATIONS + EXTRAS)})")
+        valid = ", ".join(DEGRADATIONS + EXTRAS)
+        raise ValueError(f"unknown degradation(s) {sorted(unknown)} (valid: {valid})")
     if truth not in TRUTHS:
         raise ValueError(f"unknown truth {truth!r} (valid: {', '.join(TRUTHS)})")
     n = count_frames(src)

@@ -48,6 +48,11 @@ shot has nothing to be compared with: none are found there). A pixel is
   beside an older line is not given up on with that line), or it came a
   frame ago, too broken there to be a line (over ``scratch_cover`` / 2 of a
   run, new, where no line was near), and is new against what it came over.
+  A scratch ``max_age`` old lives on where it covers ``renew_span`` of the
+  frame's height in its column (a pixel either side): a projector's
+  scratch runs down the whole print through a shot, where a line of the
+  picture once taken for one seldom runs so far so straight, and what came
+  beside a scratch or is left where one went is in pieces.
   Where a scratch crosses a part of the picture near black (white for a
   bright one) it is clipped there and fainter than ``scratch_contrast``: a
   scratch found along half a run of a column is carried on along it over
@@ -311,7 +316,8 @@ class DefectFinder:
     matched to a fraction of a pixel and sampled once from the frame its picture was last seen in (else copied
     whole pixels from the previous frame as filled); ``glide`` (with ``subpixel``): a scratch's stretches
     overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole);
-    ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one.
+    ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one;
+    ``renew_span``: a scratch past ``max_age`` lives on in a column where it covers that share of the height (0: none).
     ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -321,7 +327,7 @@ class DefectFinder:
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
-                 glide: bool = True, fresh_lines: bool = True):
+                 glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -335,6 +341,7 @@ class DefectFinder:
         self.subpixel = subpixel
         self.glide = glide
         self.fresh_lines = fresh_lines
+        self.renew_span = renew_span
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -751,6 +758,8 @@ class DefectFinder:
                 age = hit.view(np.uint8).copy()
                 if was is not None:  # the youngest near by: a new scratch beside an old line is not given its age
                     live = np.where(was < self.max_age, was, 0).astype(np.uint8)
+                    if self.renew_span and (was >= self.max_age).any():  # a projector's scratch, running on
+                        live[self._running(was)] = self.max_age - 1
                     near = cv2.dilate(np.where(live > 0, 255 - live, 0).astype(np.uint8), self._tall)
                     kept = line_c & (near > 0) & ~hit
                     age[kept] = 256 - near[kept].astype(np.int32)
@@ -775,6 +784,16 @@ class DefectFinder:
         if first:
             return np.zeros(y8.shape, bool)
         return self._grown((*self._speck.values(), *self._scratch.values()), y8.shape)
+
+    def _running(self, was: np.ndarray) -> np.ndarray:
+        """(H, W) bool: the pixels of scratches ``max_age`` old (``was``: a frame ago's ages) in a column
+        (a pixel either side) where they cover ``renew_span`` of the frame's height: a scratch the print
+        carries down its whole height lives on (a line of the picture, once taken for one, seldom runs
+        so far so straight; a line that came beside a scratch, or is left where one went, is in pieces)."""
+        old = (was >= self.max_age).view(np.uint8)
+        cols = cv2.dilate(old, self._across).sum(axis=0)  # rows covered per column, a pixel either side
+        tall = cols >= self.renew_span * was.shape[0]
+        return old.view(bool) & tall[None, :]
 
     def _gone(self, seen: list[tuple[np.ndarray, dict]], known: list[np.ndarray]) -> list[dict]:
         """Per frame of a batch (``seen``: each frame's 8-bit luma and spatial residuals, in order),

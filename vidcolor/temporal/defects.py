@@ -52,7 +52,14 @@ shot has nothing to be compared with: none are found there). A pixel is
   frame's height in its column (a pixel either side): a projector's
   scratch runs down the whole print through a shot, where a line of the
   picture once taken for one seldom runs so far so straight, and what came
-  beside a scratch or is left where one went is in pieces.
+  beside a scratch or is left where one went is in pieces. A line as long
+  that is none of these is a scratch where it held still against the frame
+  ``held_back`` frames before (its top-hat then, at the same pixels, at
+  least 0.6 of its top-hat now; where the picture under it was then, at
+  most half that) while the picture on both sides of it moved
+  ``held_shift`` pixels across, as one: a projector's scratch there since the shot began (it runs
+  across the cut) is never new, but the picture moves under it. On a still
+  picture it is not told from a line of the picture, and is left alone.
   Where a scratch crosses a part of the picture near black (white for a
   bright one) it is clipped there and fainter than ``scratch_contrast``: a
   scratch found along half a run of a column is carried on along it over
@@ -97,6 +104,7 @@ starker, straighter), from either side of them.
 """
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Iterable
 
@@ -317,7 +325,9 @@ class DefectFinder:
     whole pixels from the previous frame as filled); ``glide`` (with ``subpixel``): a scratch's stretches
     overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole);
     ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one;
-    ``renew_span``: a scratch past ``max_age`` lives on in a column where it covers that share of the height (0: none).
+    ``renew_span``: a scratch past ``max_age`` lives on in a column where it covers that share of the height (0: none);
+    ``held_back``: frames back a line that share of the height long is matched against, found where it held still
+    while the picture beside it moved ``held_shift`` pixels across (0: none).
     ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -327,7 +337,8 @@ class DefectFinder:
                  scratch_run: float = 0.25, scratch_cover: float = 0.7, line_reach: int = 6, max_age: int = 16,
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
-                 glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75):
+                 glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75, held_back: int = 8,
+                 held_shift: float = 1.5):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -342,6 +353,7 @@ class DefectFinder:
         self.glide = glide
         self.fresh_lines = fresh_lines
         self.renew_span = renew_span
+        self.held_back, self.held_shift = held_back, held_shift
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -364,6 +376,7 @@ class DefectFinder:
         self._fresh: dict = {}  # per sign: pixels of a line new a frame ago but too broken there to be found,
         # and what it was new against (the residuals near by two frames ago)
         self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
+        self._past: collections.deque = collections.deque(maxlen=max(1, self.held_back))  # the frames found before
         self._origin: _Origin | None = None  # where the previous frame's fill from before came from
 
     @property
@@ -763,6 +776,10 @@ class DefectFinder:
                     near = cv2.dilate(np.where(live > 0, 255 - live, 0).astype(np.uint8), self._tall)
                     kept = line_c & (near > 0) & ~hit
                     age[kept] = 256 - near[kept].astype(np.int32)
+                if self.held_back and len(self._past) > 1:  # a long line that held still while the picture moved
+                    held = self._held(line_c & (age == 0), y8, line, op)
+                    if held is not None:
+                        age[held] = 1
                 if age.any():  # on along its column where it is clipped at the film's black (white), so fainter
                     clipped = y8 <= int(y8.min()) + 2 if sign < 0 else y8 >= int(y8.max()) - 2
                     faint = clipped & (line > self.scratch_contrast * SCRATCH_FAINT)
@@ -778,6 +795,8 @@ class DefectFinder:
                     fresh_d[sign] = fresh_now.view(np.uint8), old
         first = self._res is None
         self._res = res
+        if self.held_back:
+            self._past.append(y8)
         self._speck = {k: v for k, v in specks.items() if v.any()}
         self._scratch = {k: v for k, v in scratches.items() if v.any()}
         self._fresh = fresh_d
@@ -785,15 +804,76 @@ class DefectFinder:
             return np.zeros(y8.shape, bool)
         return self._grown((*self._speck.values(), *self._scratch.values()), y8.shape)
 
+    def _tall_columns(self, on: np.ndarray) -> np.ndarray:
+        """(W,) bool: the columns where ``on`` (bool, a pixel either side) covers ``renew_span`` of the height."""
+        cols = cv2.dilate(on.view(np.uint8), self._across).sum(axis=0)
+        return cols >= self.renew_span * on.shape[0]
+
+    def _held(self, cand: np.ndarray, y8: np.ndarray, line: np.ndarray, op: int) -> np.ndarray | None:
+        """Of ``cand`` (line pixels not found), those of a line down ``renew_span`` of the height that held
+        still against the oldest frame kept (``held_back`` frames before), while the picture on both sides
+        of it moved ``held_shift`` pixels across, as one: its top-hat then, at the same pixels, at least 0.6 of
+        its top-hat now, and where the picture under it was then at most half that: on the film, not in
+        the picture.
+        A projector's scratch that was there when the shot began (it runs across the cut) is never new;
+        on a picture that moves under it, it is told by that. ``line``: ``y8``'s horizontal top-hat
+        (``op``). -> bool mask, or None: none."""
+        if not self.renew_span or not cand.any():
+            return None
+        tall = self._tall_columns(cand)
+        ml = self._line_margin  # (a frame's side: the picture coming in there holds no line still)
+        tall[:ml] = tall[-ml:] = False
+        if not tall.any():
+            return None
+        h, w = y8.shape
+        old = match_exposure(self._past[0], y8)
+        old_line = cv2.morphologyEx(old, op, self._hline)
+        edges = np.flatnonzero(np.diff(np.r_[0, tall.view(np.int8), 0]))  # runs of tall columns: [c0, c1)
+        out = None
+        for c0, c1 in zip(edges[::2], edges[1::2]):
+            c0, c1 = c0 - 1, c1 + 1  # (a pixel either side: what makes them tall; within the margin of a side)
+            band = cand[:, c0:c1]
+            rows = np.flatnonzero(band.any(axis=1))
+            if not len(rows):
+                continue
+            shifts = []
+            for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
+                bot = min(h, top + self.scratch_tile)
+                sides = []  # how far the picture moved, old to now, on the line's left and on its right
+                for ax, bx in ((max(0, c0 - 3 * self.pad), c1), (c0, min(w, c1 + 3 * self.pad))):
+                    blob = np.zeros((bot - top, bx - ax), bool)
+                    blob[:, c0 - ax:c1 - ax] = True  # the line and (in _match) a pixel around it left out
+                    got = self._match(y8, old, (ax, top, bx, bot), blob, fine=True)
+                    if got is not None and got[2] <= self.fit_rms:
+                        sides.append((top - (got[0] + got[3]), ax - (got[1] + got[4])))
+                if len(sides) == 2 and abs(sides[0][1] - sides[1][1]) <= 1.0:  # the picture moved as one across it
+                    shifts.append(np.mean(sides, axis=0))  # (not a frame's edge with a view moving beyond it)
+            if len(shifts) < 3:
+                continue
+            moves = np.array(shifts, np.float32)
+            dy, dx = np.median(moves, axis=0)
+            if abs(dx) < self.held_shift or np.mean(np.abs(moves[:, 1] - dx) <= 1.0) < 2 / 3:
+                continue
+            ys, xs = np.nonzero(band)
+            xs = (xs + c0).astype(np.float32)
+            ys = ys.astype(np.float32)
+            now = float(line[ys.astype(int), xs.astype(int)].mean())
+            on_film = cv2.remap(old_line, xs[None], ys[None], cv2.INTER_LINEAR)[0].mean()  # the line then, held still
+            in_picture = cv2.remap(old_line, (xs - dx)[None], (ys - dy)[None], cv2.INTER_LINEAR,
+                                   borderMode=cv2.BORDER_REPLICATE)[0].mean()  # ... or moved with the picture
+            if on_film >= 0.6 * now and in_picture <= 0.5 * on_film:
+                if out is None:
+                    out = np.zeros(cand.shape, bool)
+                out[:, c0:c1] = band
+        return out
+
     def _running(self, was: np.ndarray) -> np.ndarray:
         """(H, W) bool: the pixels of scratches ``max_age`` old (``was``: a frame ago's ages) in a column
         (a pixel either side) where they cover ``renew_span`` of the frame's height: a scratch the print
         carries down its whole height lives on (a line of the picture, once taken for one, seldom runs
         so far so straight; a line that came beside a scratch, or is left where one went, is in pieces)."""
-        old = (was >= self.max_age).view(np.uint8)
-        cols = cv2.dilate(old, self._across).sum(axis=0)  # rows covered per column, a pixel either side
-        tall = cols >= self.renew_span * was.shape[0]
-        return old.view(bool) & tall[None, :]
+        old = was >= self.max_age
+        return old & self._tall_columns(old)[None, :]
 
     def _gone(self, seen: list[tuple[np.ndarray, dict]], known: list[np.ndarray]) -> list[dict]:
         """Per frame of a batch (``seen``: each frame's 8-bit luma and spatial residuals, in order),

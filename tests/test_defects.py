@@ -609,6 +609,7 @@ def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_mov
     big = cv2.GaussianBlur(rng.normal(0, 1, (136, 168)).astype(np.float32), (0, 0), 2.0)
     big = 120 + 35 * big / big.std()
     big[6:130, 80:82] -= 50
-    pole = np.clip(np.rint(np.stack([cv2.warpAffine(big, np.float32([[1, 0, -10 - vx * t], [0, 1, -10]]), (128, 96),
-                                                    flags=cv2.INTER_CUBIC) for t in range(n)])), 0, 255).astype(np.uint8)
+    pole = np.stack([cv2.warpAffine(big, np.float32([[1, 0, -10 - vx * t], [0, 1, -10]]), (128, 96),
+                                    flags=cv2.INTER_CUBIC) for t in range(n)])
+    pole = np.clip(np.rint(pole), 0, 255).astype(np.uint8)
     assert np.array_equal(batched_fill(DefectFinder(), pole), pole)

@@ -57,9 +57,10 @@ shot has nothing to be compared with: none are found there). A pixel is
   ``held_back`` frames before (its top-hat then, at the same pixels, at
   least 0.6 of its top-hat now; where the picture under it was then, at
   most half that) while the picture on both sides of it moved
-  ``held_shift`` pixels across, as one: a projector's scratch there since the shot began (it runs
-  across the cut) is never new, but the picture moves under it. On a still
-  picture it is not told from a line of the picture, and is left alone.
+  ``held_shift`` pixels across, as one: a projector's scratch there since
+  the shot began (it runs across the cut) is never new, but the picture
+  moves under it. On a still picture it is not told from a line of the
+  picture, and is left alone.
   Where a scratch crosses a part of the picture near black (white for a
   bright one) it is clipped there and fainter than ``scratch_contrast``: a
   scratch found along half a run of a column is carried on along it over
@@ -812,9 +813,9 @@ class DefectFinder:
     def _held(self, cand: np.ndarray, y8: np.ndarray, line: np.ndarray, op: int) -> np.ndarray | None:
         """Of ``cand`` (line pixels not found), those of a line down ``renew_span`` of the height that held
         still against the oldest frame kept (``held_back`` frames before), while the picture on both sides
-        of it moved ``held_shift`` pixels across, as one: its top-hat then, at the same pixels, at least 0.6 of
-        its top-hat now, and where the picture under it was then at most half that: on the film, not in
-        the picture.
+        of it moved ``held_shift`` pixels across, as one: its top-hat then, at the same pixels, at least
+        0.6 of its top-hat now, and where the picture under it was then at most half that: on the film,
+        not in the picture.
         A projector's scratch that was there when the shot began (it runs across the cut) is never new;
         on a picture that moves under it, it is told by that. ``line``: ``y8``'s horizontal top-hat
         (``op``). -> bool mask, or None: none."""

@@ -120,11 +120,14 @@ def test_a_speck_touching_something_as_bright_is_found_whole(value):
     assert max(filled[False]) < 0.9, filled  # without it, not where it touches (the test can fail)
 
 
-def panning(seed: int, vx: float, n: int = 16, h: int = 96, w: int = 128) -> np.ndarray:
-    """(n, h, w) uint8: a fine texture (blobs ~2 px) panning ``vx`` px a frame across and a quarter px down."""
+def panning(seed: int, vx: float, n: int = 16, h: int = 96, w: int = 128, pole: int | None = None) -> np.ndarray:
+    """(n, h, w) uint8: a fine texture (blobs ~2 px) panning ``vx`` px a frame across and a quarter px down;
+    ``pole``: with a dark line 2 px wide down the picture (50 codes), starting at that column, panning with it."""
     rng = np.random.default_rng(seed)
     big = cv2.GaussianBlur(rng.normal(0, 1, (h + 40, w + 40)).astype(np.float32), (0, 0), 2.0)
     big = 120 + 35 * big / big.std()
+    if pole is not None:
+        big[6:h + 34, pole + 10:pole + 12] -= 50
     out = [cv2.warpAffine(big, np.float32([[1, 0, -10 - vx * t], [0, 1, -10 - 0.25 * t]]), (w, h),
                           flags=cv2.INTER_CUBIC) for t in range(n)]
     return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)
@@ -529,14 +532,15 @@ def test_a_scratch_that_comes_in_broken_is_found_when_it_firms_up(seed):
     assert not any(f.find(y).any() for y in clean)
 
 
-def running_scratch(seed: int, vx: float, n: int = 62) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def running_scratch(seed: int, vx: float, n: int = 62, life: tuple[int, int] = (3, 58),
+                    drift: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A fine texture panning ``vx`` px a frame (and a quarter down), and a copy with a dark scratch 2 px
-    wide down 92% of its height through frames 3-57 (a projector's, drifting a tenth of a pixel a frame);
+    wide down 92% of its height through frames ``life`` (a projector's, drifting ``drift`` px a frame);
     and its mask."""
     clean = panning(seed, vx, n=n)
     scratch = np.zeros(clean.shape, bool)
-    for t in range(3, min(n, 58)):
-        x = int(round(60 + 0.1 * (t - 3)))
+    for t in range(life[0], min(n, life[1])):
+        x = int(round(60 + drift * (t - life[0])))
         scratch[t, 4:92, x:x + 2] = True
     dirty = clean.astype(np.int16)
     dirty[scratch] -= 50
@@ -587,14 +591,7 @@ def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_mov
     fill is 4-16 codes off the picture, against 50 left in). A dark line of the picture as long,
     panning with it, is not found; nor anything on the clean pan."""
     n = 40
-    clean = panning(seed, vx, n=n)
-    scratch = np.zeros(clean.shape, bool)
-    for t in range(n):
-        x = int(round(60 + 0.05 * t))  # drifting a twentieth of a pixel a frame
-        scratch[t, 4:92, x:x + 2] = True
-    dirty = clean.astype(np.int16)
-    dirty[scratch] -= 50
-    dirty = np.clip(dirty, 0, 255).astype(np.uint8)
+    clean, dirty, scratch = running_scratch(seed, vx, n=n, life=(0, n), drift=0.05)
     share = {}
     for back in (8, 0):
         out = batched_fill(DefectFinder(held_back=back), dirty)
@@ -604,12 +601,5 @@ def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_mov
             assert err.mean() < 20, err.mean()
     assert share[8] > 0.9 and share[0] < share[8] - 0.25, share  # (without: found late on the faster pan)
     assert np.array_equal(batched_fill(DefectFinder(), clean), clean)
-    # a dark line drawn on the picture before it pans (a pole): it moves with the picture
-    rng = np.random.default_rng(seed)
-    big = cv2.GaussianBlur(rng.normal(0, 1, (136, 168)).astype(np.float32), (0, 0), 2.0)
-    big = 120 + 35 * big / big.std()
-    big[6:130, 80:82] -= 50
-    pole = np.stack([cv2.warpAffine(big, np.float32([[1, 0, -10 - vx * t], [0, 1, -10]]), (128, 96),
-                                    flags=cv2.INTER_CUBIC) for t in range(n)])
-    pole = np.clip(np.rint(pole), 0, 255).astype(np.uint8)
+    pole = panning(seed, vx, n=n, pole=70)  # a dark line of the picture: it moves with the picture
     assert np.array_equal(batched_fill(DefectFinder(), pole), pole)

@@ -828,7 +828,7 @@ class DefectFinder:
             return None
         h, w = y8.shape
         old = match_exposure(self._past[0], y8)
-        old_line = cv2.morphologyEx(old, op, self._hline)
+        old_line = None  # its top-hat, once a line is judged
         edges = np.flatnonzero(np.diff(np.r_[0, tall.view(np.int8), 0]))  # runs of tall columns: [c0, c1)
         out = None
         for c0, c1 in zip(edges[::2], edges[1::2]):
@@ -855,10 +855,12 @@ class DefectFinder:
             dy, dx = np.median(moves, axis=0)
             if abs(dx) < self.held_shift or np.mean(np.abs(moves[:, 1] - dx) <= 1.0) < 2 / 3:
                 continue
+            if old_line is None:
+                old_line = cv2.morphologyEx(old, op, self._hline)
             ys, xs = np.nonzero(band)
-            xs = (xs + c0).astype(np.float32)
-            ys = ys.astype(np.float32)
-            now = float(line[ys.astype(int), xs.astype(int)].mean())
+            xs += c0
+            now = float(line[ys, xs].mean())
+            xs, ys = xs.astype(np.float32), ys.astype(np.float32)
             on_film = cv2.remap(old_line, xs[None], ys[None], cv2.INTER_LINEAR)[0].mean()  # the line then, held still
             in_picture = cv2.remap(old_line, (xs - dx)[None], (ys - dy)[None], cv2.INTER_LINEAR,
                                    borderMode=cv2.BORDER_REPLICATE)[0].mean()  # ... or moved with the picture

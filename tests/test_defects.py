@@ -120,12 +120,15 @@ def test_a_speck_touching_something_as_bright_is_found_whole(value):
     assert max(filled[False]) < 0.9, filled  # without it, not where it touches (the test can fail)
 
 
-def panning(seed: int, vx: float, n: int = 16, h: int = 96, w: int = 128, pole: int | None = None) -> np.ndarray:
-    """(n, h, w) uint8: a fine texture (blobs ~2 px) panning ``vx`` px a frame across and a quarter px down;
-    ``pole``: with a dark line 2 px wide down the picture (50 codes), starting at that column, panning with it."""
+def panning(seed: int, vx: float, n: int = 16, h: int = 96, w: int = 128, pole: int | None = None,
+            blob: float = 2.0, contrast: float = 35.0) -> np.ndarray:
+    """(n, h, w) uint8: a texture (blobs ~``blob`` px, ``contrast`` codes from grey) panning ``vx`` px a frame
+    across and a quarter px down; ``pole``: with a dark line 2 px wide down the picture (50 codes), starting
+    at that column, panning with it."""
     rng = np.random.default_rng(seed)
-    big = cv2.GaussianBlur(rng.normal(0, 1, (h + 40, w + 40)).astype(np.float32), (0, 0), 2.0)
-    big = 120 + 35 * big / big.std()
+    wide = 40 if abs(vx) * n <= 40 else int(np.ceil(abs(vx) * n)) + 20  # (a faster pan: room for it)
+    big = cv2.GaussianBlur(rng.normal(0, 1, (h + 40, w + wide)).astype(np.float32), (0, 0), blob)
+    big = 120 + contrast * big / big.std()
     if pole is not None:
         big[6:h + 34, pole + 10:pole + 12] -= 50
     out = [cv2.warpAffine(big, np.float32([[1, 0, -10 - vx * t], [0, 1, -10 - 0.25 * t]]), (w, h),
@@ -525,7 +528,7 @@ def test_a_scratch_that_comes_in_broken_is_found_when_it_firms_up(seed):
     f = DefectFinder()
     found = np.stack([f.find(y) for y in dirty])
     assert found[6:15][scratch[6:15]].mean() > 0.95, found[6:15][scratch[6:15]].mean()
-    f = DefectFinder(fresh_lines=False)
+    f = DefectFinder(fresh_lines=False, held_back=0)
     old = np.stack([f.find(y) for y in dirty])
     assert old[6:15][scratch[6:15]].mean() < 0.5
     f = DefectFinder()
@@ -533,11 +536,11 @@ def test_a_scratch_that_comes_in_broken_is_found_when_it_firms_up(seed):
 
 
 def running_scratch(seed: int, vx: float, n: int = 62, life: tuple[int, int] = (3, 58),
-                    drift: float = 0.1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A fine texture panning ``vx`` px a frame (and a quarter down), and a copy with a dark scratch 2 px
-    wide down 92% of its height through frames ``life`` (a projector's, drifting ``drift`` px a frame);
-    and its mask."""
-    clean = panning(seed, vx, n=n)
+                    drift: float = 0.1, **texture) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A fine texture panning ``vx`` px a frame (and a quarter down; ``texture``: :func:`panning`'s), and a
+    copy with a dark scratch 2 px wide down 92% of its height through frames ``life`` (a projector's,
+    drifting ``drift`` px a frame); and its mask."""
+    clean = panning(seed, vx, n=n, **texture)
     scratch = np.zeros(clean.shape, bool)
     for t in range(life[0], min(n, life[1])):
         x = int(round(60 + drift * (t - life[0])))
@@ -581,25 +584,39 @@ def batched_fill(finder: DefectFinder, frames: np.ndarray, batch: int = 8) -> np
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize("vx", [0.3, 1.0])
-def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_moves_under_it(seed, vx):
+@pytest.mark.parametrize("case", ["slow", "fine", "pair", "fast"])
+def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_moves_under_it(seed, case):
     """A projector's scratch down nearly the whole height, there from the shot's first frame to its last
     (it runs across the cut): never new, nor gone within the frames walked back at the start. Over a
-    picture that pans (0.3 or 1 px a frame) it holds still while the picture beside it moves: it is
-    found (``held_back``) and filled on nearly every frame. Without that it was left in on all of them.
+    picture that pans it holds still while the picture beside it moves: it is found (``held_back``) and
+    filled on nearly every frame, where without that it was left in on most of them:
+
+    - ``slow``, ``fine``: a fine texture panning 0.3 or 1 px a frame (matched 8 frames back);
+    - ``pair``: two such scratches 9 px apart, over a pan of 0.5 px a frame. Each lies in the picture
+      matched beside the other, holding still there: lines are left out of it (found 0-75% without);
+    - ``fast``: a smooth picture (blobs ~6 px, 15 codes) panning 3 px a frame: 8 frames back is 24 px,
+      further than a match looks, so it is matched 2 frames back; and the two sides of the line, matched
+      on so smooth a picture, agree only to within half their shift (none found without).
+
     Filled from what the pan shows beside it (what was under it when the shot began never shows: the
-    fill is 4-16 codes off the picture, against 50 left in). A dark line of the picture as long,
+    fill is 0.3-23 codes off the picture, against 50 left in). A dark line of the picture as long,
     panning with it, is not found; nor anything on the clean pan."""
     n = 40
-    clean, dirty, scratch = running_scratch(seed, vx, n=n, life=(0, n), drift=0.05)
+    vx, pair, texture = {"slow": (0.3, False, {}), "fine": (1.0, False, {}), "pair": (0.5, True, {}),
+                         "fast": (3.0, False, {"blob": 6.0, "contrast": 15.0})}[case]
+    clean, dirty, scratch = running_scratch(seed, vx, n=n, life=(0, n), drift=0.05, **texture)
+    if pair:
+        second = np.roll(scratch, 9, axis=2)
+        dirty = np.clip(dirty.astype(np.int16) - 50 * second, 0, 255).astype(np.uint8)
+        scratch |= second
     share = {}
     for back in (8, 0):
         out = batched_fill(DefectFinder(held_back=back), dirty)
         share[back] = float((out != dirty)[scratch].mean())
         if back:
             err = np.abs(out.astype(int) - clean)[scratch]
-            assert err.mean() < 20, err.mean()
-    assert share[8] > 0.9 and share[0] < share[8] - 0.25, share  # (without: found late on the faster pan)
+            assert err.mean() < 25, err.mean()
+    assert share[8] > 0.9 and share[0] < share[8] - 0.2, share  # (without: found late on the faster pans)
     assert np.array_equal(batched_fill(DefectFinder(), clean), clean)
-    pole = panning(seed, vx, n=n, pole=70)  # a dark line of the picture: it moves with the picture
+    pole = panning(seed, vx, n=n, pole=70, **texture)  # a dark line of the picture: it moves with the picture
     assert np.array_equal(batched_fill(DefectFinder(), pole), pole)

@@ -53,14 +53,16 @@ shot has nothing to be compared with: none are found there). A pixel is
   scratch runs down the whole print through a shot, where a line of the
   picture once taken for one seldom runs so far so straight, and what came
   beside a scratch or is left where one went is in pieces. A line as long
-  that is none of these is a scratch where it held still against the frame
-  ``held_back`` frames before (its top-hat then, at the same pixels, at
-  least 0.6 of its top-hat now; where the picture under it was then, at
-  most half that) while the picture on both sides of it moved
-  ``held_shift`` pixels across, as one: a projector's scratch there since
-  the shot began (it runs across the cut) is never new, but the picture
-  moves under it. On a still picture it is not told from a line of the
-  picture, and is left alone.
+  that is none of these is a scratch where it held still against a frame
+  before (the nearest of 2 and 4 frames before where the picture moved
+  ``held_near`` pixels, else ``held_back`` before where it moved
+  ``held_shift``; its top-hat then, at the same pixels, at least 0.6 of
+  its top-hat now; where the picture under it was then, at most half
+  that) while the picture on both sides of it (other lines left out)
+  moved across the same way, within ``held_agree`` of that shift of each
+  other: a projector's scratch there since the shot began (it runs across
+  the cut) is never new, but the picture moves under it. On a still
+  picture it is not told from a line of the picture, and is left alone.
   Where a scratch crosses a part of the picture near black (white for a
   bright one) it is clipped there and fainter than ``scratch_contrast``: a
   scratch found along half a run of a column is carried on along it over
@@ -327,8 +329,10 @@ class DefectFinder:
     overlap by half and each row takes the shift interpolated between them (else each stretch shifted whole);
     ``fresh_lines``: a scratch that comes in too broken to be a line is found a frame later, when it is one;
     ``renew_span``: a scratch past ``max_age`` lives on in a column where it covers that share of the height (0: none);
-    ``held_back``: frames back a line that share of the height long is matched against, found where it held still
-    while the picture beside it moved ``held_shift`` pixels across (0: none).
+    ``held_back``: the most frames back a line that share of the height long is matched against, found where it held
+    still while the picture beside it moved ``held_shift`` pixels across (0: none); ``held_near``: the shift
+    the picture must have made to be judged against a nearer frame (2 or 4 back); ``held_agree``: how far apart
+    (a share of their shift) the two sides' shifts may be.
     ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -339,7 +343,7 @@ class DefectFinder:
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
                  glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75, held_back: int = 8,
-                 held_shift: float = 1.5):
+                 held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -355,6 +359,7 @@ class DefectFinder:
         self.fresh_lines = fresh_lines
         self.renew_span = renew_span
         self.held_back, self.held_shift = held_back, held_shift
+        self.held_near, self.held_agree = held_near, held_agree
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -778,7 +783,7 @@ class DefectFinder:
                     kept = line_c & (near > 0) & ~hit
                     age[kept] = 256 - near[kept].astype(np.int32)
                 if self.held_back and len(self._past) > 1:  # a long line that held still while the picture moved
-                    held = self._held(line_c & (age == 0), y8, line, op)
+                    held = self._held(line_c & (age == 0), line_c, y8, line, op)
                     if held is not None:
                         age[held] = 1
                 if age.any():  # on along its column where it is clipped at the film's black (white), so fainter
@@ -810,15 +815,22 @@ class DefectFinder:
         cols = cv2.dilate(on.view(np.uint8), self._across).sum(axis=0)
         return cols >= self.renew_span * on.shape[0]
 
-    def _held(self, cand: np.ndarray, y8: np.ndarray, line: np.ndarray, op: int) -> np.ndarray | None:
+    def _held(self, cand: np.ndarray, lines: np.ndarray, y8: np.ndarray, line: np.ndarray,
+              op: int) -> np.ndarray | None:
         """Of ``cand`` (line pixels not found), those of a line down ``renew_span`` of the height that held
-        still against the oldest frame kept (``held_back`` frames before), while the picture on both sides
-        of it moved ``held_shift`` pixels across, as one: its top-hat then, at the same pixels, at least
-        0.6 of its top-hat now, and where the picture under it was then at most half that: on the film,
-        not in the picture.
+        still against a frame before while the picture on both sides of it moved across: its top-hat
+        then, at the same pixels, at least 0.6 of its top-hat now, and where the picture under it was
+        then at most half that: on the film, not in the picture.
+        The frame before is the nearest of 2 and 4 frames before where the picture moved ``held_near``
+        pixels, else the oldest kept (``held_back`` before) where it moved ``held_shift``: a fast pan
+        goes further than a match looks in 8 frames, and a small shift seen near is no test (the picture
+        a dark scratch makes a bright line of holds still with it for a few frames). Both sides must have
+        moved the same way, within ``held_agree`` of their shift of each other (1 px at least): a
+        smooth picture is matched loosely, and a view moving beyond a still frame's edge is not that.
         A projector's scratch that was there when the shot began (it runs across the cut) is never new;
-        on a picture that moves under it, it is told by that. ``line``: ``y8``'s horizontal top-hat
-        (``op``). -> bool mask, or None: none."""
+        on a picture that moves under it, it is told by that. ``lines``: every line pixel, found or not
+        (left out of the picture matched beside a line: a second scratch there holds still too);
+        ``line``: ``y8``'s horizontal top-hat (``op``). -> bool mask, or None: none."""
         if not self.renew_span or not cand.any():
             return None
         tall = self._tall_columns(cand)
@@ -827,8 +839,9 @@ class DefectFinder:
         if not tall.any():
             return None
         h, w = y8.shape
-        old = match_exposure(self._past[0], y8)
-        old_line = None  # its top-hat, once a line is judged
+        kept = len(self._past)
+        backs = sorted({min(k, kept) for k in (2, 4, self.held_back)})
+        olds: dict = {}  # per frames back: that frame at this one's exposure, and its top-hat once a line is judged
         edges = np.flatnonzero(np.diff(np.r_[0, tall.view(np.int8), 0]))  # runs of tall columns: [c0, c1)
         out = None
         for c0, c1 in zip(edges[::2], edges[1::2]):
@@ -837,37 +850,49 @@ class DefectFinder:
             rows = np.flatnonzero(band.any(axis=1))
             if not len(rows):
                 continue
-            shifts = []
-            for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
-                bot = min(h, top + self.scratch_tile)
-                sides = []  # how far the picture moved, old to now, on the line's left and on its right
-                for ax, bx in ((max(0, c0 - 3 * self.pad), c1), (c0, min(w, c1 + 3 * self.pad))):
-                    blob = np.zeros((bot - top, bx - ax), bool)
-                    blob[:, c0 - ax:c1 - ax] = True  # the line and (in _match) a pixel around it left out
-                    got = self._match(y8, old, (ax, top, bx, bot), blob, fine=True)
-                    if got is not None and got[2] <= self.fit_rms:
-                        sides.append((top - (got[0] + got[3]), ax - (got[1] + got[4])))
-                if len(sides) == 2 and abs(sides[0][1] - sides[1][1]) <= 1.0:  # the picture moved as one across it
-                    shifts.append(np.mean(sides, axis=0))  # (not a frame's edge with a view moving beyond it)
-            if len(shifts) < 3:
-                continue
-            moves = np.array(shifts, np.float32)
-            dy, dx = np.median(moves, axis=0)
-            if abs(dx) < self.held_shift or np.mean(np.abs(moves[:, 1] - dx) <= 1.0) < 2 / 3:
-                continue
-            if old_line is None:
-                old_line = cv2.morphologyEx(old, op, self._hline)
             ys, xs = np.nonzero(band)
             xs += c0
             now = float(line[ys, xs].mean())
-            xs, ys = xs.astype(np.float32), ys.astype(np.float32)
-            on_film = cv2.remap(old_line, xs[None], ys[None], cv2.INTER_LINEAR)[0].mean()  # the line then, held still
-            in_picture = cv2.remap(old_line, (xs - dx)[None], (ys - dy)[None], cv2.INTER_LINEAR,
-                                   borderMode=cv2.BORDER_REPLICATE)[0].mean()  # ... or moved with the picture
-            if on_film >= 0.6 * now and in_picture <= 0.5 * on_film:
-                if out is None:
-                    out = np.zeros(cand.shape, bool)
-                out[:, c0:c1] = band
+            for back in backs:
+                if back not in olds:
+                    olds[back] = [match_exposure(self._past[-back], y8), None]
+                old = olds[back][0]
+                shifts = []
+                for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
+                    bot = min(h, top + self.scratch_tile)
+                    sides = []  # how far the picture moved, old to now, on the line's left and on its right
+                    for ax, bx in ((max(0, c0 - 3 * self.pad), c1), (c0, min(w, c1 + 3 * self.pad))):
+                        blob = lines[top:bot, ax:bx].copy()  # lines (and in _match a pixel around them) left out
+                        blob[:, c0 - ax:c1 - ax] = True
+                        got = self._match(y8, old, (ax, top, bx, bot), blob, fine=True)
+                        if got is not None and got[2] <= self.fit_rms:
+                            sides.append((top - (got[0] + got[3]), ax - (got[1] + got[4])))
+                    if len(sides) < 2:
+                        continue
+                    lx, rx = sides[0][1], sides[1][1]
+                    apart = abs(lx - rx)  # the picture moved as one across it (loosely: the same way)
+                    if apart <= 1.0 or (lx * rx > 0 and apart <= self.held_agree * max(abs(lx), abs(rx))):
+                        shifts.append(np.mean(sides, axis=0))
+                if len(shifts) < 3:
+                    continue  # (too little picture matched: further back)
+                moves = np.array(shifts, np.float32)
+                dy, dx = np.median(moves, axis=0)
+                if abs(dx) < (self.held_shift if back == backs[-1] else self.held_near):
+                    continue  # (too little motion yet: further back)
+                if np.mean(np.abs(moves[:, 1] - dx) <= 1.0) < 2 / 3:
+                    continue
+                if olds[back][1] is None:
+                    olds[back][1] = cv2.morphologyEx(old, op, self._hline)
+                old_line = olds[back][1]
+                fx, fy = xs.astype(np.float32), ys.astype(np.float32)
+                on_film = cv2.remap(old_line, fx[None], fy[None], cv2.INTER_LINEAR)[0].mean()  # the line then, still
+                in_picture = cv2.remap(old_line, (fx - dx)[None], (fy - dy)[None], cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REPLICATE)[0].mean()  # ... or moved with the picture
+                if on_film >= 0.6 * now and in_picture <= 0.5 * on_film:
+                    if out is None:
+                        out = np.zeros(cand.shape, bool)
+                    out[:, c0:c1] = band
+                break  # judged
         return out
 
     def _running(self, was: np.ndarray) -> np.ndarray:

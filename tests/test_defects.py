@@ -584,6 +584,31 @@ def batched_fill(finder: DefectFinder, frames: np.ndarray, batch: int = 8) -> np
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_scratch_down_the_whole_frame_of_a_still_shot_from_its_first_frame_is_found(seed):
+    """A tripod shot (the picture drifts a quarter pixel down a frame, none across), and a projector's
+    scratch down the whole frame from the shot's first frame (it ran across the cut) past its 16th.
+    Never new, and no motion across to tell it from the picture by: a line down 95% of the height
+    (``whole_span``) in one column, held still with the picture over 8 frames, is taken for one (without
+    that, none of it is found). A pole of the picture from the foot of the frame up to 80% of its
+    height, as dark, is left alone; so is the clean picture."""
+    n = 40
+    clean, dirty, scratch = running_scratch(seed, 0.0, n=n, life=(0, n), drift=0.0)
+    scratch[:, :, :] = False
+    scratch[:, 1:95, 60:62] = True  # (down 98% of the height)
+    dirty = np.clip(clean.astype(np.int16) - 50 * scratch, 0, 255).astype(np.uint8)
+    share = {}
+    for span in (0.95, 0):
+        out = batched_fill(DefectFinder(whole_span=span), dirty)
+        share[span] = float((out != dirty)[scratch].mean())
+    assert share[0.95] > 0.95 and share[0] < 0.05, share
+    pole = clean.astype(np.int16)
+    pole[:, 19:, 60:62] -= 50
+    pole = np.clip(pole, 0, 255).astype(np.uint8)
+    assert np.array_equal(batched_fill(DefectFinder(), pole), pole)
+    assert np.array_equal(batched_fill(DefectFinder(), clean), clean)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("case", ["slow", "fine", "pair", "fast"])
 def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_moves_under_it(seed, case):
     """A projector's scratch down nearly the whole height, there from the shot's first frame to its last

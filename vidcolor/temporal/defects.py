@@ -61,8 +61,13 @@ shot has nothing to be compared with: none are found there). A pixel is
   that) while the picture on both sides of it (other lines left out)
   moved across the same way, within ``held_agree`` of that shift of each
   other: a projector's scratch there since the shot began (it runs across
-  the cut) is never new, but the picture moves under it. On a still
-  picture it is not told from a line of the picture, and is left alone.
+  the cut) is never new, but the picture moves under it. On a picture
+  that held still across over ``held_back`` frames (a tripod shot) it is
+  not told from a line of the picture that way: there it is a scratch only
+  where it is a line down ``whole_span`` of the height in one column (a
+  line of the picture seldom runs from the frame's top to its bottom
+  unbroken; a pole that does is taken for a scratch, its colour then
+  taken from beside it).
   Where a scratch crosses a part of the picture near black (white for a
   bright one) it is clipped there and fainter than ``scratch_contrast``: a
   scratch found along half a run of a column is carried on along it over
@@ -332,7 +337,8 @@ class DefectFinder:
     ``held_back``: the most frames back a line that share of the height long is matched against, found where it held
     still while the picture beside it moved ``held_shift`` pixels across (0: none); ``held_near``: the shift
     the picture must have made to be judged against a nearer frame (2 or 4 back); ``held_agree``: how far apart
-    (a share of their shift) the two sides' shifts may be.
+    (a share of their shift) the two sides' shifts may be; ``whole_span``: on a picture that held still, the
+    share of the height a line must run down in one column to be a scratch (0: none).
     ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -343,7 +349,7 @@ class DefectFinder:
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
                  glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75, held_back: int = 8,
-                 held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5):
+                 held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5, whole_span: float = 0.95):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -359,7 +365,7 @@ class DefectFinder:
         self.fresh_lines = fresh_lines
         self.renew_span = renew_span
         self.held_back, self.held_shift = held_back, held_shift
-        self.held_near, self.held_agree = held_near, held_agree
+        self.held_near, self.held_agree, self.whole_span = held_near, held_agree, whole_span
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -383,6 +389,7 @@ class DefectFinder:
         # and what it was new against (the residuals near by two frames ago)
         self._moved: np.ndarray | None = None  # this frame's blobs judged to have moved in (while finding)
         self._past: collections.deque = collections.deque(maxlen=max(1, self.held_back))  # the frames found before
+        self._clock = 0  # the frame's place in the shot (the frames walked back at its start count down)
         self._origin: _Origin | None = None  # where the previous frame's fill from before came from
 
     @property
@@ -802,7 +809,8 @@ class DefectFinder:
         first = self._res is None
         self._res = res
         if self.held_back:
-            self._past.append(y8)
+            self._past.append((self._clock, y8))
+        self._clock += 1
         self._speck = {k: v for k, v in specks.items() if v.any()}
         self._scratch = {k: v for k, v in scratches.items() if v.any()}
         self._fresh = fresh_d
@@ -828,7 +836,9 @@ class DefectFinder:
         moved the same way, within ``held_agree`` of their shift of each other (1 px at least): a
         smooth picture is matched loosely, and a view moving beyond a still frame's edge is not that.
         A projector's scratch that was there when the shot began (it runs across the cut) is never new;
-        on a picture that moves under it, it is told by that. ``lines``: every line pixel, found or not
+        on a picture that moves under it, it is told by that. Where the picture held still across over
+        ``held_back`` frames (by the frames' places in the shot), a line down ``whole_span`` of the height
+        in one column (its top-hat over ``scratch_contrast``) is one. ``lines``: every line pixel, found or not
         (left out of the picture matched beside a line: a second scratch there holds still too);
         ``line``: ``y8``'s horizontal top-hat (``op``). -> bool mask, or None: none."""
         if not self.renew_span or not cand.any():
@@ -853,9 +863,10 @@ class DefectFinder:
             ys, xs = np.nonzero(band)
             xs += c0
             now = float(line[ys, xs].mean())
+            still = False  # the picture beside it held still too
             for back in backs:
                 if back not in olds:
-                    olds[back] = [match_exposure(self._past[-back], y8), None]
+                    olds[back] = [match_exposure(self._past[-back][1], y8), None]
                 old = olds[back][0]
                 shifts = []
                 for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
@@ -878,6 +889,8 @@ class DefectFinder:
                 moves = np.array(shifts, np.float32)
                 dy, dx = np.median(moves, axis=0)
                 if abs(dx) < (self.held_shift if back == backs[-1] else self.held_near):
+                    still = abs(dx) < 0.5 and abs(self._clock - self._past[-back][0]) >= self.held_back
+                    # (held still across, over ``held_back`` frames: a walk back's frames come in again)
                     continue  # (too little motion yet: further back)
                 if np.mean(np.abs(moves[:, 1] - dx) <= 1.0) < 2 / 3:
                     continue
@@ -893,6 +906,12 @@ class DefectFinder:
                         out = np.zeros(cand.shape, bool)
                     out[:, c0:c1] = band
                 break  # judged
+            else:
+                whole = (line[:, c0:c1] > self.scratch_contrast).mean(axis=0).max()  # rows its column is a line on
+                if still and self.whole_span and whole >= self.whole_span:
+                    if out is None:
+                        out = np.zeros(cand.shape, bool)
+                    out[:, c0:c1] = band
         return out
 
     def _running(self, was: np.ndarray) -> np.ndarray:
@@ -940,8 +959,10 @@ class DefectFinder:
         start = self._prev is None and len(luma) + len(after) > 1
         if start:  # a shot's first frame: the frames after it walked backwards to it (see the module docstring)
             frames = [*luma, *after]
-            for frame in frames[min(len(frames) - 1, self.look_back):0:-1]:
-                self.find(frame)
+            for k in range(min(len(frames) - 1, self.look_back), 0, -1):
+                self._clock = k
+                self.find(frames[k])
+            self._clock = 0
         seen, found, judged = [], [], []
         for i, frame in enumerate(luma):
             m = self.find(frame)

@@ -592,8 +592,8 @@ def test_a_scratch_down_the_whole_frame_of_a_still_shot_from_its_first_frame_is_
     that, none of it is found). A pole of the picture from the foot of the frame up to 80% of its
     height, as dark, is left alone; so is the clean picture."""
     n = 40
-    clean, dirty, scratch = running_scratch(seed, 0.0, n=n, life=(0, n), drift=0.0)
-    scratch[:, :, :] = False
+    clean = panning(seed, 0.0, n=n)
+    scratch = np.zeros(clean.shape, bool)
     scratch[:, 1:95, 60:62] = True  # (down 98% of the height)
     dirty = np.clip(clean.astype(np.int16) - 50 * scratch, 0, 255).astype(np.uint8)
     share = {}

@@ -624,11 +624,12 @@ def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_mov
       on so smooth a picture, agree only to within half their shift (none found without).
 
     Filled from what the pan shows beside it (what was under it when the shot began never shows: the
-    fill is 0.3-23 codes off the picture, against 50 left in). A dark line of the picture as long,
-    panning with it, is not found; nor anything on the clean pan."""
+    fill is 0.3-16 codes off the picture, 12-23 for the pair, against 50 left in). A dark line of the
+    picture as long, panning with it, is not found; nor anything on the clean pan."""
     n = 40
     vx, pair, texture = {"slow": (0.3, False, {}), "fine": (1.0, False, {}), "pair": (0.5, True, {}),
                          "fast": (3.0, False, {"blob": 6.0, "contrast": 15.0})}[case]
+    most, gain = (25, 0.2) if pair else (20, 0.25)  # (a pair's fill is further off, and more is found without)
     clean, dirty, scratch = running_scratch(seed, vx, n=n, life=(0, n), drift=0.05, **texture)
     if pair:
         second = np.roll(scratch, 9, axis=2)
@@ -640,8 +641,8 @@ def test_a_scratch_running_through_the_whole_shot_is_found_where_the_picture_mov
         share[back] = float((out != dirty)[scratch].mean())
         if back:
             err = np.abs(out.astype(int) - clean)[scratch]
-            assert err.mean() < 25, err.mean()
-    assert share[8] > 0.9 and share[0] < share[8] - 0.2, share  # (without: found late on the faster pans)
+            assert err.mean() < most, err.mean()
+    assert share[8] > 0.9 and share[0] < share[8] - gain, share  # (without: found late on the faster pans)
     assert np.array_equal(batched_fill(DefectFinder(), clean), clean)
     pole = panning(seed, vx, n=n, pole=70, **texture)  # a dark line of the picture: it moves with the picture
     assert np.array_equal(batched_fill(DefectFinder(), pole), pole)

@@ -823,6 +823,31 @@ class DefectFinder:
         cols = cv2.dilate(on.view(np.uint8), self._across).sum(axis=0)
         return cols >= self.renew_span * on.shape[0]
 
+    def _moved_beside(self, y8: np.ndarray, old: np.ndarray, lines: np.ndarray, c0: int, c1: int,
+                      rows: np.ndarray) -> np.ndarray | None:
+        """How far the picture on both sides of a line (columns [c0, c1), down ``rows``) moved, ``old`` to
+        ``y8``: (N, 2) float32 (dy, dx) per ``scratch_tile`` stretch where its left and its right
+        (``3 * pad`` px each, ``lines`` and a pixel around them left out) both matched and moved as one
+        (within 1 px, or the same way within ``held_agree`` of their shift); None: under 3 such."""
+        h, w = y8.shape
+        shifts = []
+        for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
+            bot = min(h, top + self.scratch_tile)
+            sides = []  # how far the picture moved, old to now, on the line's left and on its right
+            for ax, bx in ((max(0, c0 - 3 * self.pad), c1), (c0, min(w, c1 + 3 * self.pad))):
+                blob = lines[top:bot, ax:bx].copy()
+                blob[:, c0 - ax:c1 - ax] = True
+                got = self._match(y8, old, (ax, top, bx, bot), blob, fine=True)
+                if got is not None and got[2] <= self.fit_rms:
+                    sides.append((top - (got[0] + got[3]), ax - (got[1] + got[4])))
+            if len(sides) < 2:
+                continue
+            lx, rx = sides[0][1], sides[1][1]
+            apart = abs(lx - rx)  # (not a frame's edge with a view moving beyond it: one side holds still)
+            if apart <= 1.0 or (lx * rx > 0 and apart <= self.held_agree * max(abs(lx), abs(rx))):
+                shifts.append(np.mean(sides, axis=0))
+        return np.array(shifts, np.float32) if len(shifts) >= 3 else None
+
     def _held(self, cand: np.ndarray, lines: np.ndarray, y8: np.ndarray, line: np.ndarray,
               op: int) -> np.ndarray | None:
         """Of ``cand`` (line pixels not found), those of a line down ``renew_span`` of the height that held
@@ -848,7 +873,6 @@ class DefectFinder:
         tall[:ml] = tall[-ml:] = False
         if not tall.any():
             return None
-        h, w = y8.shape
         kept = len(self._past)
         backs = sorted({min(k, kept) for k in (2, 4, self.held_back)})
         olds: dict = {}  # per frames back: that frame at this one's exposure, and its top-hat once a line is judged
@@ -863,30 +887,14 @@ class DefectFinder:
             ys, xs = np.nonzero(band)
             xs += c0
             now = float(line[ys, xs].mean())
-            still = False  # the picture beside it held still too
+            still, scratch = False, False  # (the picture beside it held still too; a scratch)
             for back in backs:
                 if back not in olds:
                     olds[back] = [match_exposure(self._past[-back][1], y8), None]
                 old = olds[back][0]
-                shifts = []
-                for top in range(int(rows[0]), int(rows[-1]) + 1, self.scratch_tile):
-                    bot = min(h, top + self.scratch_tile)
-                    sides = []  # how far the picture moved, old to now, on the line's left and on its right
-                    for ax, bx in ((max(0, c0 - 3 * self.pad), c1), (c0, min(w, c1 + 3 * self.pad))):
-                        blob = lines[top:bot, ax:bx].copy()  # lines (and in _match a pixel around them) left out
-                        blob[:, c0 - ax:c1 - ax] = True
-                        got = self._match(y8, old, (ax, top, bx, bot), blob, fine=True)
-                        if got is not None and got[2] <= self.fit_rms:
-                            sides.append((top - (got[0] + got[3]), ax - (got[1] + got[4])))
-                    if len(sides) < 2:
-                        continue
-                    lx, rx = sides[0][1], sides[1][1]
-                    apart = abs(lx - rx)  # the picture moved as one across it (loosely: the same way)
-                    if apart <= 1.0 or (lx * rx > 0 and apart <= self.held_agree * max(abs(lx), abs(rx))):
-                        shifts.append(np.mean(sides, axis=0))
-                if len(shifts) < 3:
+                moves = self._moved_beside(y8, old, lines, c0, c1, rows)
+                if moves is None:
                     continue  # (too little picture matched: further back)
-                moves = np.array(shifts, np.float32)
                 dy, dx = np.median(moves, axis=0)
                 if abs(dx) < (self.held_shift if back == backs[-1] else self.held_near):
                     still = abs(dx) < 0.5 and abs(self._clock - self._past[-back][0]) >= self.held_back
@@ -901,17 +909,15 @@ class DefectFinder:
                 on_film = cv2.remap(old_line, fx[None], fy[None], cv2.INTER_LINEAR)[0].mean()  # the line then, still
                 in_picture = cv2.remap(old_line, (fx - dx)[None], (fy - dy)[None], cv2.INTER_LINEAR,
                                        borderMode=cv2.BORDER_REPLICATE)[0].mean()  # ... or moved with the picture
-                if on_film >= 0.6 * now and in_picture <= 0.5 * on_film:
-                    if out is None:
-                        out = np.zeros(cand.shape, bool)
-                    out[:, c0:c1] = band
+                scratch = on_film >= 0.6 * now and in_picture <= 0.5 * on_film
                 break  # judged
-            else:
-                whole = (line[:, c0:c1] > self.scratch_contrast).mean(axis=0).max()  # rows its column is a line on
-                if still and self.whole_span and whole >= self.whole_span:
-                    if out is None:
-                        out = np.zeros(cand.shape, bool)
-                    out[:, c0:c1] = band
+            else:  # never judged by motion: where the picture held still, a line down the whole height
+                scratch = bool(still and self.whole_span
+                               and (line[:, c0:c1] > self.scratch_contrast).mean(axis=0).max() >= self.whole_span)
+            if scratch:
+                if out is None:
+                    out = np.zeros(cand.shape, bool)
+                out[:, c0:c1] = band
         return out
 
     def _running(self, was: np.ndarray) -> np.ndarray:

@@ -63,7 +63,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--clean", type=Path, help="folder of the clean clips (bench_oldfilm.py's clean set's src)")
     a = ap.parse_args()
-    configs = {"temporal scratch fill": {}, "stretches shifted whole": {"glide": False},
+    configs = {"temporal scratch fill": {}, "from before only": {"fill_ahead": 0},
+               "stretches shifted whole": {"glide": False},
                "whole-pixel copies": {"subpixel": False},
                "side fill only": {"temporal_scratch": False},
                "no held lines": {"held_back": 0}}  # a long line held still while the picture moved: not looked for

@@ -95,7 +95,14 @@ pixels copied frame after frame from the copy before are off by up to half
 a pixel each time the picture moves, and a copy at a fraction of a pixel
 blurs it a little more every frame (on the old-film benchmark's scratched
 copies the fill is 29% closer to the clean picture on montage, 8% on
-carphone, as close on street: ``benchmarks/bench_defects.py --clean``). A
+carphone, as close on street: ``benchmarks/bench_defects.py --clean``).
+What a scratch hides changes while it lives (a face talks under it), so a
+fill from before alone is the further off the older the scratch: each of a
+scratch's pixels is also looked for in the first of the ``fill_ahead``
+frames after it where the scratch has gone (no line across there, the
+stretch matched as in the frame before), and a pixel seen ``a`` frames
+before and ``b`` after takes ``(b * before + a * after) / (a + b)``
+(:meth:`DefectFinder._from_after`; the pipeline holds those frames back). A
 shot's first frame is compared with the frame after it, after its next
 ``look_back`` frames (beyond its first batch: the pipeline holds them back)
 were walked backwards to it: a scratch or speck already there when the shot
@@ -163,13 +170,18 @@ class _Origin:
     to this frame's exposure) and its sub-pixel position there. A
     scratch lives on for frames (a speck for a few) while the picture under it moves; each frame's fill is sampled
     once from the frame the picture was last seen in, not copied from a copy of a copy (a copy at
-    a fraction of a pixel blurs it a little more every frame). ``slot``: (H, W) per pixel its entry
+    a fraction of a pixel blurs it a little more every frame). ``frames``: (frame, gain, offset,
+    frames back from this one). ``slot``: (H, W) per pixel its entry
     in ``index``, ``source``, ``ys``, ``xs``, or -1 (the frame's own value: seen, or filled from
     around it); shared from frame to frame, each frame's entries cleared as the next is made."""
 
     def __init__(self, slot: np.ndarray, index: np.ndarray, source: np.ndarray, ys: np.ndarray, xs: np.ndarray,
-                 frames: list[tuple[np.ndarray, float, float]]):
+                 frames: list[tuple[np.ndarray, float, float, int]]):
         self.slot, self.index, self.source, self.ys, self.xs, self.frames = slot, index, source, ys, xs, frames
+
+    def ages(self) -> np.ndarray:
+        """Per entry, how many frames back its picture was last seen."""
+        return np.asarray([f[3] for f in self.frames], np.float32)[self.source]
 
     def follow(self, ys: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Positions (``ys``, ``xs``) in the frame before (as filled), each taken back to where its
@@ -186,6 +198,21 @@ class _Origin:
             ys[hit] = self.ys[e] + (ys[hit] - ry[hit])
             xs[hit] = self.xs[e] + (xs[hit] - rx[hit])
         return src, ys, xs
+
+
+class _Later:
+    """The frames a batch's scratches look ahead at (the batch's own and those after it, in order),
+    each one's lines across (either sign's horizontal top-hat, a pixel either side) made once."""
+
+    def __init__(self, frames: list[np.ndarray], hline: np.ndarray, across: np.ndarray):
+        self.frames, self._hline, self._across, self._lines = frames, hline, across, {}
+
+    def lines(self, k: int) -> np.ndarray:
+        if k not in self._lines:
+            f = self.frames[k]
+            self._lines[k] = cv2.dilate(cv2.max(*(cv2.morphologyEx(f, op, self._hline) for _, op in _HATS)),
+                                        self._across)
+        return self._lines[k]
 
 
 def fill_masked(luma: np.ndarray, mask: np.ndarray, sigma: tuple[float, float] = (1.5, 1.0)) -> np.ndarray:
@@ -338,7 +365,9 @@ class DefectFinder:
     still while the picture beside it moved ``held_shift`` pixels across (0: none); ``held_near``: the shift
     the picture must have made to be judged against a nearer frame (2 or 4 back); ``held_agree``: how far apart
     (a share of their shift) the two sides' shifts may be; ``whole_span``: on a picture that held still, the
-    share of the height a line must run down in one column to be a scratch (0: none).
+    share of the height a line must run down in one column to be a scratch (0: none); ``fill_ahead``: the most
+    frames after a scratch's frame looked at for where its picture is seen again, its fill then blended
+    from before and after by how long ago and how far ahead that is (0: from before only; see :meth:`_from_after`).
     ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
@@ -349,7 +378,8 @@ class DefectFinder:
                  grow: int = 1, temporal_fill: bool = True, temporal_scratch: bool = True, scratch_tile: int = 24,
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
                  glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75, held_back: int = 8,
-                 held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5, whole_span: float = 0.95):
+                 held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5, whole_span: float = 0.95,
+                 fill_ahead: int = 16):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
@@ -366,6 +396,7 @@ class DefectFinder:
         self.renew_span = renew_span
         self.held_back, self.held_shift = held_back, held_shift
         self.held_near, self.held_agree, self.whole_span = held_near, held_agree, whole_span
+        self.fill_ahead = max(0, fill_ahead)
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -628,12 +659,12 @@ class DefectFinder:
             index, source, ys, xs = index[at], source[at], ys[at], xs[at]
         frames = [] if origin is None else origin.frames
         used = np.unique(source)
-        keep = [(last.copy(), g1, o1) if k < 0 else (frames[k][0], g1 * frames[k][1], g1 * frames[k][2] + o1)
-                for k in used]
+        keep = [(last.copy(), g1, o1, 1) if k < 0 else (frames[k][0], g1 * frames[k][1], g1 * frames[k][2] + o1,
+                                                         frames[k][3] + 1) for k in used]
         source = np.searchsorted(used, source).astype(np.int32)  # renumbered over the frames kept
         flat = filled.reshape(-1)
         h, w = last.shape
-        for k, (f, g, o) in enumerate(keep):
+        for k, (f, g, o, _) in enumerate(keep):
             on = source == k
             y, x = ys[on], xs[on]
             y0, x0 = max(0, int(y.min()) - 1), max(0, int(x.min()) - 1)  # the part of the frame they fall in
@@ -647,6 +678,64 @@ class DefectFinder:
             slot.reshape(-1)[origin.index] = -1
         slot.reshape(-1)[index] = np.arange(len(index), dtype=np.int32)
         return _Origin(slot, index, source, ys, xs, keep)
+
+    def _from_after(self, frame: np.ndarray, filled: np.ndarray, scratches: list[np.ndarray],
+                    later: _Later, first: int) -> np.ndarray:
+        """``filled`` (``frame`` with its defects filled, from before where it could be: :meth:`_from_before`)
+        with each scratch's pixels blended with what the first of the ``fill_ahead`` frames after it to
+        show their picture again shows: each ``scratch_tile`` rows of a scratch matched there
+        as :meth:`_glide` matches them in the frame before, a pixel taken where that frame has no line
+        across (of either sign: the scratch has gone from it) at the matched place. A pixel seen ``a``
+        frames before and ``b`` after gets ``(b * before + a * after) / (a + b)``: a scratch hides a
+        picture that changes under it (a face talks), and a fill from one side alone is the further off
+        the longer the scratch has lived. A pixel not filled from before takes what is after alone.
+        ``scratches``: the frame's found scratch ages; ``later``: the frames of the batch and after it, the
+        frame's own at ``first`` - 1."""
+        if (frame.dtype != np.uint8 or first >= len(later.frames)
+                or not (self.temporal_scratch and self.subpixel and self.glide)):
+            return filled
+        h, w = frame.shape
+        n, labels, stats = _components(self._grown(scratches, frame.shape))
+        before = np.zeros(h * w, np.float32)  # per pixel, frames since its picture was seen (0: not filled from before)
+        if self._origin is not None:
+            before[self._origin.index] = self._origin.ages()
+        flat = filled.reshape(-1)
+        pending = list(range(1, n))
+        for b in range(1, min(self.fill_ahead, len(later.frames) - first) + 1):
+            if not pending:
+                break
+            fut, lines = later.frames[first + b - 1], later.lines(first + b - 1)
+            gone = lines <= self.scratch_contrast
+            fit = p = None
+            left = []
+            for i in pending:
+                x0, y0, bw, bh = (int(v) for v in stats[i][:4])
+                own = labels[y0:y0 + bh, x0:x0 + bw] == i
+                if not gone[y0:y0 + bh, x0:x0 + bw][own].mean() > 0.5:  # still there (or a line of the picture)
+                    left.append(i)
+                    continue
+                if p is None:  # the frame brought to this one's exposure, once one of its scratches has gone there
+                    fit = fit_exposure(fut, frame)
+                    p = apply_exposure(fut, *fit)
+                got = self._glide(frame, p, labels, i, (x0, y0, bw, bh), self.scratch_tile)
+                if got is None:
+                    continue  # the picture around it is not found there: no later frame is tried
+                qy, qx, ys, xs = got
+                seen = gone[np.clip(np.rint(ys), 0, h - 1).astype(np.intp), np.clip(np.rint(xs), 0, w - 1).astype(np.intp)]
+                if not seen.any():
+                    left.append(i)
+                    continue
+                qy, qx, ys, xs = qy[seen], qx[seen], ys[seen], xs[seen]
+                y_0, x_0 = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
+                crop = fut[y_0:min(h, int(ys.max()) + 3), x_0:min(w, int(xs.max()) + 3)].astype(np.float32)
+                v = cv2.remap(crop, (xs - x_0)[None], (ys - y_0)[None], cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)[0] * fit[0] + fit[1]
+                at = qy * w + qx
+                a = before[at]
+                mix = np.where(a > 0, (b * flat[at].astype(np.float32) + a * v) / (a + b), v)
+                flat[at] = np.clip(np.rint(mix), 0, 255).astype(flat.dtype)
+            pending = left
+        return filled
 
     def _new_specks(self, y8: np.ndarray, cand: np.ndarray, p: np.ndarray, sign: int,
                     resid: np.ndarray | None = None) -> np.ndarray:
@@ -949,8 +1038,10 @@ class DefectFinder:
 
     def ahead(self, n: int) -> int:
         """How many frames after a batch of ``n`` :meth:`fill` uses (``ahead``): at a shot's start, up to
-        ``look_back`` after its first frame (walked backwards to it); then one (a speck going)."""
-        return max(1, self.look_back + 1 - n) if self._prev is None else 1
+        ``look_back`` after its first frame (walked backwards to it); then one (a speck going); and, on an
+        8-bit film, ``fill_ahead`` (where a scratch's picture is seen again)."""
+        return max(max(1, self.look_back + 1 - n) if self._prev is None else 1,
+                   self.fill_ahead if self.scale == 1.0 else 0)  # (a deeper film's fill is from around only)
 
     def _y8(self, luma: np.ndarray) -> np.ndarray:
         return luma if luma.dtype == np.uint8 else np.clip(luma * self.scale, 0, 255).astype(np.uint8)
@@ -984,6 +1075,7 @@ class DefectFinder:
             y8 = self._y8(after[0])
             seen.append((y8, {sign: (cv2.morphologyEx(y8, op, self._disc),) for sign, op in _HATS}))
         gone = self._gone(seen, judged) if len(seen) > 1 else [{}]
+        later = _Later([*luma, *after], self._hline, self._across)
         for i, frame in enumerate(luma):
             m, specks, scratches = found[i]
             if gone[i]:
@@ -993,6 +1085,8 @@ class DefectFinder:
                 if out is luma:
                     out = luma.copy()
                 out[i] = self._from_before(frame, fill_masked(frame, m), specks, scratches)
+                if scratches and self.fill_ahead:
+                    out[i] = self._from_after(frame, out[i], scratches, later, i + 1)
             else:
                 self._origin = None
             self._last = out[i]

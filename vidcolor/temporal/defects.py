@@ -200,6 +200,15 @@ class _Origin:
         return src, ys, xs
 
 
+def _sample_at(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """``frame`` at the sub-pixel positions (``ys``, ``xs``; float32, not empty), bilinear, float32; only the
+    part of the frame they fall in is read."""
+    h, w = frame.shape
+    y0, x0 = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
+    crop = frame[y0:min(h, int(ys.max()) + 3), x0:min(w, int(xs.max()) + 3)].astype(np.float32)
+    return cv2.remap(crop, (xs - x0)[None], (ys - y0)[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
+
+
 class _Later:
     """The frames a batch's scratches look ahead at (the batch's own and those after it, in order),
     each one's lines across (either sign's horizontal top-hat, a pixel either side) made once."""
@@ -663,14 +672,9 @@ class DefectFinder:
                                                          frames[k][3] + 1) for k in used]
         source = np.searchsorted(used, source).astype(np.int32)  # renumbered over the frames kept
         flat = filled.reshape(-1)
-        h, w = last.shape
         for k, (f, g, o, _) in enumerate(keep):
             on = source == k
-            y, x = ys[on], xs[on]
-            y0, x0 = max(0, int(y.min()) - 1), max(0, int(x.min()) - 1)  # the part of the frame they fall in
-            crop = f[y0:min(h, int(y.max()) + 3), x0:min(w, int(x.max()) + 3)].astype(np.float32)
-            v = cv2.remap(crop, (x - x0)[None], (y - y0)[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)[0]
-            flat[index[on]] = np.clip(np.rint(v * g + o), 0, 255).astype(flat.dtype)
+            flat[index[on]] = np.clip(np.rint(_sample_at(f, ys[on], xs[on]) * g + o), 0, 255).astype(flat.dtype)
         if origin is None:
             slot = np.full(last.shape, -1, np.int32)
         else:
@@ -725,11 +729,8 @@ class DefectFinder:
                 if not seen.any():
                     left.append(i)
                     continue
-                qy, qx, ys, xs = qy[seen], qx[seen], ys[seen], xs[seen]
-                y_0, x_0 = max(0, int(ys.min()) - 1), max(0, int(xs.min()) - 1)
-                crop = fut[y_0:min(h, int(ys.max()) + 3), x_0:min(w, int(xs.max()) + 3)].astype(np.float32)
-                v = cv2.remap(crop, (xs - x_0)[None], (ys - y_0)[None], cv2.INTER_LINEAR,
-                              borderMode=cv2.BORDER_REPLICATE)[0] * fit[0] + fit[1]
+                qy, qx = qy[seen], qx[seen]
+                v = _sample_at(fut, ys[seen], xs[seen]) * fit[0] + fit[1]
                 at = qy * w + qx
                 a = before[at]
                 mix = np.where(a > 0, (b * flat[at].astype(np.float32) + a * v) / (a + b), v)

@@ -18,6 +18,9 @@ fill is from the clean clip of the same name on the scratch and dust pixels
 bench_oldfilm.py made (its ``masks`` folder beside the video's ``src``):
 the mean absolute difference in 8-bit codes, the pixels the finder missed
 included (a copy with scratches alone differs from the clean clip nowhere else).
+``--bits 10`` runs each on a deeper copy of the video instead (its codes times
+4, plus a random 0-3: a 10-bit scan of the same print) with ``DefectFinder(bits=10)``,
+and gives its fill's distance from the clean clip in 8-bit codes too.
 
     python benchmarks/bench_defects.py /tmp/of/w/scratches_s1_seed0_v6_lossless/src/*.mp4 \
         --clean /tmp/of/w/clean_lossless/src --repeat 1
@@ -38,6 +41,13 @@ from vidcolor.temporal.defects import DefectFinder
 def luma(path: Path) -> np.ndarray:
     with av.open(str(path)) as c:
         return np.stack([f.to_ndarray(format="yuv420p")[: f.height] for f in c.decode(video=0)])
+
+
+def deeper(frames: np.ndarray, bits: int, seed: int = 0) -> np.ndarray:
+    """8-bit ``frames`` as a ``bits``-deep film: codes shifted up, the new low bits random."""
+    up = bits - 8
+    rng = np.random.default_rng(seed)
+    return (frames.astype(np.uint16) << up) + rng.integers(0, 1 << up, frames.shape).astype(np.uint16)
 
 
 def run(frames: np.ndarray, starts: list[int], batch: int, **kw) -> tuple[float, float, np.ndarray]:
@@ -62,14 +72,16 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--clean", type=Path, help="folder of the clean clips (bench_oldfilm.py's clean set's src)")
+    ap.add_argument("--bits", type=int, default=8, help="run on a copy this many bits deep (8: the video as it is)")
     a = ap.parse_args()
+    up = max(0, a.bits - 8)
     configs = {"temporal scratch fill": {}, "from before only": {"fill_ahead": 0},
                "stretches shifted whole": {"glide": False},
                "whole-pixel copies": {"subpixel": False},
                "side fill only": {"temporal_scratch": False},
                "no held lines": {"held_back": 0}}  # a long line held still while the picture moved: not looked for
     for v in a.videos:
-        frames = luma(v)
+        frames = luma(v) if not up else deeper(luma(v), a.bits)
         meta = v.parent / "meta.json"  # an evaluation set's clip, or bench_oldfilm.py's source beside its set
         meta = meta if meta.exists() else v.parent.parent / "set" / v.stem / "meta.json"
         starts = json.loads(meta.read_text())["shot_starts"] if meta.exists() else [0]
@@ -77,7 +89,7 @@ def main() -> None:
         share, filled = {}, {}
         for _ in range(a.repeat):
             for k, kw in configs.items():
-                t, share[k], filled[k] = run(frames, starts, a.batch, **kw)
+                t, share[k], filled[k] = run(frames, starts, a.batch, **kw, **({"bits": a.bits} if up else {}))
                 best[k] = min(best[k], t)
         h, w = frames.shape[1:]
         print(f"{v} ({len(frames)} frames, {w}x{h}): "
@@ -90,8 +102,11 @@ def main() -> None:
             if not masks.any():
                 continue
             clean = np.clip(luma(a.clean / v.name), 16, 235).astype(np.float32)  # the copies' legal range
-            print(f"  fill vs the clean clip on the {int(masks.sum())} defect pixels: "
-                  + "; ".join(f"{k} {np.abs(filled[k] - clean)[masks].mean():.2f}" for k in configs), flush=True)
+            if up:  # the clean clip as deep, its low bits their mean; each fill in 8-bit codes
+                clean = clean + ((1 << up) - 1) / 2 / (1 << up)
+            print(f"  fill vs the clean clip on the {int(masks.sum())} defect pixels (8-bit codes): "
+                  + "; ".join(f"{k} {np.abs(filled[k] / (1 << up) - clean)[masks].mean():.2f}" for k in configs),
+                  flush=True)
 
 
 if __name__ == "__main__":

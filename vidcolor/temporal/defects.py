@@ -200,6 +200,17 @@ class _Origin:
         return src, ys, xs
 
 
+def _exposed(img: np.ndarray, fit: tuple[float, float], top: int) -> np.ndarray:
+    """``img`` (the film's luma codes, 8-bit or deeper) * gain + offset (``fit``: :func:`fit_exposure`'s),
+    in its own dtype, within [0, ``top``]; ``img`` itself where that moves no code by a whole code."""
+    if img.dtype == np.uint8:
+        return apply_exposure(img, *fit)
+    gain, offset = fit
+    if max(abs(offset), abs(top * (gain - 1.0) + offset)) < 1.0:
+        return img
+    return np.clip(np.rint(img.astype(np.float32) * gain + offset), 0, top).astype(img.dtype)
+
+
 def _sample_at(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``frame`` at the sub-pixel positions (``ys``, ``xs``; float32, not empty), bilinear, float32; only the
     part of the frame they fall in is read."""
@@ -213,12 +224,13 @@ class _Later:
     """The frames a batch's scratches look ahead at (the batch's own and those after it, in order),
     each one's lines across (either sign's horizontal top-hat, a pixel either side) made once."""
 
-    def __init__(self, frames: list[np.ndarray], hline: np.ndarray, across: np.ndarray):
-        self.frames, self._hline, self._across, self._lines = frames, hline, across, {}
+    def __init__(self, frames: list[np.ndarray], hline: np.ndarray, across: np.ndarray, y8):
+        self.frames, self._hline, self._across, self._y8, self._lines = frames, hline, across, y8, {}
 
     def lines(self, k: int) -> np.ndarray:
+        """Frame ``k``'s lines across, in 8-bit codes (``y8``: a deeper film's frame in 8-bit codes)."""
         if k not in self._lines:
-            f = self.frames[k]
+            f = self._y8(self.frames[k])
             self._lines[k] = cv2.dilate(cv2.max(*(cv2.morphologyEx(f, op, self._hline) for _, op in _HATS)),
                                         self._across)
         return self._lines[k]
@@ -390,6 +402,7 @@ class DefectFinder:
                  held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5, whole_span: float = 0.95,
                  fill_ahead: int = 16):
         self.scale = 1.0 / (1 << max(0, bits - 8))
+        self._top = (1 << max(8, bits)) - 1  # the film's highest luma code
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
         self.reach, self.scratch_run, self.scratch_cover = reach, scratch_run, scratch_cover
         self.max_age, self.dust_life, self.grow, self.temporal_fill = max_age, dust_life, grow, temporal_fill
@@ -483,8 +496,8 @@ class DefectFinder:
                blob: np.ndarray, fine: bool = False) -> tuple | None:
         """Where the region ``box`` = (x0, y0, x1, y1) of ``y``, without ``blob`` (a bool mask of the
         region) and a pixel around it, best matches ``p`` within ``search`` pixels: the match's top
-        left corner in ``p`` and the root mean square difference there; None: too little around.
-        ``fine``: also the match's sub-pixel remainder (dy, dx), each within half a pixel (a parabola
+        left corner in ``p`` and the root mean square difference there (in 8-bit codes, whatever the film's
+        depth: ``y`` and ``p`` in its codes); None: too little around. ``fine``: also the match's sub-pixel remainder (dy, dx), each within half a pixel (a parabola
         through the match's cost and its neighbours'), kept only where ``p`` shifted by it fits the
         surroundings :data:`SUBPIXEL_GAIN` better than the whole-pixel match (else (0, 0))."""
         h, w = y.shape
@@ -501,8 +514,9 @@ class DefectFinder:
         oy, ox = sy + my, sx + mx
         under = p[oy:oy + (by - ay), ox:ox + (bx - ax)].astype(np.float32)
         rms = float(np.sqrt(((tpl - under)[around] ** 2).mean()))
+        to8 = 1.0 if y.dtype == np.uint8 else self.scale
         if not fine:
-            return oy, ox, rms
+            return oy, ox, rms * to8
         dy, dx = _vertex(fit[max(0, my - 1):my + 2, mx], my > 0), _vertex(fit[my, max(0, mx - 1):mx + 2], mx > 0)
         if dy or dx:
             cy, cx = max(0, oy - 1), max(0, ox - 1)  # the match and a pixel around it
@@ -512,7 +526,7 @@ class DefectFinder:
                                      borderMode=cv2.BORDER_REPLICATE)
             if np.sqrt(((tpl - shifted)[around] ** 2).mean()) > SUBPIXEL_GAIN * rms:
                 dy = dx = 0.0
-        return oy, ox, rms, dy, dx
+        return oy, ox, rms * to8, dy, dx
 
     def _box(self, stat: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
         """A component's bounding box (connectedComponentsWithStats' row) with ``pad`` pixels around it."""
@@ -572,10 +586,10 @@ class DefectFinder:
         ``specks``, ``scratches``: the frame's found ages (none empty). Sets :attr:`_origin`."""
         last, origin = self._last, self._origin
         self._origin = None
-        if last is None or frame.dtype != np.uint8 or not (specks or scratches):
+        if last is None or not (specks or scratches):
             return filled
         fit = fit_exposure(last, frame)
-        p = apply_exposure(last, *fit)
+        p = _exposed(last, fit, self._top)
         taken = []  # pixels filled from before: (flat index, source, y, x), source -1 = last
 
         def take(qy: np.ndarray, qx: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
@@ -674,7 +688,7 @@ class DefectFinder:
         flat = filled.reshape(-1)
         for k, (f, g, o, _) in enumerate(keep):
             on = source == k
-            flat[index[on]] = np.clip(np.rint(_sample_at(f, ys[on], xs[on]) * g + o), 0, 255).astype(flat.dtype)
+            flat[index[on]] = np.clip(np.rint(_sample_at(f, ys[on], xs[on]) * g + o), 0, self._top).astype(flat.dtype)
         if origin is None:
             slot = np.full(last.shape, -1, np.int32)
         else:
@@ -695,7 +709,7 @@ class DefectFinder:
         the longer the scratch has lived. A pixel not filled from before takes what is after alone.
         ``scratches``: the frame's found scratch ages; ``later``: the frames of the batch and after it, the
         frame's own at ``first`` - 1."""
-        if (frame.dtype != np.uint8 or first >= len(later.frames)
+        if (first >= len(later.frames)
                 or not (self.temporal_scratch and self.subpixel and self.glide)):
             return filled
         h, w = frame.shape
@@ -720,7 +734,7 @@ class DefectFinder:
                     continue
                 if p is None:  # the frame brought to this one's exposure, once one of its scratches has gone there
                     fit = fit_exposure(fut, frame)
-                    p = apply_exposure(fut, *fit)
+                    p = _exposed(fut, fit, self._top)
                 got = self._glide(frame, p, labels, i, (x0, y0, bw, bh), self.scratch_tile)
                 if got is None:
                     continue  # the picture around it is not found there: no later frame is tried
@@ -734,7 +748,7 @@ class DefectFinder:
                 at = qy * w + qx
                 a = before[at]
                 mix = np.where(a > 0, (b * flat[at].astype(np.float32) + a * v) / (a + b), v)
-                flat[at] = np.clip(np.rint(mix), 0, 255).astype(flat.dtype)
+                flat[at] = np.clip(np.rint(mix), 0, self._top).astype(flat.dtype)
             pending = left
         return filled
 
@@ -1039,10 +1053,9 @@ class DefectFinder:
 
     def ahead(self, n: int) -> int:
         """How many frames after a batch of ``n`` :meth:`fill` uses (``ahead``): at a shot's start, up to
-        ``look_back`` after its first frame (walked backwards to it); then one (a speck going); and, on an
-        8-bit film, ``fill_ahead`` (where a scratch's picture is seen again)."""
-        return max(max(1, self.look_back + 1 - n) if self._prev is None else 1,
-                   self.fill_ahead if self.scale == 1.0 else 0)  # (a deeper film's fill is from around only)
+        ``look_back`` after its first frame (walked backwards to it); then one (a speck going); and
+        ``fill_ahead`` (where a scratch's picture is seen again)."""
+        return max(max(1, self.look_back + 1 - n) if self._prev is None else 1, self.fill_ahead)
 
     def _y8(self, luma: np.ndarray) -> np.ndarray:
         return luma if luma.dtype == np.uint8 else np.clip(luma * self.scale, 0, 255).astype(np.uint8)
@@ -1076,7 +1089,7 @@ class DefectFinder:
             y8 = self._y8(after[0])
             seen.append((y8, {sign: (cv2.morphologyEx(y8, op, self._disc),) for sign, op in _HATS}))
         gone = self._gone(seen, judged) if len(seen) > 1 else [{}]
-        later = _Later([*luma, *after], self._hline, self._across)
+        later = _Later([*luma, *after], self._hline, self._across, self._y8)
         for i, frame in enumerate(luma):
             m, specks, scratches = found[i]
             if gone[i]:

@@ -224,7 +224,8 @@ class _Later:
     """The frames a batch's scratches look ahead at (the batch's own and those after it, in order),
     each one's lines across (either sign's horizontal top-hat, a pixel either side) made once."""
 
-    def __init__(self, frames: list[np.ndarray], hline: np.ndarray, across: np.ndarray, y8):
+    def __init__(self, frames: list[np.ndarray], hline: np.ndarray, across: np.ndarray,
+                 y8: Callable[[np.ndarray], np.ndarray]):
         self.frames, self._hline, self._across, self._y8, self._lines = frames, hline, across, y8, {}
 
     def lines(self, k: int) -> np.ndarray:
@@ -496,10 +497,11 @@ class DefectFinder:
                blob: np.ndarray, fine: bool = False) -> tuple | None:
         """Where the region ``box`` = (x0, y0, x1, y1) of ``y``, without ``blob`` (a bool mask of the
         region) and a pixel around it, best matches ``p`` within ``search`` pixels: the match's top
-        left corner in ``p`` and the root mean square difference there (in 8-bit codes, whatever the film's
-        depth: ``y`` and ``p`` in its codes); None: too little around. ``fine``: also the match's sub-pixel remainder (dy, dx), each within half a pixel (a parabola
-        through the match's cost and its neighbours'), kept only where ``p`` shifted by it fits the
-        surroundings :data:`SUBPIXEL_GAIN` better than the whole-pixel match (else (0, 0))."""
+        left corner in ``p`` and the root mean square difference there (in 8-bit codes, whatever the
+        film's depth: ``y`` and ``p`` in its own); None: too little around. ``fine``: also the match's
+        sub-pixel remainder (dy, dx), each within half a pixel (a parabola through the match's cost and
+        its neighbours'), kept only where ``p`` shifted by it fits the surroundings :data:`SUBPIXEL_GAIN`
+        better than the whole-pixel match (else (0, 0))."""
         h, w = y.shape
         ax, ay, bx, by = box
         r = self.search

@@ -89,7 +89,7 @@ def main() -> None:
         share, filled = {}, {}
         for _ in range(a.repeat):
             for k, kw in configs.items():
-                t, share[k], filled[k] = run(frames, starts, a.batch, **kw, **({"bits": a.bits} if up else {}))
+                t, share[k], filled[k] = run(frames, starts, a.batch, bits=a.bits, **kw)
                 best[k] = min(best[k], t)
         h, w = frames.shape[1:]
         print(f"{v} ({len(frames)} frames, {w}x{h}): "

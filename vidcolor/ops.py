@@ -175,12 +175,15 @@ def match_exposure(img: np.ndarray, ref: np.ndarray, max_gain: float = MAX_EXPOS
     return apply_exposure(img, *fit_exposure(img, ref, max_gain=max_gain))
 
 
-def apply_exposure(img: np.ndarray, gain: float, offset: float) -> np.ndarray:
-    """(h, w) uint8 ``img`` * ``gain`` + ``offset`` (a :func:`fit_exposure`), uint8; ``img`` itself
-    where that moves no code by a whole code."""
-    if max(abs(offset), abs(255.0 * (gain - 1.0) + offset)) < 1.0:
+def apply_exposure(img: np.ndarray, gain: float, offset: float, top: int = 255) -> np.ndarray:
+    """(h, w) ``img`` * ``gain`` + ``offset`` (a :func:`fit_exposure`), in ``img``'s dtype within
+    [0, ``top``] (uint8: 255; a deeper luminance in uint16, its highest code); ``img`` itself where
+    that moves no code by a whole code."""
+    if max(abs(offset), abs(top * (gain - 1.0) + offset)) < 1.0:
         return img
-    return cv2.convertScaleAbs(img, alpha=gain, beta=offset)
+    if img.dtype == np.uint8:
+        return cv2.convertScaleAbs(img, alpha=gain, beta=offset)
+    return np.clip(np.rint(img.astype(np.float32) * gain + offset), 0, top).astype(img.dtype)
 
 
 # the most an exposure change between a frame and its still is followed: up to twice the still's light,

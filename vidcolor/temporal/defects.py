@@ -200,17 +200,6 @@ class _Origin:
         return src, ys, xs
 
 
-def _exposed(img: np.ndarray, fit: tuple[float, float], top: int) -> np.ndarray:
-    """``img`` (the film's luma codes, 8-bit or deeper) * gain + offset (``fit``: :func:`fit_exposure`'s),
-    in its own dtype, within [0, ``top``]; ``img`` itself where that moves no code by a whole code."""
-    if img.dtype == np.uint8:
-        return apply_exposure(img, *fit)
-    gain, offset = fit
-    if max(abs(offset), abs(top * (gain - 1.0) + offset)) < 1.0:
-        return img
-    return np.clip(np.rint(img.astype(np.float32) * gain + offset), 0, top).astype(img.dtype)
-
-
 def _sample_at(frame: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """``frame`` at the sub-pixel positions (``ys``, ``xs``; float32, not empty), bilinear, float32; only the
     part of the frame they fall in is read."""
@@ -591,7 +580,7 @@ class DefectFinder:
         if last is None or not (specks or scratches):
             return filled
         fit = fit_exposure(last, frame)
-        p = _exposed(last, fit, self._top)
+        p = apply_exposure(last, *fit, top=self._top)
         taken = []  # pixels filled from before: (flat index, source, y, x), source -1 = last
 
         def take(qy: np.ndarray, qx: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> None:
@@ -736,7 +725,7 @@ class DefectFinder:
                     continue
                 if p is None:  # the frame brought to this one's exposure, once one of its scratches has gone there
                     fit = fit_exposure(fut, frame)
-                    p = _exposed(fut, fit, self._top)
+                    p = apply_exposure(fut, *fit, top=self._top)
                 got = self._glide(frame, p, labels, i, (x0, y0, bw, bh), self.scratch_tile)
                 if got is None:
                     continue  # the picture around it is not found there: no later frame is tried

@@ -7,7 +7,8 @@ batches of ``--batch`` frames (a new shot at the start, and at each of the
 ``shot_starts`` of a ``meta.json`` beside the video, an evaluation set's, or in
 bench_oldfilm.py's ``set`` folder beside the ``src`` folder it is in), with its scratches
 filled from the frame their picture was last seen in, to a fraction of a pixel
-(the default), as whole pixels copied from the previous frame (``subpixel=False``)
+(the default), without matching a short stretch's sides apart (``side_rms=0``), without
+splitting a stretch not found as one (``min_stretch=0``, ``side_rms=0``), as whole pixels copied from the previous frame (``subpixel=False``)
 and from their sides only (``temporal_scratch=False``), and without looking for long lines that held still
 while the picture moved (``held_back=0``), interleaved ``--repeat`` times, and
 prints the best ms/frame of each per video and the share of pixels filled.
@@ -76,6 +77,7 @@ def main() -> None:
     a = ap.parse_args()
     up = max(0, a.bits - 8)
     configs = {"temporal scratch fill": {}, "from before only": {"fill_ahead": 0},
+               "no side matches": {"side_rms": 0.0}, "stretches not split": {"min_stretch": 0, "side_rms": 0.0},
                "stretches shifted whole": {"glide": False},
                "whole-pixel copies": {"subpixel": False},
                "side fill only": {"temporal_scratch": False},

@@ -378,8 +378,11 @@ class DefectFinder:
     (a share of their shift) the two sides' shifts may be; ``whole_span``: on a picture that held still, the
     share of the height a line must run down in one column to be a scratch (0: none); ``fill_ahead``: the most
     frames after a scratch's frame looked at for where its picture is seen again, its fill then blended
-    from before and after by how long ago and how far ahead that is (0: from before only; see :meth:`_from_after`).
-    ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
+    from before and after by how long ago and how far ahead that is (0: from before only; see :meth:`_from_after`);
+    ``min_stretch``: a scratch's stretch whose surroundings are not found as one is matched again as two halves,
+    down to stretches this many rows long (0: not split; see :meth:`_glide`); ``side_rms``: a stretch of that
+    length still not found is matched on each side of the scratch apart, each side taken where it fits within
+    ``side_rms`` * ``fit_rms`` (0: not). ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
@@ -390,7 +393,7 @@ class DefectFinder:
                  edge: int = 1, look_back: int = 15, flat: float = 0.1, touching: bool = True, subpixel: bool = True,
                  glide: bool = True, fresh_lines: bool = True, renew_span: float = 0.75, held_back: int = 8,
                  held_shift: float = 1.5, held_near: float = 3.0, held_agree: float = 0.5, whole_span: float = 0.95,
-                 fill_ahead: int = 16):
+                 fill_ahead: int = 16, min_stretch: int = 6, side_rms: float = 0.6):
         self.scale = 1.0 / (1 << max(0, bits - 8))
         self._top = (1 << max(8, bits)) - 1  # the film's highest luma code
         self.dust_contrast, self.scratch_contrast, self.novelty = dust_contrast, scratch_contrast, novelty
@@ -409,6 +412,7 @@ class DefectFinder:
         self.held_back, self.held_shift = held_back, held_shift
         self.held_near, self.held_agree, self.whole_span = held_near, held_agree, whole_span
         self.fill_ahead = max(0, fill_ahead)
+        self.min_stretch, self.side_rms = max(0, min_stretch), side_rms
         self.search, self.pad, self.fit_rms, self.min_area = search, pad, fit_rms, min_area
         self._disc = np.ones((dust_size, dust_size), np.uint8)
         self._hline = np.ones((1, scratch_width), np.uint8)
@@ -483,20 +487,27 @@ class DefectFinder:
         return out
 
     def _match(self, y: np.ndarray, p: np.ndarray, box: tuple[int, int, int, int],
-               blob: np.ndarray, fine: bool = False) -> tuple | None:
+               blob: np.ndarray, fine: bool = False, side: int = 0) -> tuple | None:
         """Where the region ``box`` = (x0, y0, x1, y1) of ``y``, without ``blob`` (a bool mask of the
         region) and a pixel around it, best matches ``p`` within ``search`` pixels: the match's top
         left corner in ``p`` and the root mean square difference there (in 8-bit codes, whatever the
         film's depth: ``y`` and ``p`` in its own); None: too little around. ``fine``: also the match's
         sub-pixel remainder (dy, dx), each within half a pixel (a parabola through the match's cost and
         its neighbours'), kept only where ``p`` shifted by it fits the surroundings :data:`SUBPIXEL_GAIN`
-        better than the whole-pixel match (else (0, 0))."""
+        better than the whole-pixel match (else (0, 0)). ``side`` -1 / 1: only the surroundings left / right
+        of the blob's columns matched."""
         h, w = y.shape
         ax, ay, bx, by = box
         r = self.search
         sx, sy, ex, ey = max(0, ax - r), max(0, ay - r), min(w, bx + r), min(h, by + r)
         tpl = y[ay:by, ax:bx].astype(np.float32)
         around = cv2.dilate(blob.view(np.uint8), self._step) == 0
+        if side:
+            cols = np.flatnonzero(blob.any(axis=0))
+            if not len(cols):
+                return None
+            x = np.arange(blob.shape[1])[None, :]
+            around &= (x < cols[0]) if side < 0 else (x > cols[-1])
         if around.sum() < 8:
             return None
         fit = cv2.matchTemplate(p[sy:ey, sx:ex].astype(np.float32), tpl, cv2.TM_SQDIFF,
@@ -627,36 +638,70 @@ class DefectFinder:
         """A scratch (component ``i`` of ``labels``, bounding box ``stat``) matched in ``p`` stretch by
         stretch, ``tile`` rows each, the stretches overlapping by half; each row of it takes the shift
         interpolated between the matched stretches' middles (the picture under a long scratch does not
-        move as one: a face turns, a body bends), where a matched stretch covers it. -> (rows, cols,
-        ys, xs) of its pixels so taken and where they are in ``p``, or None: no stretch matched."""
+        move as one: a face turns, a body bends), where a matched stretch covers it. A stretch not matched
+        is matched again as two halves, down to ``min_stretch`` rows (a jaw moves, the cheek above it
+        does not); one that short still not matched, on each side of the scratch apart (``side_rms``:
+        a scratch on the edge of a face, the window behind it moving the other way), each of its
+        pixels then taking the shift of its own side of the scratch's middle (the other side's where
+        only that one is matched). -> (rows, cols, ys, xs) of its pixels so taken and where they are in
+        ``p``, or None: no stretch matched."""
         x0, y0, bw, bh = stat
         half = max(2, tile // 2)
-        mids, dys, dxs, spans = [], [], [], []
+        sides = ([], []), ([], [])  # left, right: (the stretch's middle row, (dy, dx)), (first row, end row)
+
+        tried = set()  # (a half of one stretch is a half of the stretch overlapping it)
+
+        def stretch(top: int, rows: int) -> None:
+            if (top, rows) in tried:
+                return
+            tried.add((top, rows))
+            ax, ay, bx, by = box = self._box((x0, top, bw, rows), frame.shape)
+            blob = labels[ay:by, ax:bx] == i
+            mid = top + (rows - 1) / 2.0
+            got = self._match(frame, p, box, blob, fine=True)
+            if got is not None and got[2] <= self.fit_rms:
+                for k in (0, 1):
+                    sides[k][0].append((mid, got[0] - ay + got[3], got[1] - ax + got[4]))
+                    sides[k][1].append((top, top + rows))
+            elif self.min_stretch and rows >= 2 * self.min_stretch:
+                stretch(top, rows // 2)
+                stretch(top + rows // 2, rows - rows // 2)
+            elif self.side_rms > 0:
+                for k, side in ((0, -1), (1, 1)):
+                    got = self._match(frame, p, box, blob, fine=True, side=side)
+                    if got is not None and got[2] <= self.fit_rms * self.side_rms:
+                        sides[k][0].append((mid, got[0] - ay + got[3], got[1] - ax + got[4]))
+                        sides[k][1].append((top, top + rows))
+
         top = y0
         while True:
             rows = min(tile, y0 + bh - top)
-            ax, ay, bx, by = box = self._box((x0, top, bw, rows), frame.shape)
-            blob = labels[ay:by, ax:bx] == i
-            got = self._match(frame, p, box, blob, fine=True)
-            if got is not None and got[2] <= self.fit_rms:
-                oy, ox, _, fy, fx = got
-                mids.append(top + (rows - 1) / 2.0)
-                dys.append(oy - ay + fy)
-                dxs.append(ox - ax + fx)
-                spans.append((top, top + rows))
+            stretch(top, rows)
             if top + rows >= y0 + bh:
                 break
             top += half
-        if not mids:
+        if not sides[0][0] and not sides[1][0]:
             return None
-        cover = np.zeros(bh, bool)
-        for a, b in spans:
-            cover[a - y0:b - y0] = True
-        qy, qx = np.nonzero(labels[y0:y0 + bh, x0:x0 + bw] == i)
-        keep = cover[qy]
+        own = labels[y0:y0 + bh, x0:x0 + bw] == i
+        qy, qx = np.nonzero(own)
+        middle = (own * np.arange(bw)).sum(axis=1) / np.maximum(own.sum(axis=1), 1)  # per row
+        cover, dy, dx = np.zeros((2, len(qy)), bool), np.zeros((2, len(qy))), np.zeros((2, len(qy)))
+        for k, (shifts, spans) in enumerate(sides):
+            if not shifts:
+                continue
+            rows = np.zeros(bh, bool)
+            for a, b in spans:
+                rows[a - y0:b - y0] = True
+            cover[k] = rows[qy]
+            mids, sy, sx = np.asarray(sorted(shifts)).T
+            dy[k], dx[k] = np.interp(qy + y0, mids, sy), np.interp(qy + y0, mids, sx)
+        right = np.where(qx > middle[qy], cover[1], ~cover[0])  # its own side where matched, else the other
+        k = right.astype(np.intp)
+        keep = cover[k, np.arange(len(qy))]
+        at = np.arange(len(qy))[keep]
         qy, qx = qy[keep] + y0, qx[keep] + x0
-        ys = (qy + np.interp(qy, mids, dys)).astype(np.float32)
-        xs = (qx + np.interp(qy, mids, dxs)).astype(np.float32)
+        ys = (qy + dy[k[keep], at]).astype(np.float32)
+        xs = (qx + dx[k[keep], at]).astype(np.float32)
         return qy, qx, ys, xs
 
     def _sample(self, filled: np.ndarray, last: np.ndarray, fit: tuple[float, float], origin: _Origin | None,

@@ -136,6 +136,15 @@ def panning(seed: int, vx: float, n: int = 16, h: int = 96, w: int = 128, pole: 
     return np.clip(np.rint(np.stack(out)), 0, 255).astype(np.uint8)
 
 
+def dark_scratch(clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``clean`` with a dark scratch (60 codes) at columns 60-61, rows 6-89, on frames 2-13: (dirty, its mask)."""
+    dirty = clean.astype(np.float32)
+    scratch = np.zeros(clean.shape, bool)
+    scratch[2:14, 6:90, 60:62] = True
+    dirty[scratch] -= 60
+    return np.clip(np.rint(dirty), 0, 255).astype(np.uint8), scratch
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("vx", [0.5, 1.5])
 def test_a_scratch_over_a_picture_moving_a_fraction_of_a_pixel_is_filled_from_where_it_was(seed, vx):
@@ -144,11 +153,7 @@ def test_a_scratch_over_a_picture_moving_a_fraction_of_a_pixel_is_filled_from_wh
     is far closer to it than whole pixels copied from the frame before (off by up to half a pixel,
     and off again the next frame, from the copy)."""
     clean = panning(seed, vx)
-    dirty = clean.astype(np.float32)
-    scratch = np.zeros(clean.shape, bool)
-    scratch[2:14, 6:90, 60:62] = True
-    dirty[scratch] -= 60
-    dirty = np.clip(np.rint(dirty), 0, 255).astype(np.uint8)
+    dirty, scratch = dark_scratch(clean)
     err = {}
     for subpixel in (False, True):
         out = DefectFinder(subpixel=subpixel).fill(dirty)
@@ -181,11 +186,7 @@ def test_a_scratch_over_a_turning_picture_follows_it_row_by_row(seed):
     other a frame), so a stretch of it shifted as one is off at its ends; with the shift
     interpolated row by row between overlapping stretches the fill is far closer to the picture."""
     clean = turning(seed, 2.0)
-    dirty = clean.astype(np.float32)
-    scratch = np.zeros(clean.shape, bool)
-    scratch[2:14, 6:90, 60:62] = True
-    dirty[scratch] -= 60
-    dirty = np.clip(np.rint(dirty), 0, 255).astype(np.uint8)
+    dirty, scratch = dark_scratch(clean)
     err = {glide: np.abs(DefectFinder(glide=glide).fill(dirty).astype(int) - clean)[scratch].mean()
            for glide in (False, True)}
     assert err[True] < 0.85 * err[False], err
@@ -720,11 +721,7 @@ def test_a_scratch_over_a_fast_turning_picture_is_matched_in_shorter_stretches_w
     is filled from where its picture was, and the fill is closer to it. A batch at a time gives the
     same fill."""
     clean = turning(seed, 5.0)
-    dirty = clean.astype(np.float32)
-    scratch = np.zeros(clean.shape, bool)
-    scratch[2:14, 6:90, 60:62] = True
-    dirty[scratch] -= 60
-    dirty = np.clip(np.rint(dirty), 0, 255).astype(np.uint8)
+    dirty, scratch = dark_scratch(clean)
     out = {k: DefectFinder(fill_ahead=0, min_stretch=k, side_rms=0.0).fill(dirty) for k in (6, 0)}
     err = {k: float(np.abs(o.astype(int) - clean)[scratch].mean()) for k, o in out.items()}
     assert err[6] < 0.95 * err[0], err
@@ -756,11 +753,7 @@ def test_a_scratch_on_an_edge_where_the_picture_moves_two_ways_is_filled_from_ea
     each side matched on its own (``side_rms``) and each pixel filled from its own side's place, the
     fill is closer to the picture than where it is filled from around."""
     clean = meeting(seed)
-    dirty = clean.astype(np.float32)
-    scratch = np.zeros(clean.shape, bool)
-    scratch[2:14, 6:90, 60:62] = True
-    dirty[scratch] -= 60
-    dirty = np.clip(np.rint(dirty), 0, 255).astype(np.uint8)
+    dirty, scratch = dark_scratch(clean)
     err = {k: float(np.abs(DefectFinder(fill_ahead=0, side_rms=k).fill(dirty).astype(int) - clean)[scratch].mean())
            for k in (0.6, 0.0)}
     assert err[0.6] < 0.9 * err[0.0], err

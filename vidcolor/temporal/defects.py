@@ -382,7 +382,8 @@ class DefectFinder:
     ``min_stretch``: a scratch's stretch whose surroundings are not found as one is matched again as two halves,
     down to stretches this many rows long (0: not split; see :meth:`_glide`); ``side_rms``: a stretch of that
     length still not found is matched on each side of the scratch apart, each side taken where it fits within
-    ``side_rms`` * ``fit_rms`` (0: not). ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead` says how many it uses.
+    ``side_rms`` * ``fit_rms`` (0: not). ``fill`` takes the frames after its batch (``ahead``): :meth:`ahead`
+    says how many it uses.
     """
 
     def __init__(self, *, bits: int = 8, dust_contrast: float = 20.0, novelty: float = 15.0, reach: int = 3,
@@ -647,8 +648,7 @@ class DefectFinder:
         ``p``, or None: no stretch matched."""
         x0, y0, bw, bh = stat
         half = max(2, tile // 2)
-        sides = ([], []), ([], [])  # left, right: (the stretch's middle row, (dy, dx)), (first row, end row)
-
+        sides = ([], []), ([], [])  # left, right: (the stretch's middle row, dy, dx), (first row, end row)
         tried = set()  # (a half of one stretch is a half of the stretch overlapping it)
 
         def stretch(top: int, rows: int) -> None:

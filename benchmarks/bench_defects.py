@@ -8,8 +8,8 @@ batches of ``--batch`` frames (a new shot at the start, and at each of the
 bench_oldfilm.py's ``set`` folder beside the ``src`` folder it is in), with its scratches
 filled from the frame their picture was last seen in, to a fraction of a pixel
 (the default), without matching a short stretch's sides apart (``side_rms=0``), without
-splitting a stretch not found as one (``min_stretch=0``, ``side_rms=0``), as whole pixels copied from the previous frame (``subpixel=False``)
-and from their sides only (``temporal_scratch=False``), and without looking for long lines that held still
+splitting a stretch not found as one (``min_stretch=0``, ``side_rms=0``), as whole pixels
+copied from the previous frame (``subpixel=False``) and from their sides only (``temporal_scratch=False``), and without looking for long lines that held still
 while the picture moved (``held_back=0``), interleaved ``--repeat`` times, and
 prints the best ms/frame of each per video and the share of pixels filled.
 Give it a degraded clip (``benchmarks/bench_oldfilm.py --generate-only``

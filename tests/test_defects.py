@@ -712,7 +712,6 @@ def test_a_ten_bit_film_s_scratch_is_filled_from_before_and_after_it_as_an_eight
     assert np.array_equal(out10[..., beside], deep[..., beside])
 
 
-
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_a_scratch_over_a_fast_turning_picture_is_matched_in_shorter_stretches_where_it_must_be(seed):
     """A dark scratch living 12 frames over a picture turning 5 degrees a frame: the picture under a
@@ -751,7 +750,7 @@ def test_a_scratch_on_an_edge_where_the_picture_moves_two_ways_is_filled_from_ea
     """A dark scratch living 12 frames on the edge between two parts of the picture moving into each
     other (a face and the window behind it): no stretch of it is found as one in the frame before;
     each side matched on its own (``side_rms``) and each pixel filled from its own side's place, the
-    fill is closer to the picture than where it is filled from around."""
+    fill is closer to the picture than without (those stretches then filled from around)."""
     clean = meeting(seed)
     dirty, scratch = dark_scratch(clean)
     err = {k: float(np.abs(DefectFinder(fill_ahead=0, side_rms=k).fill(dirty).astype(int) - clean)[scratch].mean())

@@ -657,12 +657,15 @@ class DefectFinder:
             tried.add((top, rows))
             ax, ay, bx, by = box = self._box((x0, top, bw, rows), frame.shape)
             blob = labels[ay:by, ax:bx] == i
-            mid = top + (rows - 1) / 2.0
+
+            def add(k: int, got: tuple) -> None:  # a match's shift, for side ``k``
+                sides[k][0].append((top + (rows - 1) / 2.0, got[0] - ay + got[3], got[1] - ax + got[4]))
+                sides[k][1].append((top, top + rows))
+
             got = self._match(frame, p, box, blob, fine=True)
             if got is not None and got[2] <= self.fit_rms:
-                for k in (0, 1):
-                    sides[k][0].append((mid, got[0] - ay + got[3], got[1] - ax + got[4]))
-                    sides[k][1].append((top, top + rows))
+                add(0, got)
+                add(1, got)
             elif self.min_stretch and rows >= 2 * self.min_stretch:
                 stretch(top, rows // 2)
                 stretch(top + rows // 2, rows - rows // 2)
@@ -670,8 +673,7 @@ class DefectFinder:
                 for k, side in ((0, -1), (1, 1)):
                     got = self._match(frame, p, box, blob, fine=True, side=side)
                     if got is not None and got[2] <= self.fit_rms * self.side_rms:
-                        sides[k][0].append((mid, got[0] - ay + got[3], got[1] - ax + got[4]))
-                        sides[k][1].append((top, top + rows))
+                        add(k, got)
 
         top = y0
         while True:
@@ -689,20 +691,19 @@ class DefectFinder:
         for k, (shifts, spans) in enumerate(sides):
             if not shifts:
                 continue
-            rows = np.zeros(bh, bool)
+            covered = np.zeros(bh, bool)  # per row of the box
             for a, b in spans:
-                rows[a - y0:b - y0] = True
-            cover[k] = rows[qy]
+                covered[a - y0:b - y0] = True
+            cover[k] = covered[qy]
             mids, sy, sx = np.asarray(sorted(shifts)).T
             dy[k], dx[k] = np.interp(qy + y0, mids, sy), np.interp(qy + y0, mids, sx)
-        right = np.where(qx > middle[qy], cover[1], ~cover[0])  # its own side where matched, else the other
-        k = right.astype(np.intp)
-        keep = cover[k, np.arange(len(qy))]
-        at = np.arange(len(qy))[keep]
+        # each pixel its own side (0 left, 1 right of its row's middle) where that is matched, else the other's
+        side = np.where(qx > middle[qy], cover[1], ~cover[0]).astype(np.intp)
+        at = np.arange(len(qy))
+        keep = cover[side, at]
+        dy, dx = dy[side, at][keep], dx[side, at][keep]
         qy, qx = qy[keep] + y0, qx[keep] + x0
-        ys = (qy + dy[k[keep], at]).astype(np.float32)
-        xs = (qx + dx[k[keep], at]).astype(np.float32)
-        return qy, qx, ys, xs
+        return qy, qx, (qy + dy).astype(np.float32), (qx + dx).astype(np.float32)
 
     def _sample(self, filled: np.ndarray, last: np.ndarray, fit: tuple[float, float], origin: _Origin | None,
                 index: np.ndarray, source: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> _Origin:

@@ -39,6 +39,13 @@ of the row's 12-frame stretches (per clip, drawn with replacement) put it in:
 how far it would move were the scratches to fall elsewhere on the same clips
 (on the development clips, seeds 0-4 pooled at crf 0, +0.0050 within
 -0.022 to +0.031: the last hundredth of a code is not told apart from none).
+At a lossy crf one more line: the same figure for the truth itself (the
+copy's own Cb/Cr, its scratches in the luma) through vidcolor's encoder at
+that crf and the ``--config``, ``--codec`` and ``--preset`` of ``--extra``
+(:func:`encoded_truth`): what coding the scratches the output keeps costs any
+colour, a perfect colorizer's too; and the tool's figure less it, the two
+resampled together (seeds 0-4 at the defaults: the truth +0.101, the tool's
+less it -0.056 within -0.078 to -0.036).
 ``--seed 0,1,2`` scores each seed's copies and adds a pooled row per
 configuration: where the scratches fall differs from seed to seed (on one
 they fall on pixels the clean run itself colours worse than their ring, on
@@ -67,6 +74,9 @@ print has: out of gamut on a fifth of a saturated flower), clean stills too.
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import itertools
 import json
 import os
 import shlex
@@ -242,7 +252,8 @@ _K2 = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
 WORST_MIN_PX = 20  # a scratch or speck of fewer pixels in a frame is too small a sample to stand out
 
 
-def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clean: Path | None = None) -> dict:
+def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clean: Path | None = None,
+           out: Path | None = None) -> dict:
     """Of the kept output against the truth: PSNR of Cb/Cr alone (what a colorizer decides; the luma
     is the input's), and the Cb/Cr error (8-bit codes) on scratch/dust pixels and on the ring of
     pixels 2-5 px around them (None where there are none). ``clean``: the clean set's folder, whose
@@ -250,11 +261,12 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
     (``on_clean``, ``ring_clean``): what the tool's error there is without any scratch or dust; then also ``worst`` (and its frame):
     of each scratch or speck in a frame (a connected part of the mask, at least :data:`WORST_MIN_PX`
     pixels), how much more its error exceeds its own ring's than the clean output's does there, the
-    largest: a colour streak, were there one, stands out there even where the averages hide it."""
+    largest: a colour streak, were there one, stands out there even where the averages hide it.
+    ``out``: the video measured instead of the tool's kept output (:func:`encoded_truth`)."""
     z = np.load(d / "masks" / f"{clip}.npz")
     masks = np.unpackbits(z["masks"], axis=-1, count=int(z["width"])).astype(bool)
     truth = _cbcr(d / "src" / src_name)
-    got = _cbcr(d / f"out_{tag}{ref}_crf{crf}" / f"{clip}.mp4")
+    got = _cbcr(out if out is not None else d / f"out_{tag}{ref}_crf{crf}" / f"{clip}.mp4")
     mse = float(np.mean([np.mean((t - g) ** 2) for t, g in zip(truth, got)]))
     res = {"cbcr_psnr": 99.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse), "on": None, "ring": None, "n": 0,
            "on_clean": None, "ring_clean": None}
@@ -291,6 +303,50 @@ def chroma(d: Path, clip: str, src_name: str, ref: str, crf: str, tag: str, clea
         res.update(on_clean=float(np.concatenate(on_b).mean()), ring_clean=float(np.concatenate(ring_b).mean()))
         res.update(worst=worst[0], worst_frame=worst[1])
     return res
+
+
+def encoded_truth(d: Path, src_name: str, crf: str, extra: str = "") -> Path:
+    """The truth itself (the set's source: its luma, scratches included, with the true Cb/Cr) through
+    vidcolor's own encoder as the scored output went through it: ``crf`` (``default``: none given) and
+    the ``-c/--config``, ``--codec`` and ``--preset`` in ``extra``. A perfect colorizer's output
+    coded so: what coding the film's own scratches costs the colour on them and around them, the floor
+    under the tool's figure at that crf. Cached in ``d`` per encoder settings."""
+    from vidcolor.config import load_config
+    from vidcolor.io.encode import VideoWriter
+    from vidcolor.io.probe import describe
+
+    args, cfg, over = shlex.split(extra), None, {"encode.crf": None if crf == "default" else int(crf)}
+    for flag, value in itertools.pairwise(args):
+        if flag in ("-c", "--config"):
+            cfg = value
+        elif flag in ("--codec", "--preset"):
+            over[f"encode.{flag[2:]}"] = value
+    enc = load_config(cfg, over).encode
+    key = hashlib.sha1(json.dumps(dataclasses.asdict(enc), sort_keys=True).encode()).hexdigest()[:10]
+    out = d / f"out_truth_{key}" / src_name
+    if out.exists():
+        return out
+    out.parent.mkdir(exist_ok=True)
+    tmp = out.with_name("partial_" + out.name)
+    with av.open(str(d / "src" / src_name)) as c:
+        stream = c.streams.video[0]
+        frames = c.decode(stream)
+        first = next(frames)
+        info = describe(str(d / "src" / src_name), c, stream, first)
+        if info.pix_fmt != "yuv420p":
+            raise SystemExit(f"bench_oldfilm: {d / 'src' / src_name}: the truth is {info.pix_fmt}, not yuv420p")
+        w = VideoWriter(tmp, info, enc)
+        try:
+            for f in itertools.chain([first], frames):
+                a = f.to_ndarray(format="yuv420p")
+                h = info.height
+                w.write(a[None, :h], a[h:].reshape(1, 2, h // 2, info.width // 2), [f.pts])
+            w.close()
+        except BaseException:
+            w.abort()
+            raise
+    os.replace(tmp, out)
+    return out
 
 
 def _ring(m: np.ndarray) -> np.ndarray:
@@ -406,17 +462,26 @@ def _scored(sets: dict, c: str, seed: int, seeds: list[int], clips: list[str], r
           if st and st[0][k] is not None}
     worst = max(((x["worst"], k, x["worst_frame"]) for k, x in zip(clips, ch) if x.get("worst") is not None),
                 default=None)
-    blocks = {}  # (clip, stretch of STRETCH frames) -> clip, scratch error sum and pixels, ring error sum and pixels
-    for j, x in enumerate(ch):
-        for i, *sums in x.get("frames", []):
-            blocks.setdefault((j, i // STRETCH), np.array([j, 0.0, 0, 0.0, 0]))[1:] += sums
+    # the truth through the same encoder, at a lossy crf: what coding the scratches costs any colour
+    enc = ([chroma(d, k, spec_all[k][0], ref, crf, a.tag, out=encoded_truth(d, spec_all[k][0], crf, a.extra))
+            for k in clips] if crf != "0" and n else None)
     return {"psnr": float(np.mean([rows[k]["tool"]["psnr"] for k in clips])),
             "cdc": float(np.mean([rows[k]["tool"]["cdc"] for k in clips])),
             "gt": float(np.mean([rows[k]["gt_cdc"] for k in clips])),
             "top": float(np.mean([ceiling(d, k, spec_all[k][0]) for k in clips])),
             "cbcr": float(np.mean([x["cbcr_psnr"] for x in ch])), "n": n, "px": px, "worst": worst,
             "per": {k: rows[k]["tool"]["psnr"] for k in clips},
-            "blocks": np.array(list(blocks.values())).reshape(-1, 5)}
+            "blocks": _blocks(ch), "enc_blocks": _blocks(enc) if enc else None}
+
+
+def _blocks(ch: list[dict]) -> np.ndarray:
+    """Rows (clip, scratch error sum and pixels, ring error sum and pixels), one per clip and stretch of
+    :data:`STRETCH` frames, from :func:`chroma`'s per-frame sums of each clip in ``ch``."""
+    blocks = {}
+    for j, x in enumerate(ch):
+        for i, *sums in x.get("frames", []):
+            blocks.setdefault((j, i // STRETCH), np.array([j, 0.0, 0, 0.0, 0]))[1:] += sums
+    return np.array(list(blocks.values())).reshape(-1, 5)
 
 
 def _pooled(rows: list[dict]) -> dict:
@@ -424,29 +489,40 @@ def _pooled(rows: list[dict]) -> dict:
     n = sum(r["n"] for r in rows)
     px = {k: sum(r["px"][k] * r["n"] for r in rows) / n for k in rows[0]["px"]} if n else {}
     worst = max((r["worst"] for r in rows if r["worst"] is not None), default=None)
+    def joined(key: str) -> np.ndarray | None:  # each seed's clips their own groups
+        if any(r[key] is None for r in rows):
+            return None
+        return np.concatenate([r[key] + [[len(r["per"]) * k, 0, 0, 0, 0]] for k, r in enumerate(rows)])
+
     return {**{k: float(np.mean([r[k] for r in rows])) for k in ("psnr", "cdc", "gt", "top", "cbcr")},
-            "n": n, "px": px, "worst": worst,
-            "blocks": np.concatenate([r["blocks"] + [[len(r["per"]) * k, 0, 0, 0, 0]] for k, r in enumerate(rows)])}
+            "n": n, "px": px, "worst": worst, "blocks": joined("blocks"), "enc_blocks": joined("enc_blocks")}
 
 
 STRETCH = 12  # frames: a benchmark scratch lives 3-12, so a stretch this long holds most of one's life
 RESAMPLES = 1000
 
 
-def streak_interval(blocks: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+def streak_interval(blocks: np.ndarray, seed: int = 0, minus: np.ndarray | None = None) -> tuple[float, float, float]:
     """The scratch pixels' Cb/Cr error less their rings', as the rows give it (per clip and seed, each
     pooled by its scratch pixels), and the 2.5 and 97.5 percentiles of it over :data:`RESAMPLES`
     resamplings of the ``blocks`` (rows: clip and seed, scratch error sum and pixels, ring error sum
     and pixels, per :data:`STRETCH` frames of a clip; drawn with replacement): how far the figure would
     move were other scratches to fall on the same pictures (a scratch's frames are not independent of
-    each other; stretches as long as a scratch's life are more nearly so)."""
+    each other; stretches as long as a scratch's life are more nearly so). ``minus``: blocks of the
+    same stretches (row for row) of another video; then the figure is this one's less that one's,
+    the two resampled together (paired: where the scratches fall moves both alike)."""
     group = blocks[:, 0].astype(np.intp)
     g = group.max() + 1
+    if minus is not None and (minus.shape != blocks.shape or not np.array_equal(minus[:, 0], blocks[:, 0])):
+        raise ValueError("minus must hold the same stretches as blocks, row for row")
 
-    def diff(pick: np.ndarray) -> float:
-        on, n, ring, nr = (np.bincount(group[pick], blocks[pick, c], g) for c in (1, 2, 3, 4))
+    def one(b: np.ndarray, pick: np.ndarray) -> float:
+        on, n, ring, nr = (np.bincount(group[pick], b[pick, c], g) for c in (1, 2, 3, 4))
         ok = (n > 0) & (nr > 0)
         return float(((on[ok] / n[ok] - ring[ok] / nr[ok]) * n[ok]).sum() / n[ok].sum())
+
+    def diff(pick: np.ndarray) -> float:
+        return one(blocks, pick) - (one(minus, pick) if minus is not None else 0.0)
 
     rng = np.random.default_rng(seed)
     draws = [diff(rng.integers(0, len(blocks), len(blocks))) for _ in range(RESAMPLES)]
@@ -464,6 +540,11 @@ def _print_row(label: str, ref: str, crf: str, r: dict, clean: float | None) -> 
         d, lo, hi = streak_interval(r["blocks"])
         print(f"{'':<22}scratch err - ring err {d:+.4f} codes; 95% of {RESAMPLES} resamplings of its {len(r['blocks'])} "
               f"{STRETCH}-frame stretches within {lo:+.4f} to {hi:+.4f}", flush=True)
+    if r.get("enc_blocks") is not None and len(r["enc_blocks"]) > 1:
+        e, elo, ehi = streak_interval(r["enc_blocks"])
+        x, xlo, xhi = streak_interval(r["blocks"], minus=r["enc_blocks"])
+        print(f"{'':<22}the truth itself through the same encoder {e:+.4f} ({elo:+.4f} to {ehi:+.4f}); "
+              f"the tool's less it {x:+.4f} within {xlo:+.4f} to {xhi:+.4f}", flush=True)
     if r["worst"] is not None:
         x, clip, frame = r["worst"]
         print(f"{'':<22}worst scratch or speck: {x:+.2f} codes over its ring beyond the clean output's "

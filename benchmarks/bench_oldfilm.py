@@ -335,11 +335,10 @@ def encoded_truth(d: Path, src_name: str, crf: str, extra: str = "") -> Path:
         info = describe(str(d / "src" / src_name), c, stream, first)
         if info.pix_fmt != "yuv420p":
             raise SystemExit(f"bench_oldfilm: {d / 'src' / src_name}: the truth is {info.pix_fmt}, not yuv420p")
-        w = VideoWriter(tmp, info, enc)
+        w, h = VideoWriter(tmp, info, enc), info.height
         try:
             for f in itertools.chain([first], frames):
                 a = f.to_ndarray(format="yuv420p")
-                h = info.height
                 w.write(a[None, :h], a[h:].reshape(1, 2, h // 2, info.width // 2), [f.pts])
             w.close()
         except BaseException:
@@ -489,6 +488,7 @@ def _pooled(rows: list[dict]) -> dict:
     n = sum(r["n"] for r in rows)
     px = {k: sum(r["px"][k] * r["n"] for r in rows) / n for k in rows[0]["px"]} if n else {}
     worst = max((r["worst"] for r in rows if r["worst"] is not None), default=None)
+
     def joined(key: str) -> np.ndarray | None:  # each seed's clips their own groups
         if any(r[key] is None for r in rows):
             return None
